@@ -1,0 +1,87 @@
+"""Device profiles (`device_profiles/*.toml`) as validated records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli
+
+from kpmobile.errors import ConfigError
+from kpmobile.paths import PROFILES_DIR
+from kpmobile.records import CpuCluster
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What kpmobile knows of a SoC class: big cores, threads to sweep, power mode, thermal limit."""
+
+    name: str
+    display: str
+    soc: tuple[str, ...]
+    threads: tuple[int, ...]
+    power_mode: int
+    thermal_limit_c: float
+    big_cores: tuple[int, ...]
+    clusters: tuple[CpuCluster, ...] = ()
+    peak_gflops: float | None = None
+    getprop: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    cpuinfo: str | None = None
+
+
+def _profile_from(data: dict[str, Any], source: Path) -> Profile:
+    try:
+        clusters = tuple(
+            CpuCluster(tuple(int(c) for c in cl["cores"]), str(cl["core_name"]), int(cl["max_khz"]))
+            for cl in data.get("clusters", [])
+        )
+        return Profile(
+            name=str(data["name"]),
+            display=str(data.get("display", data["name"])),
+            soc=tuple(str(s).lower() for s in data.get("soc", [])),
+            threads=tuple(int(t) for t in data.get("threads", [1, 4])),
+            power_mode=int(data.get("power_mode", 0)),
+            thermal_limit_c=float(data.get("thermal_limit_c", 45)),
+            big_cores=tuple(int(c) for c in data.get("big_cores", [])),
+            clusters=clusters,
+            peak_gflops=float(data["peak_gflops"]) if "peak_gflops" in data else None,
+            getprop={str(k): str(v) for k, v in data.get("getprop", {}).items()},
+            cpuinfo=data.get("cpuinfo"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"device profile {source} is malformed ({exc})",
+                          "fix the file or compare it with device_profiles/kirin980.toml") from exc
+
+
+def load_profiles(folder: Path = PROFILES_DIR) -> dict[str, Profile]:
+    """Give every profile in `folder`, keyed by name."""
+    profiles: dict[str, Profile] = {}
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            data = tomli.loads(path.read_text())
+        except tomli.TOMLDecodeError as exc:
+            raise ConfigError(f"device profile {path} is not valid TOML ({exc})", "fix its syntax") from exc
+        profile = _profile_from(data, path)
+        profiles[profile.name] = profile
+    return profiles
+
+
+def load_profile(name: str, folder: Path = PROFILES_DIR) -> Profile:
+    """Give the profile called `name`, or fail naming the known ones."""
+    profiles = load_profiles(folder)
+    if name not in profiles:
+        raise ConfigError(f"unknown device profile '{name}'",
+                          f"use one of: {', '.join(sorted(profiles))}")
+    return profiles[name]
+
+
+def match_profile(soc: str | None, folder: Path = PROFILES_DIR) -> Profile | None:
+    """Give the profile whose SoC names include `soc`, or None."""
+    if not soc:
+        return None
+    key = soc.strip().lower()
+    for profile in load_profiles(folder).values():
+        if key in profile.soc:
+            return profile
+    return None
