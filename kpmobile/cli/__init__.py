@@ -1,0 +1,1 @@
+"""The Typer command line; nothing imports it."""

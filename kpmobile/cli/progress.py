@@ -1,0 +1,42 @@
+"""A rich progress bar implementing the sweep's Progress protocol."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class RichProgress:
+    """Shows a sweep's cases as a bar and its notes as lines above it (on stderr)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self._console = Console(stderr=True)
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self._console, transient=False, disable=not enabled,
+        )
+        self._task: int | None = None
+        self._enabled = enabled
+
+    def __enter__(self) -> RichProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self._bar.stop()
+
+    def start(self, total: int, text: str) -> None:
+        """Begin the bar."""
+        self._task = self._bar.add_task(text, total=total)
+
+    def advance(self, text: str) -> None:
+        """Count one case done."""
+        if self._task is not None:
+            self._bar.update(self._task, advance=1, description=text)
+
+    def note(self, text: str) -> None:
+        """Print a line above the bar."""
+        if self._enabled:
+            self._bar.console.print(f"[dim]{text}[/]", highlight=False)

@@ -1,0 +1,264 @@
+"""Phones reached through adb servers. The only module that imports adbutils."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import adbutils
+from adbutils.errors import AdbError, AdbTimeout
+
+from kpmobile.devices import identify
+from kpmobile.errors import DeviceError
+from kpmobile.records import DeviceInfo
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    """What a device shell command gave back."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def default_server() -> str:
+    """Give the local adb server address, honouring ANDROID_ADB_SERVER_PORT."""
+    return f"127.0.0.1:{int(os.environ.get('ANDROID_ADB_SERVER_PORT') or 5037)}"
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """Give (host, port) of an adb server written HOST:PORT (or PORT)."""
+    host, _, port = text.rpartition(":")
+    try:
+        return (host or "127.0.0.1", int(port))
+    except ValueError:
+        raise DeviceError(f"bad adb server address '{text}'", "write it as HOST:PORT, e.g. 127.0.0.1:5037") from None
+
+
+def client_for(server: str) -> adbutils.AdbClient:
+    """Give an adbutils client of `server`, starting a local server if none listens."""
+    from kpmobile.devices.adbserver import ensure_server
+
+    host, port = parse_server(server)
+    if host in ("127.0.0.1", "localhost"):
+        ensure_server(host, port)
+    return adbutils.AdbClient(host=host, port=port, socket_timeout=30)
+
+
+def connect(server: str, address: str, timeout: float = 15) -> None:
+    """Ask `server` to connect to a TCP device at `address` (adb connect)."""
+    try:
+        answer = client_for(server).connect(address, timeout=timeout)
+    except (AdbError, AdbTimeout, OSError) as exc:
+        raise DeviceError(f"adb connect {address} failed ({exc})", "check the address and that the phone listens") from exc
+    if "unable" in answer.lower() or "failed" in answer.lower():
+        raise DeviceError(f"adb connect {address} failed: {answer}", "check the address and that the phone listens")
+
+
+def disconnect(server: str, address: str) -> None:
+    """Drop a TCP device from `server`; quiet when it is already gone."""
+    try:
+        client_for(server).disconnect(address)
+    except (AdbError, AdbTimeout, OSError, DeviceError):
+        pass
+
+
+class Phone:
+    """One device on one adb server: quoted shell commands, pushes and pulls."""
+
+    def __init__(self, serial: str, server: str) -> None:
+        self.serial = serial
+        self.server = server
+        self._dev = client_for(server).device(serial=serial)
+
+    # shell ------------------------------------------------------------------------------
+    def shell(self, argv: Sequence[str] | str, timeout: float | None = 120) -> ShellResult:
+        """Give the exit code, stdout and stderr of a command; a list is quoted word by word."""
+        command = argv if isinstance(argv, str) else shlex.join(argv)
+        try:
+            ret = self._dev.shell2(command, timeout=timeout, v2=True)
+        except AdbTimeout as exc:
+            raise DeviceError(f"{self.serial}: command timed out after {timeout} s: {command[:80]}",
+                              "the phone may be hung; re-plug it and use --resume") from exc
+        except (AdbError, OSError, ConnectionError) as exc:
+            raise _device_error(self.serial, exc) from exc
+        return ShellResult(ret.returncode, ret.stdout or ret.output, ret.stderr)
+
+    def check(self, argv: Sequence[str] | str, timeout: float | None = 120) -> str:
+        """Give the stdout of a command that must succeed."""
+        res = self.shell(argv, timeout)
+        if res.returncode != 0:
+            cmd = argv if isinstance(argv, str) else shlex.join(argv)
+            raise DeviceError(f"{self.serial}: `{cmd[:80]}` exited {res.returncode}: {res.stderr.strip()[:200]}",
+                              "check the phone's storage and permissions")
+        return res.stdout
+
+    def getprops(self) -> dict[str, str]:
+        """Give every getprop property."""
+        return identify.parse_getprop(self.check(["getprop"]))
+
+    def read_text(self, path: str) -> str:
+        """Give a device text file's content, or '' when it cannot be read."""
+        res = self.shell(["cat", path])
+        return res.stdout if res.returncode == 0 else ""
+
+    # files ------------------------------------------------------------------------------
+    def md5sums(self, paths: Sequence[str]) -> dict[str, str]:
+        """Give path -> md5 for the files that exist on the device (one shell call)."""
+        if not paths:
+            return {}
+        res = self.shell(["md5sum", *paths])
+        sums: dict[str, str] = {}
+        for line in res.stdout.splitlines():
+            digest, _, path = line.strip().partition(" ")
+            if len(digest) == 32:
+                sums[path.strip().lstrip("*")] = digest
+        return sums
+
+    def push(self, local: Path, remote: str, mode: int = 0o644) -> None:
+        """Copy a host file to the device, creating parent folders."""
+        try:
+            self._dev.sync.push(str(local), remote, mode=mode)
+        except (AdbError, OSError, ConnectionError) as exc:
+            text = str(exc)
+            if "space" in text.lower() or "quota" in text.lower():
+                self.shell(["rm", "-f", remote])
+                raise DeviceError(f"{self.serial}: no space left on device while pushing {local.name}",
+                                  "free storage on the phone (adb shell rm ...) and run again with --resume") from exc
+            raise _device_error(self.serial, exc) from exc
+
+    def exists(self, remote: str) -> bool:
+        """Tell whether a device path exists."""
+        try:
+            return bool(self._dev.sync.exists(remote))
+        except (AdbError, OSError, ConnectionError) as exc:
+            raise _device_error(self.serial, exc) from exc
+
+    def pull_into(self, remote: str, out_dir: Path, name: str | None = None) -> Path:
+        """Copy a device file into `out_dir` under a safe name; never write outside `out_dir`."""
+        target = safe_child(out_dir, name or PurePosixPath(remote).name)
+        if not self.exists(remote):
+            raise DeviceError(f"{self.serial}: {remote} does not exist on the device",
+                              "the runner wrote no result file; see the stored raw log")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._dev.sync.pull(remote, str(target))
+        except (AdbError, OSError, ConnectionError) as exc:
+            raise _device_error(self.serial, exc) from exc
+        return target
+
+
+def safe_child(folder: Path, name: str) -> Path:
+    """Give `folder/name` with `name` reduced to a plain file name that stays inside `folder`."""
+    base = PurePosixPath(name.replace("\\", "/")).name
+    base = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in base).lstrip(".")
+    if not base:
+        base = "file-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    root = folder.resolve()
+    target = (root / base).resolve()
+    if target.parent != root:
+        raise DeviceError(f"refusing to write pulled file '{name}' outside {root}", "rename the file on the device")
+    return target
+
+
+def _device_error(serial: str, exc: BaseException) -> DeviceError:
+    text = str(exc)
+    low = text.lower()
+    if "unauthorized" in low:
+        return DeviceError(f"{serial} is unauthorized",
+                           "unlock the phone and accept the 'Allow USB debugging' prompt, then run again")
+    if "offline" in low:
+        return DeviceError(f"{serial} is offline", "re-plug the cable or run `adb reconnect`, then --resume")
+    if "not found" in low:
+        return DeviceError(f"{serial} is no longer attached", "re-plug the phone, then run again with --resume")
+    return DeviceError(f"{serial}: adb failed ({text.strip()[:200]})",
+                       "check the cable and `kpmobile devices`, then run again with --resume")
+
+
+# listing ---------------------------------------------------------------------------------
+def list_devices(servers: Iterable[str] | None = None, with_cpu: bool = True) -> list[DeviceInfo]:
+    """Give every device of every adb server, identified, the same phone once."""
+    seen: dict[str, DeviceInfo] = {}
+    for server in list(servers or []) or [default_server()]:
+        try:
+            entries = client_for(server).list()
+        except (AdbError, AdbTimeout, OSError, ConnectionError) as exc:
+            raise DeviceError(f"adb server {server} did not answer ({exc})",
+                              "start it with `adb -a nodaemon server` on that host, or fix --adb-server") from exc
+        for entry in entries:
+            info = describe(entry.serial, entry.state, server, with_cpu=with_cpu)
+            key = info.fingerprint or f"{server}/{info.serial}"
+            seen.setdefault(key, info)
+    return list(seen.values())
+
+
+def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> DeviceInfo:
+    """Give what kpmobile knows of one device entry; only a ready device is asked for props."""
+    if state != "device":
+        hint = {
+            "unauthorized": "accept the 'Allow USB debugging' prompt on the phone",
+            "offline": "re-plug the cable or run `adb reconnect`",
+        }.get(state, "check the cable")
+        return DeviceInfo(serial=serial, state=state, server=server, warnings=(f"{serial} is {state}: {hint}",))
+    phone = Phone(serial, server)
+    props = phone.getprops()
+    soc = identify.soc_from_props(props)
+    profile, warning = identify.choose_profile(soc)
+    clusters: tuple = ()
+    if with_cpu:
+        cores = identify.parse_cpuinfo(phone.read_text("/proc/cpuinfo"))
+        freqs = _max_freqs(phone, sorted(cores))
+        clusters = identify.clusters_from(cores, freqs)
+    abis = identify.abis_from_props(props)
+    return DeviceInfo(
+        serial=serial,
+        state=state,
+        server=server,
+        brand=props.get("ro.product.brand"),
+        model=props.get("ro.product.model"),
+        device=props.get("ro.product.device"),
+        abi=abis[0] if abis else None,
+        abis=abis,
+        android_version=props.get("ro.build.version.release"),
+        api_level=_to_int(props.get("ro.build.version.sdk")),
+        soc=soc,
+        profile=profile.name,
+        fingerprint=identify.fingerprint(props, serial),
+        clusters=clusters,
+        big_cores=identify.big_cores(clusters, profile if profile.name != "generic" else None),
+        warnings=(warning,) if warning else (),
+    )
+
+
+def _max_freqs(phone: Phone, cores: Sequence[int]) -> dict[int, int]:
+    if not cores:
+        return {}
+    paths = [f"/sys/devices/system/cpu/cpu{c}/cpufreq/cpuinfo_max_freq" for c in cores]
+    script = "for f in " + " ".join(shlex.quote(p) for p in paths) + '; do echo "$f $(cat "$f" 2>/dev/null)"; done'
+    freqs: dict[int, int] = {}
+    for line in phone.shell(script).stdout.splitlines():
+        match = re.match(r".*/cpu(\d+)/cpufreq/cpuinfo_max_freq (\d+)\s*$", line)
+        if match:
+            freqs[int(match.group(1))] = int(match.group(2))
+    return freqs
+
+
+def _to_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def port_is_open(host: str, port: int) -> bool:
+    """Tell whether something listens on host:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0

@@ -1,0 +1,1 @@
+"""Pure renderers: tables as data, then markdown / csv / json / rich."""

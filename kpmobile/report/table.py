@@ -1,0 +1,54 @@
+"""A rendered table as plain data, and its markdown / csv / rich forms."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of text cells under a header, plus the numbers behind them for --json."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    data: list[dict[str, Any]] = field(default_factory=list, hash=False, compare=False)
+    notes: tuple[str, ...] = ()
+
+
+def to_markdown(table: Table) -> str:
+    """Give the table as GitHub markdown, first column left-aligned, others centred (the seed's layout)."""
+    lines = ["| " + " | ".join(table.header) + " |"]
+    lines.append("| :" + "-" * 24 + " | " + " | ".join(":---:" for _ in table.header[1:]) + " |")
+    for row in table.rows:
+        lines.append("| " + " | ".join(row) + " |")
+    if table.notes:
+        lines.append("")
+        lines += [f"- {n}" for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """Give the table as CSV text."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(table.header)
+    writer.writerows(table.rows)
+    return buf.getvalue()
+
+
+def to_rich(table: Table) -> Any:
+    """Give a rich Table of it."""
+    from rich.table import Table as RichTable
+
+    rt = RichTable(title=table.title, show_lines=False)
+    for i, name in enumerate(table.header):
+        rt.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in table.rows:
+        rt.add_row(*row)
+    if table.notes:
+        rt.caption = "\n".join(table.notes)
+    return rt

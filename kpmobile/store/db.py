@@ -1,0 +1,294 @@
+"""The SQLite store: every case is written (and committed) the moment it finishes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kpmobile import __version__
+from kpmobile.errors import ConfigError
+from kpmobile.records import BenchCase, DeviceInfo
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    started REAL NOT NULL,
+    finished REAL,
+    status TEXT NOT NULL,
+    command TEXT NOT NULL,
+    host TEXT NOT NULL,
+    kpmobile_version TEXT NOT NULL,
+    plan TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS devices (
+    fingerprint TEXT PRIMARY KEY,
+    serial TEXT NOT NULL,
+    info TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    case_key TEXT NOT NULL,
+    device_fp TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    model TEXT NOT NULL,
+    model_hash TEXT,
+    artifact_hash TEXT,
+    runner TEXT,
+    runner_version TEXT,
+    backend TEXT NOT NULL,
+    threads INTEGER NOT NULL,
+    power_mode INTEGER NOT NULL,
+    warmup INTEGER NOT NULL,
+    repeats INTEGER NOT NULL,
+    precision TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    pipeline TEXT,
+    persons INTEGER,
+    status TEXT NOT NULL,
+    error TEXT,
+    avg_ms REAL,
+    min_ms REAL,
+    max_ms REAL,
+    first_ms REAL,
+    init_ms REAL,
+    record TEXT,
+    raw_log TEXT,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    UNIQUE (run_id, case_key)
+);
+CREATE INDEX IF NOT EXISTS cases_run ON cases(run_id);
+"""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One sweep as stored."""
+
+    id: str
+    started: float
+    finished: float | None
+    status: str
+    command: str
+    host: str
+    kpmobile_version: str
+    plan: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One finished (or failed) case as stored."""
+
+    id: int
+    run_id: str
+    case_key: str
+    device_fp: str
+    serial: str
+    model: str
+    model_hash: str | None
+    artifact_hash: str | None
+    runner: str | None
+    runner_version: str | None
+    backend: str
+    threads: int
+    power_mode: int
+    warmup: int
+    repeats: int
+    precision: str
+    batch: int
+    round: int
+    pipeline: str | None
+    persons: int | None
+    status: str
+    error: str | None
+    avg_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+    first_ms: float | None
+    init_ms: float | None
+    record: dict[str, Any] | None
+    raw_log: str | None
+    extra: dict[str, Any]
+    created: float
+
+
+class Store:
+    """A SQLite file holding runs, devices and cases; safe to share between worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"store {self.path} is not a kpmobile SQLite store ({exc})",
+                              "pass another --db path or move the file away") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    # runs -------------------------------------------------------------------------------
+    def new_run(self, command: str, plan: dict[str, Any], run_id: str | None = None) -> str:
+        """Give the id of a newly created run."""
+        run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO runs(id, started, status, command, host, kpmobile_version, plan)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                (run_id, time.time(), command, socket.gethostname(), __version__, json.dumps(plan)),
+            )
+            self._db.commit()
+        return run_id
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        """Mark a run finished with `status` (complete / interrupted / failed)."""
+        with self._lock:
+            self._db.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
+            self._db.commit()
+
+    def set_plan(self, run_id: str, plan: dict[str, Any]) -> None:
+        """Replace a run's stored plan."""
+        with self._lock:
+            self._db.execute("UPDATE runs SET plan=? WHERE id=?", (json.dumps(plan), run_id))
+            self._db.commit()
+
+    def run(self, run_id: str | None = None) -> RunRow:
+        """Give one run (the latest when `run_id` is None), or fail naming the fix."""
+        with self._lock:
+            if run_id is None:
+                row = self._db.execute("SELECT * FROM runs ORDER BY started DESC LIMIT 1").fetchone()
+            else:
+                row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            if run_id is None:
+                raise ConfigError(f"the store {self.path} holds no run yet", "run `kpmobile bench` first")
+            raise ConfigError(f"no run '{run_id}' in {self.path}", "list runs with `kpmobile runs list`")
+        return RunRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]))
+
+    def runs(self) -> list[RunRow]:
+        """Give every run, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM runs ORDER BY started").fetchall()
+        return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+
+    # devices ----------------------------------------------------------------------------
+    def upsert_device(self, info: DeviceInfo) -> None:
+        """Record a device fingerprint and what it reported."""
+        now = time.time()
+        fp = info.fingerprint or info.serial
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO devices(fingerprint, serial, info, first_seen, last_seen) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(fingerprint) DO UPDATE SET serial=excluded.serial, info=excluded.info,"
+                " last_seen=excluded.last_seen",
+                (fp, info.serial, json.dumps(info.to_json()), now, now),
+            )
+            self._db.commit()
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        """Give stored device info keyed by fingerprint."""
+        with self._lock:
+            rows = self._db.execute("SELECT fingerprint, info FROM devices").fetchall()
+        return {fp: json.loads(info) for fp, info in rows}
+
+    # cases ------------------------------------------------------------------------------
+    def add_case(
+        self,
+        run_id: str,
+        case: BenchCase,
+        *,
+        serial: str,
+        status: str,
+        numbers: dict[str, float | None] | None = None,
+        error: str | None = None,
+        record: dict[str, Any] | None = None,
+        raw_log: str | None = None,
+        model_hash: str | None = None,
+        artifact_hash: str | None = None,
+        runner: str | None = None,
+        runner_version: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> int:
+        """Store one case and commit at once; give its row id."""
+        nums = numbers or {}
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR REPLACE INTO cases(run_id, case_key, device_fp, serial, model, model_hash,"
+                " artifact_hash, runner, runner_version, backend, threads, power_mode, warmup, repeats,"
+                " precision, batch, round, pipeline, persons, status, error, avg_ms, min_ms, max_ms,"
+                " first_ms, init_ms, record, raw_log, extra, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id, case.key(), case.device, serial, case.model, model_hash, artifact_hash,
+                    runner, runner_version, case.backend, case.threads, case.power_mode, case.warmup,
+                    case.repeats, case.precision, case.batch, case.round, case.pipeline, case.persons,
+                    status, error, nums.get("avg_ms"), nums.get("min_ms"), nums.get("max_ms"),
+                    nums.get("first_ms"), nums.get("init_ms"),
+                    json.dumps(record) if record is not None else None, raw_log,
+                    json.dumps(extra or {}), time.time(),
+                ),
+            )
+            self._db.commit()
+            return int(cur.lastrowid or 0)
+
+    def cases(self, run_id: str, status: str | None = None) -> list[CaseRow]:
+        """Give a run's cases in the order they were stored."""
+        query = "SELECT * FROM cases WHERE run_id=?"
+        args: tuple[Any, ...] = (run_id,)
+        if status is not None:
+            query += " AND status=?"
+            args = (run_id, status)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        return [_case_row(r) for r in rows]
+
+    def done_keys(self, run_id: str) -> set[str]:
+        """Give the keys of a run's cases that finished successfully (resume skips them)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT case_key FROM cases WHERE run_id=? AND status='ok'", (run_id,)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def count_cases(self) -> int:
+        """Give the number of stored cases across all runs."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM cases").fetchone()[0])
+
+    def iter_all_cases(self) -> Iterator[CaseRow]:
+        """Give every stored case."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM cases ORDER BY id").fetchall()
+        for r in rows:
+            yield _case_row(r)
+
+
+def _case_row(r: tuple[Any, ...]) -> CaseRow:
+    values = list(r)
+    values[27] = json.loads(values[27]) if values[27] else None  # record
+    values[29] = json.loads(values[29]) if values[29] else {}  # extra
+    return CaseRow(*values)

@@ -1,0 +1,1 @@
+"""Plan and execute sweeps: models x devices x threads, storing after every case."""
