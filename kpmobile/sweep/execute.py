@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from kpmobile.devices import android
@@ -298,7 +298,7 @@ def _push_all(target: Target, counters: Counters, progress: Progress) -> None:
             continue
         target.phone.push(local, remote, mode)
         counters.add(pushes=1)
-        progress.note(f"{target.info.serial}: pushed {local.name}")
+        progress.note(f"{target.info.serial}: pushed {PurePosixPath(remote).name}")
 
 
 _MD5_CACHE: dict[tuple[str, float, int], str] = {}

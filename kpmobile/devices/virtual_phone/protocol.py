@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 HEADER = struct.Struct("<6I")
 VERSION = 0x01000001  # the version from which checksums may be skipped
@@ -47,6 +47,12 @@ STAT_V2 = struct.Struct("<4sIQQIIIIQqqq")
 DENT_V2 = struct.Struct("<4sIQQIIIIQqqqI")  # the same, then namelen
 
 
+class Readable(Protocol):
+    """Anything with `read(n)` giving n bytes, or fewer only at the end of the stream."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 class ProtocolError(Exception):
     """The host sent something that is not an adb message."""
 
@@ -67,18 +73,17 @@ class Message:
         return raw.decode("ascii") if raw.isalpha() else f"0x{self.command:08x}"
 
 
-def checksum(payload: bytes) -> int:
+def checksum(payload: bytes | memoryview) -> int:
     """Give the byte-sum checksum that hosts older than VERSION check."""
     return sum(payload) & 0xFFFFFFFF
 
 
-def pack_header(command: int, arg0: int, arg1: int, payload: bytes, with_checksum: bool = False) -> bytes:
-    """Give the 24-byte header of a message carrying `payload`."""
-    check = checksum(payload) if with_checksum else 0
-    return HEADER.pack(command, arg0, arg1, len(payload), check, command ^ 0xFFFFFFFF)
+def pack_header(command: int, arg0: int, arg1: int, length: int, check: int = 0) -> bytes:
+    """Give the 24-byte header of a message whose payload is `length` bytes."""
+    return HEADER.pack(command, arg0, arg1, length, check, command ^ 0xFFFFFFFF)
 
 
-def read_message(stream: BinaryIO, max_payload: int = MAX_PAYLOAD) -> Message | None:
+def read_message(stream: Readable, max_payload: int = MAX_PAYLOAD) -> Message | None:
     """Give the next message read from `stream`, or None at a clean end of stream."""
     head = stream.read(HEADER.size)
     if not head:

@@ -1,0 +1,124 @@
+"""Start a virtual phone as a subprocess and wait until it listens."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from kpmobile.errors import DeviceError
+
+ADB_PROBED_PORTS = range(5555, 5586)  # the adb server registers whatever answers there as an emulator
+_READY = re.compile(r"virtual phone listening on 127\.0\.0\.1:(\d+)")
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[3])
+
+
+class VirtualPhoneProcess:
+    """A running virtual phone: `.port`, `.serial`, `.root`; `stop()` ends it (also on leaving a `with`)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, root: Path, log_path: Path,
+                 owns_root: bool) -> None:
+        self.process = process
+        self.port = port
+        self.root = root
+        self.log_path = log_path
+        self._owns_root = owns_root
+
+    @property
+    def serial(self) -> str:
+        """Give the adb serial of the phone once connected: 127.0.0.1:PORT."""
+        return f"127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        """Give True while the server process runs."""
+        return self.process.poll() is None
+
+    def log_text(self) -> str:
+        """Give what the server printed so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Give nothing: end the server (SIGTERM, then SIGKILL) and remove what the launcher created."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        self.log_path.unlink(missing_ok=True)
+        if self._owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> VirtualPhoneProcess:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"VirtualPhoneProcess(serial={self.serial!r}, root={str(self.root)!r}, alive={self.alive()})"
+
+
+def start_virtual_phone(port: int | None = None, profile: str = "virtual", root: Path | None = None,
+                        getprop: Path | None = None, auth: str = "none", cpuinfo: Path | None = None,
+                        extra_args: Sequence[str] = (), timeout: float = 20.0) -> VirtualPhoneProcess:
+    """Give a started virtual phone, listening; a free port outside 5555-5585 when `port` is None."""
+    for _attempt in range(5):
+        phone = _launch(port, profile, root, getprop, auth, cpuinfo, extra_args, timeout)
+        if port is None and phone.port in ADB_PROBED_PORTS:
+            phone.stop()  # the kernel handed out a port the adb server probes; ask again
+            continue
+        return phone
+    raise DeviceError("could not get a virtual phone port outside 5555-5585",
+                      "give a port explicitly")
+
+
+def _launch(port: int | None, profile: str, root: Path | None, getprop: Path | None, auth: str,
+            cpuinfo: Path | None, extra_args: Sequence[str], timeout: float) -> VirtualPhoneProcess:
+    owns_root = root is None
+    root = Path(tempfile.mkdtemp(prefix="kpmobile-vphone-")) if root is None else Path(root)
+    fd, name = tempfile.mkstemp(prefix="kpmobile-vphone-", suffix=".log")
+    log_path = Path(name)
+    argv = [sys.executable, "-m", "kpmobile.devices.virtual_phone", "serve", "--port", str(port or 0),
+            "--profile", profile, "--root", str(root), "--auth", auth]
+    if getprop is not None:
+        argv += ["--getprop", str(getprop)]
+    if cpuinfo is not None:
+        argv += ["--cpuinfo", str(cpuinfo)]
+    argv += list(extra_args)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if x)
+    env["PYTHONUNBUFFERED"] = "1"
+    with os.fdopen(fd, "wb") as log:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   env=env)
+    phone = VirtualPhoneProcess(process, port or 0, root, log_path, owns_root)
+    deadline = time.monotonic() + timeout
+    while True:
+        match = _READY.search(phone.log_text())
+        if match:
+            phone.port = int(match.group(1))
+            return phone
+        if process.poll() is not None:
+            text = phone.log_text().strip().splitlines()
+            phone.stop()
+            raise DeviceError(f"the virtual phone exited with code {process.returncode}: "
+                              f"{text[-1] if text else 'no output'}",
+                              "check the profile name, the port and the files given")
+        if time.monotonic() > deadline:
+            phone.stop()
+            raise DeviceError(f"the virtual phone did not listen within {timeout:.0f} s",
+                              "the machine may be overloaded; try again or raise the timeout")
+        time.sleep(0.02)

@@ -1,0 +1,257 @@
+"""The virtual phone's storage: a host folder standing in for /data/local/tmp, /sdcard, /proc and /sys."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from kpmobile.config import Profile
+from kpmobile.errors import ConfigError
+from kpmobile.paths import PROFILES_DIR
+from kpmobile.records import CpuCluster
+
+# device path -> folder inside ROOT; longer device paths first so the regex prefers them.
+MAPPED: tuple[tuple[str, str], ...] = (
+    ("/storage/emulated/0", "sdcard"),
+    ("/storage/self/primary", "sdcard"),
+    ("/sys/devices/system/cpu", "sys/devices/system/cpu"),
+    ("/sys/class/thermal", "sys/class/thermal"),
+    ("/data/local/tmp", "data/local/tmp"),
+    ("/proc/cpuinfo", "proc/cpuinfo"),
+    ("/sdcard", "sdcard"),
+)
+# A device path is rewritten only where it starts a word, so ROOT/... is never rewritten twice.
+_DEVICE_PATH = re.compile(
+    r"(?<![\w./~-])(" + "|".join(re.escape(dev) for dev, _ in MAPPED) + r")(?![\w.-])"
+)
+_SAFE_ROOT = re.compile(r"^[\w./+@%:,-]+$")
+_PROP_LINE = re.compile(r"^\[([^\]]+)\]: \[(.*)\]\s*$")
+
+# core name -> (CPU implementer, CPU part) as /proc/cpuinfo on arm64 shows them.
+ARM_PARTS: dict[str, tuple[int, int]] = {
+    "Cortex-A53": (0x41, 0xD03),
+    "Cortex-A55": (0x41, 0xD05),
+    "Cortex-A57": (0x41, 0xD07),
+    "Cortex-A72": (0x41, 0xD08),
+    "Cortex-A73": (0x41, 0xD09),
+    "Cortex-A75": (0x41, 0xD0A),
+    "Cortex-A76": (0x41, 0xD0B),
+    "Cortex-A77": (0x41, 0xD0D),
+    "Cortex-A78": (0x41, 0xD41),
+    "Cortex-X1": (0x41, 0xD44),
+    "Cortex-A510": (0x41, 0xD46),
+    "Cortex-A710": (0x41, 0xD47),
+    "Cortex-X2": (0x41, 0xD48),
+    "Kryo 260 Gold": (0x51, 0x800),
+    "Kryo 260 Silver": (0x51, 0x801),
+    "Kryo 385 Gold": (0x51, 0x802),
+    "Kryo 385 Silver": (0x51, 0x803),
+    "Kryo 485 Gold": (0x51, 0x804),
+    "Kryo 485 Silver": (0x51, 0x805),
+}
+_ARM_FEATURES = ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
+                 "lrcpc dcpop asimddp")
+_X86_FLAGS = ("fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr "
+              "sse sse2 ht syscall nx lm constant_tsc rep_good nopl cpuid pni ssse3 fma cx16 sse4_1 sse4_2 "
+              "movbe popcnt aes xsave avx f16c rdrand hypervisor lahf_lm abm avx2 bmi1 bmi2")
+
+_GETPROP_SCRIPT = """#!/bin/sh
+# getprop of the kpmobile virtual phone: reads {props}
+props='{props}'
+if [ "$#" -eq 0 ]; then
+  cat "$props"
+  exit 0
+fi
+while IFS= read -r line; do
+  case "$line" in
+    "[$1]: ["*) value="${{line#"[$1]: ["}}"; printf '%s\\n' "${{value%]}}"; exit 0 ;;
+  esac
+done < "$props"
+printf '%s\\n' "${{2-}}"
+"""
+
+
+def parse_getprop_dump(text: str) -> dict[str, str]:
+    """Give the properties of an `adb shell getprop` dump; lines not shaped `[key]: [value]` are skipped."""
+    props: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _PROP_LINE.match(line)
+        if match:
+            props[match.group(1)] = match.group(2)
+    return props
+
+
+def force_x86_64(props: Mapping[str, str]) -> dict[str, str]:
+    """Give the properties with every ABI property saying x86_64, since the host runs the binaries."""
+    out = dict(props)
+    for key in list(out):
+        if key.endswith("cpu.abi") or key.endswith("cpu.abilist") or key.endswith("cpu.abilist64"):
+            out[key] = "x86_64"
+        elif key.endswith("cpu.abilist32"):
+            out[key] = ""
+    out["ro.product.cpu.abi"] = "x86_64"
+    out["ro.product.cpu.abilist"] = "x86_64"
+    return out
+
+
+def _clusters_of(profile: Profile) -> tuple[CpuCluster, ...]:
+    if profile.clusters:
+        return profile.clusters
+    cores = tuple(range(min(os.cpu_count() or 2, 8)))
+    return (CpuCluster(cores, "x86_64", 2000000),)
+
+
+def cpuinfo_text(clusters: tuple[CpuCluster, ...], hardware: str) -> str:
+    """Give a /proc/cpuinfo for these clusters: arm64 style when they name ARM cores, else x86 style."""
+    cores = sorted((core, cl) for cl in clusters for core in cl.cores)
+    arm = any(cl.core_name in ARM_PARTS for cl in clusters)
+    blocks: list[str] = []
+    for core, cl in cores:
+        if arm:
+            implementer, part = ARM_PARTS.get(cl.core_name, (0x41, 0x000))
+            blocks.append(
+                f"processor\t: {core}\nBogoMIPS\t: 38.40\nFeatures\t: {_ARM_FEATURES}\n"
+                f"CPU implementer\t: 0x{implementer:02x}\nCPU architecture: 8\nCPU variant\t: 0x1\n"
+                f"CPU part\t: 0x{part:03x}\nCPU revision\t: 0\n"
+            )
+        else:
+            blocks.append(
+                f"processor\t: {core}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\n"
+                f"model name\t: {cl.core_name}\nstepping\t: 7\ncpu MHz\t\t: {cl.max_khz / 1000:.3f}\n"
+                f"physical id\t: 0\nsiblings\t: {len(cores)}\ncore id\t\t: {core}\n"
+                f"cpu cores\t: {len(cores)}\nflags\t\t: {_X86_FLAGS}\nbogomips\t: {cl.max_khz / 500:.2f}\n"
+            )
+    text = "\n".join(blocks)
+    return text + (f"\nHardware\t: {hardware}\n" if arm else "\n")
+
+
+def _profile_cpuinfo(profile: Profile) -> str | None:
+    # A profile's `cpuinfo` is either the text itself or a file name beside the profiles.
+    if not profile.cpuinfo:
+        return None
+    if "\n" in profile.cpuinfo:
+        return profile.cpuinfo
+    path = Path(profile.cpuinfo)
+    path = path if path.is_absolute() else PROFILES_DIR / path
+    return path.read_text() if path.is_file() else None
+
+
+class Sandbox:
+    """A folder that plays the phone's storage; device paths map into it."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve()
+        if not _SAFE_ROOT.match(str(self.root)):
+            raise ConfigError(f"virtual phone root '{self.root}' holds characters unsafe in shell commands",
+                              "use a folder whose path has no spaces or quotes")
+        self.props: dict[str, str] = {}
+
+    @property
+    def props_file(self) -> Path:
+        """Give the file the sandbox's getprop reads."""
+        return self.root / "system" / "props.txt"
+
+    def prepare(self, profile: Profile, getprop: Path | None = None, cpuinfo: Path | None = None) -> None:
+        """Write the phone's folders, properties, getprop, /proc/cpuinfo, cpufreq and thermal files."""
+        for _, rel in MAPPED:
+            if rel != "proc/cpuinfo":
+                (self.root / rel).mkdir(parents=True, exist_ok=True)
+        for rel in ("proc", "system/bin", "data/local/tmp"):
+            (self.root / rel).mkdir(parents=True, exist_ok=True)
+        try:
+            source = parse_getprop_dump(getprop.read_text()) if getprop else dict(profile.getprop)
+        except OSError as exc:
+            raise ConfigError(f"cannot read getprop dump {getprop} ({exc})", "give an existing file") from exc
+        self.props = force_x86_64(source)
+        self.props_file.write_text("".join(f"[{k}]: [{v}]\n" for k, v in sorted(self.props.items())))
+        script = self.root / "system" / "bin" / "getprop"
+        script.write_text(_GETPROP_SCRIPT.format(props=self.props_file))
+        script.chmod(0o755)
+
+        clusters = _clusters_of(profile)
+        hardware = self.props.get("ro.board.platform") or self.props.get("ro.hardware") or "virtual"
+        try:
+            text = cpuinfo.read_text() if cpuinfo else _profile_cpuinfo(profile)
+        except OSError as exc:
+            raise ConfigError(f"cannot read cpuinfo file {cpuinfo} ({exc})", "give an existing file") from exc
+        (self.root / "proc" / "cpuinfo").write_text(text or cpuinfo_text(clusters, hardware))
+        self._write_cpufreq(clusters)
+        self._write_thermal(clusters)
+
+    def _write_cpufreq(self, clusters: tuple[CpuCluster, ...]) -> None:
+        base = self.root / "sys" / "devices" / "system" / "cpu"
+        cores = sorted(core for cl in clusters for core in cl.cores)
+        span = f"0-{cores[-1]}\n" if len(cores) > 1 else f"{cores[0]}\n"
+        for name in ("possible", "present", "online"):
+            (base / name).write_text(span)
+        (base / "kernel_max").write_text(f"{max(cores[-1], 7)}\n")
+        for cl in clusters:
+            for core in cl.cores:
+                freq = base / f"cpu{core}" / "cpufreq"
+                freq.mkdir(parents=True, exist_ok=True)
+                (base / f"cpu{core}" / "online").write_text("1\n")
+                low = max(cl.max_khz // 4, 300000)
+                for name, value in (("cpuinfo_max_freq", cl.max_khz), ("cpuinfo_min_freq", low),
+                                    ("scaling_max_freq", cl.max_khz), ("scaling_min_freq", low),
+                                    ("scaling_cur_freq", cl.max_khz), ("scaling_governor", "schedutil")):
+                    (freq / name).write_text(f"{value}\n")
+
+    def _write_thermal(self, clusters: tuple[CpuCluster, ...]) -> None:
+        base = self.root / "sys" / "class" / "thermal"
+        zones = [(f"cpu{i}-thermal", 36000 + 1000 * i) for i in range(len(clusters))]
+        zones.append(("battery", 31000))
+        for n, (kind, temp) in enumerate(zones):
+            zone = base / f"thermal_zone{n}"
+            zone.mkdir(parents=True, exist_ok=True)
+            (zone / "type").write_text(f"{kind}\n")
+            (zone / "temp").write_text(f"{temp}\n")
+
+    def rewrite_command(self, command: str) -> str:
+        """Give the command with every mapped device path pointing into the sandbox."""
+        return _DEVICE_PATH.sub(lambda m: str(self.root / self._rel(m.group(1))), command)
+
+    @staticmethod
+    def _rel(device: str) -> str:
+        return next(rel for dev, rel in MAPPED if dev == device)
+
+    def host_path(self, device_path: str) -> Path | None:
+        """Give where a device path lives in the sandbox, or None for paths the phone does not map."""
+        if not device_path.startswith("/"):
+            return None
+        norm = os.path.normpath(re.sub(r"/+", "/", device_path))
+        for dev, rel in MAPPED:
+            if norm == dev or norm.startswith(dev + "/"):
+                host = self.root / rel / norm[len(dev):].lstrip("/")
+                real = os.path.realpath(host)
+                if real != str(self.root) and not real.startswith(str(self.root) + os.sep):
+                    return None  # a symlink leading out of the sandbox
+                return host
+        return None
+
+    def shell_env(self) -> dict[str, str]:
+        """Give the environment of shell commands: getprop first on PATH, HOME and TMPDIR in the sandbox."""
+        env = dict(os.environ)
+        env["PATH"] = f"{self.root / 'system' / 'bin'}:{env.get('PATH') or '/usr/bin:/bin'}"
+        env["KPMOBILE_VIRTUAL_ROOT"] = str(self.root)
+        env["HOME"] = str(self.root)
+        env["TMPDIR"] = str(self.root / "data" / "local" / "tmp")
+        return env
+
+    def used_bytes(self, skip: Path | None = None) -> int:
+        """Give the total size of the regular files in the sandbox, leaving out `skip`."""
+        total = 0
+        for folder, _, files in os.walk(self.root):
+            for name in files:
+                path = os.path.join(folder, name)
+                if skip is not None and path == str(skip):
+                    continue
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if st.st_mode & 0o170000 == 0o100000:
+                    total += st.st_size
+        return total

@@ -1,0 +1,245 @@
+"""The `sync:` service: STAT/STA2/LST2, LIST/LIS2, SEND, RECV and QUIT on the sandbox."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from kpmobile.devices.virtual_phone import protocol as p
+
+if TYPE_CHECKING:
+    from kpmobile.devices.virtual_phone.server import Stream, VirtualPhone
+
+_PATH_MAX = 1024
+_DATA_MAX = 16 * 1024 * 1024  # a sanity bound; adb sends at most 64 KiB per DATA
+_OKAY = p.SYNC_REQUEST.pack(b"OKAY", 0)
+_MAPPED_HINT = "the virtual phone maps only /data/local/tmp, /sdcard, /proc/cpuinfo and some of /sys"
+
+
+def run_sync(stream: Stream, phone: VirtualPhone) -> None:
+    """Give nothing: answer sync requests on `stream` until QUIT, an error or the host closing it."""
+    while True:
+        head = stream.read_exact(p.SYNC_REQUEST.size)
+        if head is None:
+            return
+        request, length = p.SYNC_REQUEST.unpack(head)
+        if request == b"QUIT":
+            return
+        if request not in (b"STAT", b"STA2", b"LST2", b"LIST", b"LIS2", b"SEND", b"RECV"):
+            stream.write(p.sync_fail(f"unknown sync request {request!r}"))
+            return
+        if length > _PATH_MAX:
+            stream.write(p.sync_fail(f"path too long ({length} bytes)"))
+            return
+        raw = stream.read_exact(length)
+        if raw is None:
+            return
+        path = raw.decode("utf-8", "surrogateescape")
+        if request == b"SEND":
+            keep_going = _send(stream, phone, path)
+        elif request == b"RECV":
+            keep_going = _recv(stream, phone, path)
+        elif request in (b"LIST", b"LIS2"):
+            keep_going = stream.write(_listing(phone, path, v2=request == b"LIS2"))
+        elif request == b"STAT":
+            keep_going = stream.write(_stat_v1(phone, path))
+        else:
+            keep_going = stream.write(_stat_v2(phone, path, request))
+        if not keep_going:
+            return
+
+
+def _stat_v1(phone: VirtualPhone, path: str) -> bytes:
+    """Give the STAT reply: mode, size and mtime, all zero when the path is missing or not mapped."""
+    host = phone.sandbox.host_path(path)
+    try:
+        st = os.lstat(host) if host is not None else None
+    except OSError:
+        st = None
+    if st is None:
+        return p.STAT_V1.pack(b"STAT", 0, 0, 0)
+    return p.STAT_V1.pack(b"STAT", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime) & 0xFFFFFFFF)
+
+
+def _v2_fields(st: os.stat_result) -> tuple[int, ...]:
+    return (0, st.st_dev, st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_size,
+            int(st.st_atime), int(st.st_mtime), int(st.st_ctime))
+
+
+def _stat_v2(phone: VirtualPhone, path: str, request: bytes) -> bytes:
+    """Give the 72-byte STA2 (stat) or LST2 (lstat) reply; `error` holds the errno on failure."""
+    host = phone.sandbox.host_path(path)
+    try:
+        if host is None:
+            raise FileNotFoundError(errno.ENOENT, "not mapped")
+        st = os.stat(host) if request == b"STA2" else os.lstat(host)
+    except OSError as exc:
+        return p.STAT_V2.pack(request, exc.errno or errno.EIO, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return p.STAT_V2.pack(request, *_v2_fields(st))
+
+
+def _listing(phone: VirtualPhone, path: str, v2: bool) -> bytes:
+    """Give the DENT (or DNT2) entries of a folder, '.' and '..' included, then DONE."""
+    host = phone.sandbox.host_path(path)
+    parts: list[bytes] = []
+    try:
+        names = [".", ".."] + sorted(os.listdir(host)) if host is not None else []
+    except OSError:
+        names = []  # a phone answers an unreadable folder with an empty listing
+    for name in names:
+        try:
+            st = os.lstat(os.path.join(host or "", name))
+        except OSError:
+            continue
+        encoded = name.encode("utf-8", "surrogateescape")
+        if v2:
+            parts.append(p.DENT_V2.pack(b"DNT2", *_v2_fields(st), len(encoded)) + encoded)
+        else:
+            parts.append(p.DENT_V1.pack(b"DENT", st.st_mode, st.st_size & 0xFFFFFFFF,
+                                        int(st.st_mtime) & 0xFFFFFFFF, len(encoded)) + encoded)
+    if v2:
+        parts.append(p.DENT_V2.pack(b"DONE", *([0] * 11), 0))
+    else:
+        parts.append(p.DENT_V1.pack(b"DONE", 0, 0, 0, 0))
+    return b"".join(parts)
+
+
+def _discard(data: memoryview) -> None:
+    """Give nothing: throw away data the host sent after a FAIL."""
+
+
+def _writer(handle: BinaryIO, errors: list[OSError]) -> Callable[[memoryview], None]:
+    """Give a sink writing to `handle` that records the first error instead of raising mid-chunk."""
+
+    def sink(data: memoryview) -> None:
+        if errors:
+            return
+        try:
+            handle.write(data)
+        except OSError as exc:
+            errors.append(exc)
+
+    return sink
+
+
+def _open_target(phone: VirtualPhone, path: str, mode: int) -> tuple[Path | None, str | None]:
+    """Give (file to write, None), or (None, why the phone refuses the push)."""
+    host = phone.sandbox.host_path(path)
+    if host is None:
+        return None, f"refused: {path} is outside the phone's storage ({_MAPPED_HINT})"
+    if stat.S_ISLNK(mode):
+        return None, f"{path}: the virtual phone does not create symlinks"
+    if host.is_dir():
+        return None, f"couldn't create file {path}: Is a directory"
+    try:
+        host.parent.mkdir(parents=True, exist_ok=True)  # fixed_push_mkdir
+    except OSError as exc:
+        return None, f"secure_mkdirs failed for {path}: {exc.strerror}"
+    if phone.sandbox.host_path(path) is None:  # a folder on the way turned out to be a symlink
+        return None, f"refused: {path} leads outside the phone's storage"
+    return host, None
+
+
+def _send(stream: Stream, phone: VirtualPhone, spec: str) -> bool:
+    """Give True after receiving one file (SEND path,mode; DATA...; DONE mtime) and replying OKAY."""
+    path, _, mode_text = spec.rpartition(",")
+    if not path or not mode_text.isdigit():
+        path, mode_text = spec, str(stat.S_IFREG | 0o644)
+    mode = int(mode_text)
+    host, error = _open_target(phone, path, mode)
+    handle = None
+    if host is not None:
+        try:
+            handle = open(host, "wb", buffering=1024 * 1024)  # closed on every path below
+        except OSError as exc:
+            error = f"couldn't create file {path}: {exc.strerror}"
+    budget = None
+    if handle is not None and phone.quota is not None:
+        budget = phone.quota - phone.sandbox.used_bytes(skip=host)
+
+    def fail(message: str) -> None:
+        nonlocal handle
+        if handle is not None:
+            handle.close()
+            handle = None
+            if host is not None:
+                host.unlink(missing_ok=True)
+        stream.write(p.sync_fail(message))
+
+    if error is not None:
+        fail(error)
+    written = 0
+    try:
+        while True:
+            head = stream.read_exact(p.SYNC_REQUEST.size)
+            if head is None:
+                return False
+            request, length = p.SYNC_REQUEST.unpack(head)
+            if request == b"DONE":
+                mtime = length
+                break
+            if request != b"DATA" or length > _DATA_MAX:
+                if handle is not None:
+                    fail(f"invalid data message {request!r}")
+                return False
+            if handle is not None and budget is not None and written + length > budget:
+                fail(f"write failed: No space left on device (virtual phone quota {phone.quota} bytes)")
+            if handle is None:  # after a FAIL, drain what the host already sent
+                if not stream.read_into(length, _discard):
+                    return False
+                continue
+            errors: list[OSError] = []
+            if not stream.read_into(length, _writer(handle, errors)):
+                return False
+            if errors:
+                fail(f"write failed: {errors[0].strerror}")
+                continue
+            written += length
+        if handle is None or host is None:
+            return False  # the FAIL went out already; a phone closes the sync stream after one
+        handle.close()
+        handle = None
+        os.chmod(host, mode & 0o7777)
+        os.utime(host, (mtime, mtime))
+        return stream.write(_OKAY)
+    finally:
+        if handle is not None:  # the stream ended mid-file: leave no partial file behind
+            handle.close()
+            if host is not None:
+                host.unlink(missing_ok=True)
+
+
+def _recv(stream: Stream, phone: VirtualPhone, path: str) -> bool:
+    """Give True after sending a file as DATA chunks and DONE; a missing or refused file gets FAIL."""
+    host = phone.sandbox.host_path(path)
+    if host is None:
+        stream.write(p.sync_fail(f"refused: {path} is outside the phone's storage ({_MAPPED_HINT})"))
+        return False
+    try:
+        handle = open(host, "rb")
+    except OSError as exc:
+        stream.write(p.sync_fail(f"open failed: {exc.strerror}"))
+        return False
+    limit = stream.conn.max_payload
+    chunk_size = min(p.SYNC_DATA_MAX, max(limit - 8, 1024))
+    with handle:
+        while True:
+            # Several DATA chunks per WRTE: each WRTE waits for an OKAY, so fewer is faster.
+            parts: list[bytes] = []
+            size = 0
+            while not parts or size + chunk_size + 8 <= limit:
+                chunk = handle.read(chunk_size)
+                if not chunk:
+                    break
+                parts.append(p.SYNC_REQUEST.pack(b"DATA", len(chunk)))
+                parts.append(chunk)
+                size += len(chunk) + 8
+            if not parts:
+                break
+            if not stream.write(b"".join(parts)):
+                return False
+    return stream.write(p.SYNC_REQUEST.pack(b"DONE", 0))

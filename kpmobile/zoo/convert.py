@@ -1,0 +1,195 @@
+"""Convert models to Paddle Lite `.nb` and ONNX (cached by content hash), and read `.nb` headers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import struct
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+from kpmobile.errors import ConfigError, ConversionError, RunnerError
+from kpmobile.paths import cache_dir
+from kpmobile.zoo._worker import run_worker
+from kpmobile.zoo.build import model_hash
+
+NB_TARGETS = ("arm", "x86")
+CONVERT_TIMEOUT_S = 600.0
+
+# Lite's TargetType and PrecisionType enums (lite/api/paddle_place.h), as written in the
+# kernel tags `op/alias/T/P/L` of an optimized program.
+LITE_TARGETS = {0: "unknown", 1: "host", 2: "x86", 3: "cuda", 4: "arm", 5: "opencl", 6: "any", 7: "fpga",
+                8: "npu", 9: "xpu", 10: "bm", 11: "mlu", 12: "rknpu", 13: "apu", 14: "huawei_ascend_npu",
+                15: "imagination_nna", 16: "intel_fpga", 17: "metal", 18: "nnadapter"}
+LITE_PRECISIONS = {0: "unknown", 1: "fp32", 2: "int8", 3: "int32", 4: "any", 5: "fp16", 6: "bool",
+                   7: "int64", 8: "int16", 9: "uint8", 10: "fp64"}
+ABI_TARGETS = {"arm64-v8a": "arm", "armeabi-v7a": "arm", "armeabi": "arm", "aarch64": "arm", "arm64": "arm",
+               "x86_64": "x86", "x86": "x86", "amd64": "x86", "i686": "x86", "arm": "arm"}
+
+_NB_HEAD = 2 + 16 + 8  # meta version (u16), opt version (char[16]), topology size (u64)
+_KERNEL_TAG = re.compile(rb"[A-Za-z0-9_]+/[A-Za-z0-9_]+/(\d{1,2})/(\d{1,2})/(\d{1,2})")
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A converted model file and the cache key it is stored under."""
+
+    path: Path
+    key: str
+    cached: bool
+
+
+@dataclass(frozen=True)
+class NbHeader:
+    """What a `.nb` says about itself: the opt version and its kernels' targets (and precisions)."""
+
+    version: str
+    targets: frozenset[str]
+    precisions: frozenset[str] = frozenset()
+    meta_version: int = 2
+    kernels: int = 0
+
+
+# .nb ------------------------------------------------------------------------------------------
+@cache
+def opt_version() -> str:
+    """Give the installed paddlelite version (the opt that converts), without importing it."""
+    try:
+        return f"paddlelite-{metadata.version('paddlelite')}"
+    except metadata.PackageNotFoundError:
+        return "paddlelite-none"
+
+
+def nb_key(digest: str, target: str, fp16: bool) -> str:
+    """Give the cache key of a conversion: sha256 of model hash, target, precision and opt version."""
+    return hashlib.sha256(f"{digest}|{target}|fp16={int(fp16)}|{opt_version()}".encode()).hexdigest()
+
+
+def nb_dir() -> Path:
+    """Give the folder of cached .nb files."""
+    path = cache_dir() / "nb"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def convert_nb(model_dir: Path, target: str, fp16: bool = False) -> Conversion:
+    """Give the Lite `.nb` of a model for a target ("arm" or "x86"), converting it once."""
+    if target not in NB_TARGETS:
+        raise ConfigError(f"unknown Lite target '{target}'", f"use one of: {', '.join(NB_TARGETS)}")
+    if fp16 and target != "arm":
+        raise ConfigError("fp16 .nb conversion is for the arm target only", "drop --fp16 for x86")
+    model_dir = Path(model_dir)
+    key = nb_key(model_hash(model_dir), target, fp16)
+    final = nb_dir() / f"{key}.nb"
+    if final.is_file() and final.stat().st_size > 0:
+        return Conversion(final, key, cached=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=nb_dir()))
+    try:
+        args = ["nb", "--model-dir", str(model_dir), "--target", target, "--out", str(tmp / "model")]
+        run_worker("convert_worker", args + (["--fp16"] if fp16 else []),
+                   what=f"converting {model_dir.name} to a {target}{' fp16' if fp16 else ''} .nb",
+                   log_name=f"nb-{model_dir.name}-{target}{'-fp16' if fp16 else ''}", timeout=CONVERT_TIMEOUT_S)
+        produced = tmp / "model.nb"
+        header = nb_header(produced)
+        if target not in header.targets:
+            raise ConversionError(f"the {target} .nb of {model_dir.name} has no {target} kernels "
+                                  f"(it has {', '.join(sorted(header.targets))})", "report this model")
+        if fp16 and "fp16" not in header.precisions:
+            raise ConversionError("this paddlelite's opt wrote no fp16 kernels (the .nb would run in fp32)",
+                                  "convert with an opt built with ARM fp16 support (LITE_WITH_ARM82_FP16), "
+                                  "or benchmark fp32")
+        os.replace(produced, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Conversion(final, key, cached=False)
+
+
+def nb_header(path: Path) -> NbHeader:
+    """Give the opt version and kernel targets written in a `.nb` (pure Python, no paddlelite).
+
+    Layout of a Lite 2.x naive-buffer model: u16 meta version, char[16] opt version
+    (NUL-terminated), u64 topology size, the topology (a flatbuffers program whose kernel
+    types are tagged `op/alias/target/precision/layout`), then the parameters.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            head = f.read(_NB_HEAD)
+            if len(head) < _NB_HEAD:
+                raise RunnerError(f"{path} is not a Paddle Lite .nb (too short)", "convert the model again")
+            meta_version = struct.unpack_from("<H", head, 0)[0]
+            version = head[2:18].split(b"\0", 1)[0]
+            topo_size = struct.unpack_from("<Q", head, 18)[0]
+            size = os.fstat(f.fileno()).st_size
+            if (meta_version not in (1, 2) or not re.fullmatch(rb"v[0-9][0-9A-Za-z.\-_]*", version)
+                    or topo_size == 0 or topo_size > size - _NB_HEAD):
+                raise RunnerError(f"{path} is not a Paddle Lite .nb (bad header)", "convert the model again")
+            topology = f.read(topo_size)
+    except FileNotFoundError:
+        raise RunnerError(f"{path} does not exist", "convert the model first (kpmobile convert)") from None
+    except IsADirectoryError:
+        raise RunnerError(f"{path} is a directory, not a .nb", "give the .nb file") from None
+    tags = _KERNEL_TAG.findall(topology)
+    if not tags:
+        raise RunnerError(f"{path} is not a Paddle Lite .nb (no kernels in its program)",
+                          "convert the model again")
+    targets = frozenset(LITE_TARGETS.get(int(t), f"target{int(t)}") for t, _, _ in tags)
+    precisions = frozenset(LITE_PRECISIONS.get(int(p), f"precision{int(p)}") for _, p, _ in tags)
+    return NbHeader(version.decode("ascii"), targets, precisions, meta_version, len(tags))
+
+
+def check_nb_target(path: Path, abi: str) -> None:
+    """Raise RunnerError unless the `.nb` is readable and its kernels run on this ABI."""
+    want = ABI_TARGETS.get(abi.strip().lower())
+    if want is None:
+        raise RunnerError(f"unknown ABI '{abi}'", f"use one of: {', '.join(sorted(ABI_TARGETS))}")
+    header = nb_header(path)
+    compute = header.targets - {"host", "any"}
+    foreign = compute & ({"arm", "x86"} - {want})
+    if foreign or (compute and want not in compute):
+        got = ", ".join(sorted(compute))
+        raise RunnerError(f"{Path(path).name} holds {got} kernels, which do not run on {abi}",
+                          f"convert it with --target {want}")
+
+
+# ONNX -----------------------------------------------------------------------------------------
+@cache
+def _paddle2onnx_version() -> str:
+    try:
+        return f"paddle2onnx-{metadata.version('paddle2onnx')}"
+    except metadata.PackageNotFoundError:
+        return "paddle2onnx-none"
+
+
+def onnx_dir() -> Path:
+    """Give the folder of cached ONNX files."""
+    path = cache_dir() / "onnx"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def convert_onnx(model_dir: Path, opset: int = 11) -> Conversion:
+    """Give the ONNX export of a model (paddle2onnx), converting it once."""
+    model_dir = Path(model_dir)
+    digest = model_hash(model_dir)
+    key = hashlib.sha256(f"{digest}|onnx|opset={opset}|{_paddle2onnx_version()}".encode()).hexdigest()
+    final = onnx_dir() / f"{key}.onnx"
+    if final.is_file() and final.stat().st_size > 0:
+        return Conversion(final, key, cached=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=onnx_dir())
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        run_worker("convert_worker", ["onnx", "--model-dir", str(model_dir), "--opset", str(opset),
+                                      "--out", str(tmp)],
+                   what=f"converting {model_dir.name} to ONNX (opset {opset})",
+                   log_name=f"onnx-{model_dir.name}", timeout=CONVERT_TIMEOUT_S)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Conversion(final, key, cached=False)
