@@ -10,6 +10,7 @@ import typer
 from kpmobile.cli.output import console, emit_json, fail, fail_on
 from kpmobile.cli.progress import RichProgress
 from kpmobile.errors import KpError
+from kpmobile.report.table import to_rich
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -31,53 +32,55 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def bench(
+        config: Path = typer.Option(None, "--config", help="Sweep file (TOML); flags override it."),
         models: list[str] = typer.Option(None, "--models", "-m", help="Catalogue names or model dirs (comma list)."),
         threads: list[str] = typer.Option(None, "--threads", "-t", help="Thread counts, e.g. 1,4."),
-        device: list[str] = typer.Option(None, "--device", "-d", help="Serial to use (repeatable); default all."),
+        device: list[str] = typer.Option(None, "--device", "-d", help="Serial, or 'host' (repeatable); default all."),
         adb_server: list[str] = typer.Option(None, "--adb-server", help="adb server HOST:PORT (repeatable)."),
-        no_virtual: bool = typer.Option(False, "--no-virtual", help="Never start a virtual phone."),
+        no_virtual: bool = typer.Option(None, "--no-virtual", help="Never start a virtual phone."),
         runner: Path = typer.Option(None, "--runner", help="Paddle Lite benchmark_bin for ARM phones."),
-        warmup: int = typer.Option(10, min=0, help="Warm-up runs per case."),
-        repeats: int = typer.Option(30, min=1, help="Timed runs per case."),
-        rounds: int = typer.Option(1, min=1, help="Separate runner invocations per cell."),
-        power_mode: int = typer.Option(0, min=0, max=3, help="0 big cores, 1 little, 2 all, 3 no bind."),
-        out: Path = typer.Option(Path("kpmobile-out"), "--out", help="Folder for pulled logs."),
+        warmup: int = typer.Option(None, min=0, help="Warm-up runs per case (default 10)."),
+        repeats: int = typer.Option(None, min=1, help="Timed runs per case (default 30)."),
+        rounds: int = typer.Option(None, min=1, help="Separate runner invocations per cell (default 1)."),
+        power_mode: int = typer.Option(None, min=0, max=3, help="0 big cores, 1 little, 2 all, 3 no bind."),
+        cooldown: float = typer.Option(None, min=0, help="Seconds to rest before each case."),
+        backend: list[str] = typer.Option(None, "--backend", help="Host backends, e.g. lite-x86,paddle-mkldnn."),
+        batch: list[str] = typer.Option(None, "--batch", help="Batch sizes for host backends, e.g. 1,10."),
+        pipeline: list[str] = typer.Option(None, "--pipeline", help="Detector+pose pipeline, e.g. a+b."),
+        persons: list[str] = typer.Option(None, "--persons", help="Persons per frame for pipelines, e.g. 1,6."),
+        pipeline_runner: Path = typer.Option(None, "--pipeline-runner", help="PaddleDetection lite main (ARM)."),
+        out: Path = typer.Option(None, "--out", help="Folder for pulled logs (default kpmobile-out)."),
         db: Path = typer.Option(None, "--db", help="SQLite store (default in $KPMOBILE_HOME)."),
         resume: str = typer.Option(None, "--resume", help="Run id whose missing cases to run."),
-        case_timeout: float = typer.Option(600.0, help="Seconds before a hung runner is killed."),
+        case_timeout: float = typer.Option(None, help="Seconds before a hung runner is killed (default 600)."),
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
-        """Convert, push, run and store every case, then print the mobile table."""
-        from kpmobile.report.mobile import mobile_table
-        from kpmobile.report.table import to_rich
-        from kpmobile.store import Store
-        from kpmobile.sweep.execute import run_bench
-        from kpmobile.sweep.plan import DEFAULT_MODELS, BenchOptions
+        """Convert, push, run and store every case, then print the mobile (or server) table."""
+        from kpmobile.sweep import run_sweep
+        from kpmobile.sweep.config import load_options
 
-        opts = BenchOptions(
-            models=_split(models) or list(DEFAULT_MODELS), threads=_ints(threads, "--threads") or [1, 4],
-            devices=_split(device), servers=_split(adb_server), no_virtual=no_virtual, runner=runner,
-            warmup=warmup, repeats=repeats, rounds=rounds, power_mode=power_mode, out_dir=out, db=db,
-            resume=resume, case_timeout_s=case_timeout, command="kpmobile bench " + json.dumps(
-                {"models": models, "threads": threads, "device": device, "resume": resume}),
-        )
+        overrides = {
+            "models": _split(models) or None, "threads": _ints(threads, "--threads") or None,
+            "devices": _split(device) or None, "servers": _split(adb_server) or None, "no_virtual": no_virtual,
+            "runner": runner, "warmup": warmup, "repeats": repeats, "rounds": rounds, "power_mode": power_mode,
+            "cooldown_s": cooldown, "backends": _split(backend) or None, "batches": _ints(batch, "--batch") or None,
+            "pipelines": _split(pipeline) or None, "persons": _ints(persons, "--persons") or None,
+            "pipeline_runner": pipeline_runner, "out_dir": out, "db": db, "resume": resume,
+            "case_timeout_s": case_timeout, "config": config,
+        }
         try:
+            opts = load_options(config, overrides)
+            opts.command = "kpmobile bench " + json.dumps({k: str(v) for k, v in overrides.items() if v is not None})
             with RichProgress(enabled=not as_json) as progress:
-                outcome = run_bench(opts, progress)
-            store = Store(outcome.db)
-            table = mobile_table(store.run(outcome.run_id).plan, store.cases(outcome.run_id))
+                result = run_sweep(opts, progress)
         except KpError as exc:
             fail_on(exc)
         if as_json:
-            emit_json({**outcome.to_json(), "table": {"header": table.header, "rows": table.rows,
-                                                       "cells": table.data}})
+            emit_json(result.to_json())
         else:
-            c = outcome.counters
-            console.print(f"run {outcome.run_id}: {outcome.ok} cases ok, {outcome.failed} failed; "
-                          f"converted {c.conversions} (cached {c.conversions_cached}), "
-                          f"pushed {c.pushes} files (already on device {c.pushes_skipped})", highlight=False)
-            for line in outcome.failures:
-                console.print(f"[red]failed:[/] {line}", highlight=False)
-            console.print(to_rich(table))
-        if outcome.failed:
+            for line in result.summary_lines():
+                console.print(line, highlight=False)
+            for table in result.tables:
+                console.print(to_rich(table))
+        if result.failed:
             raise typer.Exit(1)

@@ -201,10 +201,15 @@ def _send(stream: Stream, phone: VirtualPhone, spec: str) -> bool:
             written += length
         if handle is None or host is None:
             return False  # the FAIL went out already; a phone closes the sync stream after one
-        handle.close()
-        handle = None
-        os.chmod(host, mode & 0o7777)
-        os.utime(host, (mtime, mtime))
+        try:
+            finished, handle = handle, None
+            finished.close()  # flushes the last MiB, which may still fail
+            os.chmod(host, mode & 0o7777)
+            os.utime(host, (mtime, mtime))
+        except OSError as exc:
+            host.unlink(missing_ok=True)
+            stream.write(p.sync_fail(f"write failed: {exc.strerror}"))
+            return False
         return stream.write(_OKAY)
     finally:
         if handle is not None:  # the stream ended mid-file: leave no partial file behind

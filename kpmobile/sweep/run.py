@@ -1,0 +1,54 @@
+"""One entry point for `kpmobile bench`: phones or host, then the tables of the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kpmobile.report.table import Table
+from kpmobile.sweep.execute import BenchOutcome, Progress, run_bench
+from kpmobile.sweep.plan import BenchOptions
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did and the tables it ends with."""
+
+    outcome: BenchOutcome
+    tables: list[Table] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        """Give the number of failed cases."""
+        return self.outcome.failed
+
+    def summary_lines(self) -> list[str]:
+        """Give the lines printed above the tables."""
+        o, c = self.outcome, self.outcome.counters
+        lines = [f"run {o.run_id}: {o.ok} cases ok, {o.failed} failed; converted {c.conversions} "
+                 f"(cached {c.conversions_cached}), pushed {c.pushes} files (already on device {c.pushes_skipped})"]
+        lines += [f"failed: {f}" for f in o.failures]
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the outcome and tables as plain JSON types."""
+        data = self.outcome.to_json()
+        data["tables"] = [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data} for t in self.tables]
+        if self.tables:
+            data["table"] = data["tables"][0]
+        return data
+
+
+def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResult:
+    """Run the sweep `opts` describes and give its outcome with the tables to print."""
+    from kpmobile.report.mobile import mobile_table
+    from kpmobile.store import Store
+
+    outcome = run_bench(opts, progress)
+    store = Store(outcome.db)
+    try:
+        run = store.run(outcome.run_id)
+        tables = [mobile_table(run.plan, store.cases(run.id))]
+    finally:
+        store.close()
+    return SweepResult(outcome, tables)
