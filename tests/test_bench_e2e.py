@@ -58,7 +58,7 @@ def test_bench_two_virtual_phones_then_a_warm_rerun(adb_server: Any, virtual_pho
     res = kpmobile("bench", "--adb-server", adb_server.address, "--no-virtual", "--db", str(tmp_path / "kp.db"),
                    "--out", str(tmp_path / "out"), *FAST)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "converted 0 (cached 6)" in res.stdout and "pushed 0 files (already on device 8)" in res.stdout
+    assert "converted 0 (cached 3)" in res.stdout and "pushed 0 files (already on device 8)" in res.stdout
     assert "PP-TinyPose-128x96 (pose)" in res.stdout
 
     report = kpmobile("report", "mobile", "--db", str(tmp_path / "kp.db"), "--run", first["run_id"],

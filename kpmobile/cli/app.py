@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kpmobile.cli import bench, devices, misc, models, report
+from kpmobile.cli import bench, devices, misc, models, report, runs
 from kpmobile.cli.output import fail_on
 from kpmobile.errors import KpError
 
@@ -28,6 +28,7 @@ devices.register(app)
 misc.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(report.app, name="report")
+app.add_typer(runs.app, name="runs")
 
 
 def main() -> None:

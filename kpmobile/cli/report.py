@@ -52,3 +52,116 @@ def mobile(
     except KpError as exc:
         fail_on(exc)
     _print(table, fmt)
+
+
+def _print_all(tables: list[object], fmt: Format) -> None:
+    from kpmobile.report.table import Table
+
+    if fmt is Format.json:
+        emit_json({"tables": [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data}
+                              for t in tables if isinstance(t, Table)]})
+        return
+    for i, table in enumerate(tables):
+        if i and fmt is not Format.table:
+            print()
+        _print(table, fmt)
+
+
+@app.command()
+def server(
+    run: str = typer.Option(None, "--run", help="Host run id (default: the latest host run)."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, md, csv or json."),
+    db: Path = typer.Option(None, "--db", help="SQLite store."),
+) -> None:
+    """Print the server table of a host run (and the table of the backends the seed has no column for)."""
+    from kpmobile.paths import default_db
+    from kpmobile.report.server import host_run, server_tables
+    from kpmobile.store import Store
+
+    try:
+        store = Store(db or default_db())
+        row = host_run(store, run)
+        tables = server_tables(row.plan, store.cases(row.id))
+    except KpError as exc:
+        fail_on(exc)
+    _print_all(list(tables), fmt)
+
+
+@app.command()
+def complexity(
+    run: str = typer.Option(None, "--run", help="Host run id (default: the latest host run)."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, md, csv or json."),
+    db: Path = typer.Option(None, "--db", help="SQLite store."),
+) -> None:
+    """Print the MMPose-style complexity table of a host run: FLOPs, params, FPS mean ± std per batch."""
+    from kpmobile.paths import default_db
+    from kpmobile.report.complexity import complexity_table
+    from kpmobile.report.server import host_run
+    from kpmobile.store import Store
+
+    try:
+        store = Store(db or default_db())
+        row = host_run(store, run)
+        table = complexity_table(row.plan, store.cases(row.id))
+    except KpError as exc:
+        fail_on(exc)
+    _print(table, fmt)
+
+
+@app.command()
+def plots(
+    out: Path = typer.Option(..., "--out", help="Folder for the PNG files."),
+    run: str = typer.Option(None, "--run", help="Run id (default: the latest)."),
+    no_flops: bool = typer.Option(False, "--no-flops", help="Skip measuring model FLOPs (no roofline)."),
+    db: Path = typer.Option(None, "--db", help="SQLite store."),
+    as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON."),
+) -> None:
+    """Write PNG plots of a run: latency vs threads, pipeline vs persons, device bars, roofline."""
+    from kpmobile.paths import default_db
+    from kpmobile.report.plots import model_flops, run_plots, write_plots
+    from kpmobile.store import Store
+
+    try:
+        store = Store(db or default_db())
+        row = store.run(run)
+        cases = store.cases(row.id)
+    except KpError as exc:
+        fail_on(exc)
+    models = sorted({c.model for c in cases})
+    figures = run_plots(row, cases, {} if no_flops else model_flops(models))
+    written = write_plots(figures, out)
+    if as_json:
+        emit_json({"run_id": row.id, "files": [str(p) for p in written],
+                   "skipped": [{"name": f.name, "note": f.note} for f in figures if f.png is None]})
+        return
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    for f in figures:
+        if f.png is None:
+            console.print(f"[yellow]note:[/] {f.title}: {f.note}", highlight=False)
+
+
+@app.command()
+def html(
+    out: Path = typer.Option(..., "--out", help="HTML file to write."),
+    run: str = typer.Option(None, "--run", help="Run id (default: the latest)."),
+    no_flops: bool = typer.Option(False, "--no-flops", help="Skip measuring model FLOPs (no roofline)."),
+    db: Path = typer.Option(None, "--db", help="SQLite store."),
+) -> None:
+    """Write one self-contained HTML report of a run: tables, inline plots, devices and metadata."""
+    from kpmobile.paths import default_db
+    from kpmobile.report.html import html_report
+    from kpmobile.report.plots import model_flops
+    from kpmobile.store import Store
+
+    try:
+        store = Store(db or default_db())
+        row = store.run(run)
+        cases = store.cases(row.id)
+        devices = store.devices()
+    except KpError as exc:
+        fail_on(exc)
+    flops = {} if no_flops else model_flops(sorted({c.model for c in cases}))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html_report(row, cases, devices, flops), encoding="utf-8")
+    console.print(f"wrote {out} ({out.stat().st_size // 1024} KiB) for run {row.id}", highlight=False)

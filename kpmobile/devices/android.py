@@ -111,15 +111,16 @@ class Phone:
 
     # files ------------------------------------------------------------------------------
     def md5sums(self, paths: Sequence[str]) -> dict[str, str]:
-        """Give path -> md5 for the files that exist on the device (one shell call)."""
+        """Give path -> md5 for the files that exist on the device (one shell call, answers in order)."""
         if not paths:
             return {}
-        res = self.shell(["md5sum", *paths])
+        script = "; ".join(f"(md5sum < {shlex.quote(p)} 2>/dev/null || echo missing)" for p in paths)
+        lines = self.shell(script).stdout.splitlines()
         sums: dict[str, str] = {}
-        for line in res.stdout.splitlines():
-            digest, _, path = line.strip().partition(" ")
+        for path, line in zip(paths, lines):
+            digest = line.strip().split(" ")[0]
             if len(digest) == 32:
-                sums[path.strip().lstrip("*")] = digest
+                sums[path] = digest
         return sums
 
     def push(self, local: Path, remote: str, mode: int = 0o644) -> None:

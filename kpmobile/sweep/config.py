@@ -8,7 +8,7 @@ from typing import Any
 import tomli
 
 from kpmobile.errors import ConfigError
-from kpmobile.sweep.plan import BenchOptions, with_overrides
+from kpmobile.sweep.plan import BenchOptions, split_pipeline, with_overrides
 
 # sweep-file key -> (BenchOptions field, converter)
 _KEYS: dict[str, tuple[str, Any]] = {
@@ -26,6 +26,8 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "power_modes": ("power_modes", lambda v: [int(x) for x in v]),
     "precision": ("precision", str),
     "cooldown_s": ("cooldown_s", float),
+    "thermal_wait_s": ("thermal_wait_s", float),
+    "core_sample_s": ("core_sample_s", float),
     "backends": ("backends", lambda v: [str(x) for x in v]),
     "batches": ("batches", lambda v: [int(x) for x in v]),
     "pipelines": ("pipelines", lambda v: [str(x) for x in v]),
@@ -56,7 +58,17 @@ def options_from_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"sweep file {path}: bad value for '{key}' ({exc})", "fix the value") from exc
     if "precision" in out and out["precision"] not in ("fp32", "fp16"):
         raise ConfigError(f"sweep file {path}: precision must be fp32 or fp16", "fix 'precision'")
+    check_pipelines(out.get("pipelines", ()), f"sweep file {path}: ")
     return out
+
+
+def check_pipelines(pipelines: Any, where: str = "") -> None:
+    """Give nothing when every pipeline is DETECTOR+POSE; ConfigError naming the bad one otherwise."""
+    for pipe in pipelines or ():
+        try:
+            split_pipeline(pipe)
+        except ValueError as exc:
+            raise ConfigError(f"{where}{exc}", "write --pipeline DETECTOR+POSE") from None
 
 
 def load_options(config: Path | None, overrides: dict[str, Any]) -> BenchOptions:
@@ -64,4 +76,6 @@ def load_options(config: Path | None, overrides: dict[str, Any]) -> BenchOptions
     base = BenchOptions()
     if config is not None:
         base = with_overrides(base, options_from_file(config))
-    return with_overrides(base, overrides)
+    opts = with_overrides(base, overrides)
+    check_pipelines(opts.pipelines)
+    return opts

@@ -205,7 +205,9 @@ def _start_virtual(server: str, opts: BenchOptions, stack: ExitStack, progress: 
     from kpmobile.devices.virtual_phone.launch import start_virtual_phone
 
     progress.note("no phone attached: starting a virtual phone for this run")
-    phone = stack.enter_context(start_virtual_phone(profile=opts.virtual_profile))
+    # A fixed sandbox keeps it the same phone across runs: same fingerprint, models already pushed.
+    root = cache_dir() / "virtual-phone" / opts.virtual_profile
+    phone = stack.enter_context(start_virtual_phone(profile=opts.virtual_profile, root=root))
     android.connect(server, phone.serial)
     stack.callback(android.disconnect, server, phone.serial)
     deadline = time.monotonic() + 15

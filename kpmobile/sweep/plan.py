@@ -29,7 +29,9 @@ class BenchOptions:
     power_mode: int = 0
     power_modes: Sequence[int] = ()  # several power modes to sweep; empty = (power_mode,)
     precision: str = "fp32"
-    cooldown_s: float = 0.0
+    cooldown_s: float = 0.0  # fixed rest before each case
+    thermal_wait_s: float = 120.0  # longest wait for the hottest zone to fall below the profile's limit
+    core_sample_s: float = 0.2  # interval of /proc/PID/stat samples while the runner runs
     backends: Sequence[str] = ()  # host backends (with devices == ["host"])
     batches: Sequence[int] = (1,)
     pipelines: Sequence[str] = ()  # "picodet-s-192+pp-tinypose-128x96"
@@ -71,21 +73,66 @@ def plan_cases(
     precision: str = "fp32",
     rounds: int = 1,
     backends: dict[str, str] | None = None,
+    power_modes: Sequence[int] = (),
+    pipelines: Sequence[str] = (),
+    persons: Sequence[int] = (1,),
+    pipeline_devices: Sequence[str] | None = None,
 ) -> list[BenchCase]:
-    """Give the cases of a sweep: for each device, rounds x models x threads, in run order."""
+    """Give the cases of a sweep: for each device, rounds x (models, then pipelines x persons) x
+    power modes x threads, in run order (a round ends before the next begins, so drift shows).
+
+    Pipelines run only on `pipeline_devices` (None: every device); elsewhere they are composed
+    from the single-model cases at report time.
+    """
+    modes = list(power_modes) or [power_mode]
+    piped = set(device_fps if pipeline_devices is None else pipeline_devices)
     cases: list[BenchCase] = []
     for fp in device_fps:
         dev_backend = (backends or {}).get(fp, backend)
+        common = dict(device=fp, warmup=warmup, repeats=repeats, precision=precision, backend=dev_backend)
         for rnd in range(rounds):
             for model in models:
-                for t in threads:
-                    cases.append(
-                        BenchCase(
-                            model=model, device=fp, threads=t, power_mode=power_mode, warmup=warmup,
-                            repeats=repeats, precision=precision, backend=dev_backend, round=rnd,
-                        )
-                    )
+                for mode in modes:
+                    for t in threads:
+                        cases.append(BenchCase(model=model, threads=t, power_mode=mode, round=rnd, **common))
+            if fp not in piped:
+                continue
+            for pipe in pipelines:
+                for n in persons:
+                    for mode in modes:
+                        for t in threads:
+                            cases.append(BenchCase(model=pipe, threads=t, power_mode=mode, round=rnd,
+                                                   pipeline=pipe, persons=n, **common))
     return cases
+
+
+def split_pipeline(pipeline: str) -> tuple[str, str]:
+    """Give (detector, pose model) of a pipeline written "DET+POSE"; ValueError when malformed."""
+    det, plus, pose = pipeline.partition("+")
+    if not plus or not det.strip() or not pose.strip() or "+" in pose:
+        raise ValueError(f"pipeline '{pipeline}' is not DETECTOR+POSE, e.g. picodet-s-192+pp-tinypose-128x96")
+    return det.strip(), pose.strip()
+
+
+def pipeline_models(models: Sequence[str], pipelines: Sequence[str]) -> list[str]:
+    """Give the models of a sweep: the listed ones, then each pipeline's detector and pose model not listed."""
+    out = list(models)
+    for pipe in pipelines:
+        for name in split_pipeline(pipe):
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def select_profiles(profiles: Sequence[str], device_profiles: dict[str, str | None]) -> list[str]:
+    """Give the devices (keys of `device_profiles`: device -> profile name) whose profile is listed.
+
+    An empty `profiles` keeps every device.
+    """
+    if not profiles:
+        return list(device_profiles)
+    wanted = {p.lower() for p in profiles}
+    return [dev for dev, prof in device_profiles.items() if (prof or "").lower() in wanted]
 
 
 def remaining(cases: Sequence[BenchCase], done_keys: set[str]) -> list[BenchCase]:

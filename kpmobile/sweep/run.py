@@ -24,6 +24,10 @@ class SweepResult:
 
     def summary_lines(self) -> list[str]:
         """Give the lines printed above the tables."""
+        from kpmobile.sweep.host import HostOutcome
+
+        if isinstance(self.outcome, HostOutcome):
+            return self.outcome.summary_lines()
         o, c = self.outcome, self.outcome.counters
         lines = [f"run {o.run_id}: {o.ok} cases ok, {o.failed} failed; converted {c.conversions} "
                  f"(cached {c.conversions_cached}), pushed {c.pushes} files (already on device {c.pushes_skipped})"]
@@ -44,11 +48,31 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
     from kpmobile.report.mobile import mobile_table
     from kpmobile.store import Store
 
+    if opts.on_host:
+        return _run_host_sweep(opts, progress)
     outcome = run_bench(opts, progress)
     store = Store(outcome.db)
     try:
         run = store.run(outcome.run_id)
         tables = [mobile_table(run.plan, store.cases(run.id))]
+    finally:
+        store.close()
+    return SweepResult(outcome, tables)
+
+
+def _run_host_sweep(opts: BenchOptions, progress: Progress | None) -> SweepResult:
+    """Give the outcome of a host sweep with its server and complexity tables."""
+    from kpmobile.report.complexity import complexity_table
+    from kpmobile.report.server import server_tables
+    from kpmobile.store import Store
+    from kpmobile.sweep.host import run_host_bench
+
+    outcome = run_host_bench(opts, progress)
+    store = Store(outcome.db)
+    try:
+        run = store.run(outcome.run_id)
+        cases = store.cases(run.id)
+        tables = [*server_tables(run.plan, cases), complexity_table(run.plan, cases)]
     finally:
         store.close()
     return SweepResult(outcome, tables)

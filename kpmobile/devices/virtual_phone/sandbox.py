@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 import re
 from collections.abc import Mapping
@@ -166,6 +168,10 @@ class Sandbox:
         except OSError as exc:
             raise ConfigError(f"cannot read getprop dump {getprop} ({exc})", "give an existing file") from exc
         self.props = force_x86_64(source)
+        if not getprop:
+            # Each sandbox is one phone: a serial of its own keeps two virtual phones apart (fingerprints),
+            # and a fixed root keeps the same virtual phone the same phone across runs.
+            self.props["ro.serialno"] = "virtual-" + hashlib.sha1(str(self.root).encode()).hexdigest()[:10]
         self.props_file.write_text("".join(f"[{k}]: [{v}]\n" for k, v in sorted(self.props.items())))
         script = self.root / "system" / "bin" / "getprop"
         script.write_text(_GETPROP_SCRIPT.format(props=self.props_file))

@@ -1,0 +1,201 @@
+"""`kpmobile runs list|show|compare|export|import`: the history of sweeps in the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from kpmobile.cli.output import console, emit_json, err_console, fail_on
+from kpmobile.errors import KpError
+
+if TYPE_CHECKING:
+    from kpmobile.store import Store
+
+app = typer.Typer(no_args_is_help=True, help="List, show, compare, export and import stored runs.")
+
+DB_HELP = "SQLite store (default in $KPMOBILE_HOME)."
+
+
+def _store(db: Path | None) -> Store:
+    from kpmobile.paths import default_db
+    from kpmobile.store import Store
+
+    return Store(db or default_db())
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command("list")
+def list_runs(
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List every stored run, oldest first, with its status, devices, models and case counts."""
+    from rich.table import Table as RichTable
+
+    try:
+        store = _store(db)
+        entries = []
+        for run in store.runs():
+            cases = store.cases(run.id)
+            entries.append({
+                "id": run.id, "started": run.started, "finished": run.finished, "status": run.status,
+                "host": run.host, "command": run.command,
+                "models": list(run.plan.get("models", {})) or sorted({c.model for c in cases}),
+                "devices": [d.get("label", fp) for fp, d in run.plan.get("devices", {}).items()],
+                "threads": run.plan.get("threads", []),
+                "ok": sum(c.status == "ok" for c in cases), "failed": sum(c.status != "ok" for c in cases),
+            })
+    except KpError as exc:
+        fail_on(exc)
+    if as_json:
+        emit_json(entries)
+        return
+    table = RichTable(title=f"Runs in {store.path}")
+    for name in ("Run", "Started", "Status", "Devices", "Models", "Threads", "Cases ok/failed"):
+        table.add_column(name, no_wrap=name == "Run")
+    for e in entries:
+        table.add_row(e["id"], _when(e["started"]), e["status"], ", ".join(e["devices"]), ", ".join(e["models"]),
+                      ",".join(str(t) for t in e["threads"]), f"{e['ok']}/{e['failed']}")
+    console.print(table)
+
+
+@app.command()
+def show(
+    run: str = typer.Argument(None, help="Run id (default: the latest)."),
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a run: metadata, devices, the mobile table, rounds per cell and thread scaling."""
+    from kpmobile.report.compare import device_order, rounds_table
+    from kpmobile.report.mobile import mobile_table
+    from kpmobile.report.scaling import scaling_table, thread_scaling
+    from kpmobile.report.table import to_rich
+
+    try:
+        store = _store(db)
+        row = store.run(run)
+        cases = store.cases(row.id)
+        known = store.devices()
+    except KpError as exc:
+        fail_on(exc)
+    fps = device_order(row, cases)
+    scaling = thread_scaling(row, cases)
+    tables = [mobile_table(row.plan, cases), rounds_table(row, cases),
+              scaling_table(scaling, row.plan.get("models", {}))]
+    if as_json:
+        emit_json({
+            "run": {"id": row.id, "started": row.started, "finished": row.finished, "status": row.status,
+                    "command": row.command, "host": row.host, "kpmobile_version": row.kpmobile_version,
+                    "threads": row.plan.get("threads", []), "models": row.plan.get("models", {})},
+            "devices": {fp: {**row.plan.get("devices", {}).get(fp, {}), "info": known.get(fp)} for fp in fps},
+            "tables": [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data} for t in tables],
+            "scaling": [s.to_json() for s in scaling],
+            "failures": [{"model": c.model, "device": c.device_fp, "threads": c.threads, "round": c.round,
+                          "error": c.error} for c in cases if c.status != "ok"],
+        })
+        return
+    console.print(f"[bold]run {row.id}[/] {row.status}; started {_when(row.started)}, finished "
+                  f"{_when(row.finished)} on {row.host} (kpmobile {row.kpmobile_version})", highlight=False)
+    for fp in fps:
+        d = row.plan.get("devices", {}).get(fp, {})
+        info = known.get(fp, {})
+        console.print(f"  device {d.get('label', fp)}: fingerprint {fp}, serial {d.get('serial') or info.get('serial')}"
+                      f", soc {info.get('soc') or d.get('soc')}, abi {info.get('abi') or d.get('abi')}",
+                      highlight=False)
+    for table in tables:
+        console.print(to_rich(table))
+    for s in scaling:
+        if s.warning:
+            err_console.print(f"[yellow]warning:[/] {s.label} {s.model}: {s.warning}", highlight=False)
+
+
+@app.command()
+def compare(
+    run_a: str = typer.Argument(..., help="Baseline run id."),
+    run_b: str = typer.Argument(..., help="Run id to compare against the baseline."),
+    fail_above: float = typer.Option(None, "--fail-above", min=0,
+                                     help="Exit 1 when a cell is significantly slower by more than PCT %."),
+    force: bool = typer.Option(False, "--force", help="Compare devices whose fingerprints differ."),
+    threshold: float = typer.Option(5.0, "--threshold", min=0, help="Changes below PCT % are 'same'."),
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Compare run B against run A cell by cell: ratio, significance on round values and a verdict."""
+    from kpmobile.report.compare import compare_runs, comparison_table, regressions
+    from kpmobile.report.table import to_rich
+
+    try:
+        store = _store(db)
+        a, b = store.run(run_a), store.run(run_b)
+        result = compare_runs(a, store.cases(a.id), b, store.cases(b.id), force=force, threshold=threshold / 100)
+    except KpError as exc:
+        fail_on(exc)
+    bad = regressions(result, fail_above) if fail_above is not None else []
+    if as_json:
+        data = result.to_json()
+        data["fail_above"] = fail_above
+        data["regressions"] = [c.to_json() for c in bad]
+        emit_json(data)
+    else:
+        console.print(to_rich(comparison_table(result, {**a.plan.get("models", {}), **b.plan.get("models", {})})))
+    if bad:
+        worst = max(bad, key=lambda c: c.change_pct or 0)
+        err_console.print(f"[bold red]regression:[/] {len(bad)} cell(s) slower by more than {fail_above:g}% "
+                          f"(worst {worst.setting.label()} on {worst.label}: {worst.change_pct:+.1f}%)",
+                          highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_cmd(
+    run: str = typer.Argument(..., help="Run id."),
+    out: Path = typer.Option(..., "--out", "-o", help="JSON file to write."),
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Write a run, its devices and its cases with raw logs to a versioned JSON file."""
+    from kpmobile.store.exchange import SCHEMA, VERSION, export_run, write_export
+
+    try:
+        data = export_run(_store(db), run)
+        path = write_export(data, out)
+    except KpError as exc:
+        fail_on(exc)
+    summary = {"run_id": data["run"]["id"], "path": str(path), "cases": len(data["cases"]),
+               "devices": len(data["devices"]), "schema": SCHEMA, "version": VERSION}
+    if as_json:
+        emit_json(summary)
+    else:
+        console.print(f"exported run {summary['run_id']}: {summary['cases']} cases, {summary['devices']} "
+                      f"device(s) -> {path} ({SCHEMA} v{VERSION})", highlight=False)
+
+
+@app.command("import")
+def import_cmd(
+    file: Path = typer.Argument(..., help="File written by `kpmobile runs export`."),
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print what was imported as JSON."),
+) -> None:
+    """Import an exported run into the store, keeping its run id (an identical copy is a no-op)."""
+    from kpmobile.store.exchange import import_run, read_export
+
+    try:
+        store = _store(db)
+        result = import_run(store, read_export(file))
+    except KpError as exc:
+        fail_on(exc)
+    if as_json:
+        emit_json({"run_id": result.run_id, "cases": result.cases, "devices_added": result.devices_added,
+                   "already_present": result.already_present, "db": str(store.path)})
+    elif result.already_present:
+        console.print(f"run {result.run_id} is already in {store.path}, identical: nothing imported",
+                      highlight=False)
+    else:
+        console.print(f"imported run {result.run_id}: {result.cases} cases, {result.devices_added} new device(s)"
+                      f" into {store.path}", highlight=False)

@@ -1,0 +1,275 @@
+"""Compare two runs cell by cell: ratio, significance on round values, verdict (pure)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kpmobile.errors import ConfigError
+from kpmobile.report.mobile import threads_label
+from kpmobile.report.table import Table
+from kpmobile.stats import compare as compare_values
+from kpmobile.store import CaseRow, RunRow
+
+DEFAULT_THRESHOLD = 0.05  # a change below 5 % is "same" even when significant
+DEFAULT_ALPHA = 0.05
+
+
+@dataclass(frozen=True, order=True)
+class Setting:
+    """What makes a cell on one device: model x threads x backend x batch (x precision, pipeline, persons)."""
+
+    model: str
+    threads: int
+    backend: str
+    batch: int = 1
+    precision: str = "fp32"
+    power_mode: int = 0
+    pipeline: str = ""
+    persons: int = 0
+
+    def label(self) -> str:
+        """Give a short human label, e.g. 'pp-tinypose-128x96 4-threads' (+ backend, batch when not default)."""
+        parts = [self.pipeline or self.model, threads_label(self.threads)]
+        if self.backend not in ("arm", "x86"):
+            parts.append(self.backend)
+        if self.batch != 1:
+            parts.append(f"batch {self.batch}")
+        if self.precision != "fp32":
+            parts.append(self.precision)
+        if self.pipeline:
+            parts.append(f"{self.persons} persons")
+        return " ".join(parts)
+
+
+def setting_of(case: CaseRow) -> Setting:
+    """Give the setting (cell key without device) of a stored case."""
+    return Setting(case.model, case.threads, case.backend, case.batch, case.precision, case.power_mode,
+                   case.pipeline or "", case.persons or 0)
+
+
+def cell_values(cases: Sequence[CaseRow]) -> dict[tuple[str, Setting], list[float]]:
+    """Give each (device fingerprint, setting) cell's round values (avg_ms of ok cases, in round order)."""
+    cells: dict[tuple[str, Setting], list[tuple[int, float]]] = {}
+    for c in cases:
+        if c.status != "ok" or c.avg_ms is None:
+            continue
+        cells.setdefault((c.device_fp, setting_of(c)), []).append((c.round, float(c.avg_ms)))
+    return {k: [v for _, v in sorted(vals)] for k, vals in cells.items()}
+
+
+def device_order(run: RunRow, cases: Sequence[CaseRow]) -> list[str]:
+    """Give a run's device fingerprints in column order (the plan's, then first appearance)."""
+    order = list(run.plan.get("devices", {}))
+    for c in cases:
+        if c.device_fp not in order:
+            order.append(c.device_fp)
+    return order
+
+
+def device_label(run: RunRow, fp: str) -> str:
+    """Give a device's column label in a run (its plan label, else the fingerprint)."""
+    return str(run.plan.get("devices", {}).get(fp, {}).get("label") or fp)
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    """One cell of B against the same cell of A."""
+
+    setting: Setting
+    device_a: str | None  # fingerprint in run A (None: only in B)
+    device_b: str | None
+    label: str  # device column label
+    values_a: tuple[float, ...]
+    values_b: tuple[float, ...]
+    mean_a: float | None
+    mean_b: float | None
+    ratio: float | None  # mean(B) / mean(A); > 1 means B is slower
+    p_value: float | None
+    ci: tuple[float, float] | None
+    verdict: str  # "slower" | "faster" | "same" | "only-a" | "only-b"
+    forced: bool = False  # matched across different fingerprints because of --force
+
+    @property
+    def change_pct(self) -> float | None:
+        """Give B's change against A in percent (positive = slower)."""
+        return None if self.ratio is None else (self.ratio - 1) * 100
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the cell as plain JSON types."""
+        s = self.setting
+        return {
+            "model": s.model, "threads": s.threads, "backend": s.backend, "batch": s.batch,
+            "precision": s.precision, "power_mode": s.power_mode, "pipeline": s.pipeline or None,
+            "persons": s.persons or None, "device_a": self.device_a, "device_b": self.device_b,
+            "label": self.label, "values_a_ms": list(self.values_a), "values_b_ms": list(self.values_b),
+            "mean_a_ms": self.mean_a, "mean_b_ms": self.mean_b, "ratio": self.ratio,
+            "change_pct": self.change_pct, "p_value": self.p_value, "ci": list(self.ci) if self.ci else None,
+            "verdict": self.verdict, "forced": self.forced,
+        }
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """Every cell of run B against run A, and how the devices were matched."""
+
+    run_a: str
+    run_b: str
+    cells: tuple[CellComparison, ...]
+    pairs: tuple[tuple[str, str], ...]  # (fingerprint in A, fingerprint in B)
+    forced: bool
+    threshold: float
+    notes: tuple[str, ...] = field(default=())
+
+    def counts(self) -> dict[str, int]:
+        """Give the number of cells per verdict."""
+        out: dict[str, int] = {}
+        for c in self.cells:
+            out[c.verdict] = out.get(c.verdict, 0) + 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the comparison as plain JSON types."""
+        return {
+            "run_a": self.run_a, "run_b": self.run_b, "forced": self.forced, "threshold": self.threshold,
+            "pairs": [list(p) for p in self.pairs], "counts": self.counts(), "notes": list(self.notes),
+            "cells": [c.to_json() for c in self.cells],
+        }
+
+
+def match_devices(run_a: RunRow, cases_a: Sequence[CaseRow], run_b: RunRow, cases_b: Sequence[CaseRow],
+                  force: bool = False) -> tuple[list[tuple[str, str]], list[str]]:
+    """Give the (A, B) device pairs to compare and notes; refuse differing fingerprints unless `force`.
+
+    Devices are matched by fingerprint. Those left over on both sides are different phones in
+    the same place: refused, or with `force` paired by column label, then by column position.
+    """
+    order_a, order_b = device_order(run_a, cases_a), device_order(run_b, cases_b)
+    pairs = [(fp, fp) for fp in order_a if fp in order_b]
+    left_a = [fp for fp in order_a if fp not in order_b]
+    left_b = [fp for fp in order_b if fp not in order_a]
+    notes: list[str] = []
+    if left_a and left_b:
+        if not force:
+            a_txt = ", ".join(f"{device_label(run_a, fp)} [{fp}]" for fp in left_a)
+            b_txt = ", ".join(f"{device_label(run_b, fp)} [{fp}]" for fp in left_b)
+            raise ConfigError(
+                f"device fingerprints differ: run {run_a.id} has {a_txt}, run {run_b.id} has {b_txt}",
+                "different phones (or firmware) give different numbers; pass --force to compare them"
+                " by column label and position anyway")
+        by_label = {device_label(run_b, fp): fp for fp in left_b}
+        for fp in list(left_a):
+            other = by_label.get(device_label(run_a, fp))
+            if other is not None and other in left_b:
+                pairs.append((fp, other))
+                left_a.remove(fp)
+                left_b.remove(other)
+        for fp, other in zip(list(left_a), list(left_b)):
+            pairs.append((fp, other))
+            left_a.remove(fp)
+            left_b.remove(other)
+        notes.append("--force: compared devices whose fingerprints differ")
+    notes += [f"device {device_label(run_a, fp)} [{fp}] is only in run {run_a.id}" for fp in left_a]
+    notes += [f"device {device_label(run_b, fp)} [{fp}] is only in run {run_b.id}" for fp in left_b]
+    return pairs, notes
+
+
+def compare_runs(run_a: RunRow, cases_a: Sequence[CaseRow], run_b: RunRow, cases_b: Sequence[CaseRow], *,
+                 force: bool = False, threshold: float = DEFAULT_THRESHOLD,
+                 alpha: float = DEFAULT_ALPHA) -> RunComparison:
+    """Give run B compared with run A cell by cell (device x model x threads x backend x batch)."""
+    pairs, notes = match_devices(run_a, cases_a, run_b, cases_b, force)
+    vals_a, vals_b = cell_values(cases_a), cell_values(cases_b)
+    cells: list[CellComparison] = []
+    paired_a = {a for a, _ in pairs}
+    paired_b = {b for _, b in pairs}
+    for fp_a, fp_b in pairs:
+        settings = sorted({s for fp, s in vals_a if fp == fp_a} | {s for fp, s in vals_b if fp == fp_b})
+        for s in settings:
+            cells.append(_cell(s, fp_a, fp_b, device_label(run_a, fp_a), vals_a.get((fp_a, s), []),
+                               vals_b.get((fp_b, s), []), fp_a != fp_b, threshold, alpha))
+    for (fp, s), values in sorted(vals_a.items()):
+        if fp not in paired_a:
+            cells.append(_cell(s, fp, None, device_label(run_a, fp), values, [], False, threshold, alpha))
+    for (fp, s), values in sorted(vals_b.items()):
+        if fp not in paired_b:
+            cells.append(_cell(s, None, fp, device_label(run_b, fp), [], values, False, threshold, alpha))
+    return RunComparison(run_a.id, run_b.id, tuple(cells), tuple(pairs), force and any(a != b for a, b in pairs),
+                         threshold, tuple(notes))
+
+
+def _cell(s: Setting, fp_a: str | None, fp_b: str | None, label: str, a: Sequence[float], b: Sequence[float],
+          forced: bool, threshold: float, alpha: float) -> CellComparison:
+    mean_a = statistics.fmean(a) if a else None
+    mean_b = statistics.fmean(b) if b else None
+    if not a or not b:
+        verdict = "only-a" if a else "only-b"
+        return CellComparison(s, fp_a, fp_b, label, tuple(a), tuple(b), mean_a, mean_b, None, None, None,
+                              verdict, forced)
+    cmp = compare_values(a, b, threshold=threshold, alpha=alpha)
+    return CellComparison(s, fp_a, fp_b, label, tuple(a), tuple(b), mean_a, mean_b, cmp.ratio, cmp.p_value,
+                          cmp.ci, cmp.verdict, forced)
+
+
+def regressions(result: RunComparison, fail_above_pct: float) -> list[CellComparison]:
+    """Give the cells significantly slower than A by more than `fail_above_pct` percent."""
+    return [c for c in result.cells
+            if c.verdict == "slower" and c.change_pct is not None and c.change_pct > fail_above_pct]
+
+
+def comparison_table(result: RunComparison, models: Mapping[str, Any] | None = None) -> Table:
+    """Give the comparison as a Table: one row per cell with means, change, interval, p and verdict."""
+    header = ("Cell", "Device", f"A {result.run_a} (ms)", f"B {result.run_b} (ms)", "Change", "95% CI of B/A",
+              "p (MWU)", "Verdict")
+    rows: list[tuple[str, ...]] = []
+    for c in result.cells:
+        display = str((models or {}).get(c.setting.model, {}).get("display", "")) or c.setting.model
+        name = c.setting.label().replace(c.setting.model, display, 1) if not c.setting.pipeline else c.setting.label()
+        rows.append((
+            name,
+            c.label + (" (forced)" if c.forced else ""),
+            _fmt_ms(c.mean_a, len(c.values_a)),
+            _fmt_ms(c.mean_b, len(c.values_b)),
+            "-" if c.change_pct is None else f"{c.change_pct:+.1f}%",
+            "-" if c.ci is None else f"{c.ci[0]:.3f}-{c.ci[1]:.3f}",
+            "-" if c.p_value is None else f"{c.p_value:.3f}",
+            c.verdict,
+        ))
+    counts = result.counts()
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    notes = (f"{len(result.cells)} cells: {summary}.",
+             f"'same' unless significant (MWU p<0.05, or the bootstrap CI excludes 1 with <4 rounds)"
+             f" and beyond {result.threshold:.0%}.") + result.notes
+    return Table(f"Run {result.run_b} against {result.run_a}", header, tuple(rows),
+                 [c.to_json() for c in result.cells], notes)
+
+
+def _fmt_ms(mean: float | None, n: int) -> str:
+    return "-" if mean is None else f"{mean:.2f} (n={n})"
+
+
+def rounds_table(run: RunRow, cases: Sequence[CaseRow]) -> Table:
+    """Give one row per cell of a run: rounds, mean, std, median, min, max, CV and flags of the round values."""
+    from kpmobile.stats import summarize
+
+    header = ("Device", "Cell", "Rounds", "Mean (ms)", "Std", "Median", "Min", "Max", "CV", "Flags")
+    models = run.plan.get("models", {})
+    order = {fp: i for i, fp in enumerate(device_order(run, cases))}
+    rows: list[tuple[str, ...]] = []
+    data: list[dict[str, Any]] = []
+    for (fp, s), values in sorted(cell_values(cases).items(), key=lambda kv: (order.get(kv[0][0], 0), kv[0][1])):
+        sm = summarize(values)
+        display = str(models.get(s.model, {}).get("display") or s.model)
+        rows.append((device_label(run, fp), s.label().replace(s.model, display, 1), str(sm.n), f"{sm.mean:.2f}",
+                     f"{sm.std:.2f}", f"{sm.median:.2f}", f"{sm.min:.2f}", f"{sm.max:.2f}", f"{sm.cv:.1%}",
+                     ", ".join(sm.flags)))
+        data.append({"device": fp, "label": device_label(run, fp), "model": s.model, "threads": s.threads,
+                     "backend": s.backend, "batch": s.batch, "pipeline": s.pipeline or None,
+                     "persons": s.persons or None, "values_ms": values, "n": sm.n, "mean_ms": sm.mean,
+                     "std_ms": sm.std, "median_ms": sm.median, "min_ms": sm.min, "max_ms": sm.max, "cv": sm.cv,
+                     "flags": list(sm.flags)})
+    failed = sum(1 for c in cases if c.status != "ok")
+    notes = (f"{failed} case(s) failed and are left out.",) if failed else ()
+    return Table("Rounds per cell", header, tuple(rows), data, notes)

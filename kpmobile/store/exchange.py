@@ -1,0 +1,177 @@
+"""Export a run (with its devices, cases and raw logs) to versioned JSON, and import it into another store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kpmobile import __version__
+from kpmobile.errors import ConfigError
+from kpmobile.store.db import CaseRow, RunRow, Store
+
+SCHEMA = "kpmobile-run"
+VERSION = 1
+
+# version N -> N + 1. To read files of an older layout, add its step here, e.g.
+# MIGRATIONS[0] = _v0_to_v1; migrate() chains the steps up to VERSION.
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+MIGRATIONS: dict[int, Migration] = {}
+
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRow))
+_CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseRow) if f.name != "id")
+_CASE_REQUIRED = ("case_key", "device_fp", "serial", "model", "backend", "threads", "power_mode", "warmup",
+                  "repeats", "precision", "batch", "round", "status", "created")
+
+
+def export_run(store: Store, run_id: str | None = None) -> dict[str, Any]:
+    """Give one run (the latest when `run_id` is None) as a versioned, self-contained JSON document."""
+    run = store.run(run_id)
+    cases = store.cases(run.id)
+    known = store.devices()
+    fps = list(dict.fromkeys([*run.plan.get("devices", {}), *(c.device_fp for c in cases)]))
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "exported": time.time(),
+        "exported_by": f"kpmobile {__version__}",
+        "run": dataclasses.asdict(run),
+        "devices": {fp: known[fp] for fp in fps if fp in known},
+        "cases": [{k: v for k, v in dataclasses.asdict(c).items() if k != "id"} for c in cases],
+    }
+
+
+def write_export(data: dict[str, Any], path: Path) -> Path:
+    """Give the path `data` was written to, as indented JSON."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_export(path: Path) -> dict[str, Any]:
+    """Give the document in an export file, migrated to the current version and checked."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", "pass the file `runs export` wrote") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not JSON ({exc})", "pass the file `kpmobile runs export` wrote") from exc
+    return migrate(data)
+
+
+def migrate(data: Any) -> dict[str, Any]:
+    """Give `data` upgraded step by step to the current version and checked; refuse unknown versions."""
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ConfigError(f"not a {SCHEMA} export (no \"schema\": \"{SCHEMA}\" field)",
+                          "pass a file written by `kpmobile runs export`")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ConfigError(f"{SCHEMA} export has no whole-number version (got {version!r})",
+                          "re-export the run with `kpmobile runs export`")
+    if version > VERSION:
+        raise ConfigError(f"{SCHEMA} export is version {version}, newer than this kpmobile reads ({VERSION})",
+                          "upgrade kpmobile on this host, or export with the older kpmobile")
+    while version < VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise ConfigError(f"{SCHEMA} export version {version} cannot be migrated (oldest readable: "
+                              f"{min(MIGRATIONS, default=VERSION)})", "re-export the run with a newer kpmobile")
+        data = step(dict(data))
+        if data.get("version") != version + 1:
+            raise ConfigError(f"migration from version {version} did not give version {version + 1}",
+                              "report this as a kpmobile bug")
+        version += 1
+    _check_v1(data)
+    return data
+
+
+def _check_v1(data: dict[str, Any]) -> None:
+    run, cases, devices = data.get("run"), data.get("cases"), data.get("devices", {})
+    if not isinstance(run, dict) or not isinstance(cases, list) or not isinstance(devices, dict):
+        raise ConfigError(f"{SCHEMA} v{VERSION} export needs a \"run\" object, \"cases\" list and \"devices\" object",
+                          "re-export the run with `kpmobile runs export`")
+    missing = [k for k in _RUN_FIELDS if k not in run]
+    if missing:
+        raise ConfigError(f"export's run lacks {', '.join(missing)}", "re-export the run with `kpmobile runs export`")
+    for i, case in enumerate(cases):
+        gaps = [k for k in _CASE_REQUIRED if not isinstance(case, dict) or k not in case]
+        if gaps:
+            raise ConfigError(f"export's case {i} lacks {', '.join(gaps)}",
+                              "re-export the run with `kpmobile runs export`")
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    cases = sorted((_case_values(c) for c in data["cases"]), key=lambda c: str(c["case_key"]))
+    return json.dumps({"run": {k: data["run"].get(k) for k in _RUN_FIELDS}, "cases": cases}, sort_keys=True)
+
+
+def _case_values(case: dict[str, Any]) -> dict[str, Any]:
+    out = {k: case.get(k) for k in _CASE_FIELDS}
+    out["extra"] = out["extra"] or {}
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportResult:
+    """What an import did."""
+
+    run_id: str
+    cases: int
+    devices_added: int
+    already_present: bool
+
+
+def import_run(store: Store, data: dict[str, Any]) -> ImportResult:
+    """Give what importing `data` (an export document) into `store` did; the run keeps its id.
+
+    A run id already in the store is refused unless the stored run is identical (then nothing
+    is written). Device fingerprints already known are kept as they are. Case row ids are the
+    store's own; a case is identified by (run id, case key).
+    """
+    data = migrate(data)
+    run = data["run"]
+    run_id = str(run["id"])
+    if any(r.id == run_id for r in store.runs()):
+        if _canonical(export_run(store, run_id)) == _canonical(data):
+            return ImportResult(run_id, len(data["cases"]), 0, True)
+        raise ConfigError(f"run {run_id} is already in {store.path} with different content",
+                          "import into another store (--db), or delete the stored run first")
+    known = store.devices()
+    con = sqlite3.connect(str(store.path), timeout=30)
+    added = 0
+    try:
+        with con:
+            con.execute(
+                "INSERT INTO runs(id, started, finished, status, command, host, kpmobile_version, plan)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, run["started"], run["finished"], run["status"], run["command"], run["host"],
+                 run["kpmobile_version"], json.dumps(run["plan"])),
+            )
+            now = time.time()
+            for fp, info in data.get("devices", {}).items():
+                if fp in known:
+                    continue
+                con.execute("INSERT OR IGNORE INTO devices(fingerprint, serial, info, first_seen, last_seen)"
+                            " VALUES (?,?,?,?,?)", (fp, str(info.get("serial", "")), json.dumps(info), now, now))
+                added += 1
+            columns = ", ".join(_CASE_FIELDS)
+            marks = ", ".join("?" for _ in _CASE_FIELDS)
+            for case in data["cases"]:
+                values = _case_values(case)
+                values["run_id"] = run_id
+                values["record"] = json.dumps(values["record"]) if values["record"] is not None else None
+                values["extra"] = json.dumps(values["extra"])
+                con.execute(f"INSERT INTO cases({columns}) VALUES ({marks})", [values[k] for k in _CASE_FIELDS])
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"could not import run {run_id} into {store.path}: {exc}",
+                          "check the file was written by `kpmobile runs export`") from exc
+    finally:
+        con.close()
+    return ImportResult(run_id, len(data["cases"]), added, False)

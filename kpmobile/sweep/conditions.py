@@ -1,0 +1,77 @@
+"""The conditions a case ran under: cool-down before it, temperatures and big-core frequencies
+before and after it, the cores its runner ran on, and the flags these raise.
+
+What is measured goes into the case's `extra` JSON:
+``{"before": snapshot, "after": snapshot, "cooldown": {...}, "cores": {...}, "flags": [...]}``.
+Flags: ``hot-start`` (still above the profile's thermal limit after the longest wait),
+``throttled`` (a big core's max frequency fell more than 15 % during the case) and
+``core-mismatch`` (the runner ran outside the cores its power mode binds to).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kpmobile.devices import telemetry
+from kpmobile.errors import DeviceError
+
+
+@dataclass
+class Watch:
+    """What was seen of a phone before a case, to compare with after it."""
+
+    before: telemetry.Snapshot | None
+    cooldown: dict[str, Any]
+    flags: list[str] = field(default_factory=list)
+
+
+def before_case(phone: telemetry.Shell, cores: tuple[int, ...], limit_c: float, cooldown_s: float,
+                max_wait_s: float, stop: Any = None) -> Watch:
+    """Give the phone's state once it has rested `cooldown_s` and its hottest zone is below
+    `limit_c` (or `max_wait_s` has passed); a phone whose sensors cannot be read is not waited for."""
+    rested = 0.0
+    if cooldown_s > 0:
+        start = time.monotonic()
+        while time.monotonic() - start < cooldown_s and not (stop is not None and stop.is_set()):
+            time.sleep(min(0.2, cooldown_s))
+        rested = time.monotonic() - start
+    try:
+        snap, waited = telemetry.wait_until_cool(phone, cores, limit_c, max_wait_s)
+    except DeviceError:
+        return Watch(None, {"rested_s": round(rested, 2), "waited_s": 0.0, "limit_c": limit_c,
+                            "error": "thermal zones unreadable"})
+    cooldown = {"rested_s": round(rested, 2), "waited_s": round(waited, 2), "limit_c": limit_c,
+                "start_c": snap.hottest_c}
+    flags = []
+    if snap.hottest_c is not None and snap.hottest_c >= limit_c:
+        flags.append("hot-start")
+    return Watch(snap, cooldown, flags)
+
+
+def after_case(phone: telemetry.Shell, cores: tuple[int, ...], watch: Watch, cores_file: str,
+               expected: tuple[int, ...] | None) -> dict[str, Any]:
+    """Give the case's `extra`: snapshots before and after, cool-down, sampled cores and flags."""
+    flags = list(watch.flags)
+    extra: dict[str, Any] = {"cooldown": watch.cooldown}
+    try:
+        after = telemetry.read_snapshot(phone, cores)
+        samples = phone.shell(f"cat {cores_file} 2>/dev/null; rm -f {cores_file}", timeout=30).stdout
+    except DeviceError as exc:
+        extra["telemetry_error"] = exc.one_line()
+        extra["flags"] = flags
+        return extra
+    if watch.before is not None:
+        extra["before"] = watch.before.to_json()
+        drops = telemetry.throttled(watch.before, after)
+        if drops:
+            flags.append("throttled")
+            extra["throttled_cores"] = drops
+    extra["after"] = after.to_json()
+    check = telemetry.core_check(telemetry.parse_core_samples(samples), expected)
+    extra["cores"] = check
+    if check["mismatch"]:
+        flags.append("core-mismatch")
+    extra["flags"] = flags
+    return extra

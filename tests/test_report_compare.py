@@ -1,0 +1,155 @@
+"""Run comparison and thread scaling, on synthetic stores (pure logic)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kpmobile.errors import ConfigError
+from kpmobile.records import BenchCase
+from kpmobile.report.compare import RunComparison, compare_runs, comparison_table, regressions, rounds_table
+from kpmobile.report.scaling import scaling_table, thread_scaling
+from kpmobile.report.table import to_markdown
+from kpmobile.store import Store
+
+MODELS = {"pp-tinypose-128x96": {"display": "PP-TinyPose-128x96 (pose)"},
+          "picodet-s-192": {"display": "PicoDet-s-192x192 (det)"}}
+BASE = {"pp-tinypose-128x96": 40.0, "picodet-s-192": 60.0}
+JITTER = (0.0, 0.6, -0.5)  # round offsets, ms
+
+
+Latency = Callable[[str, str, int, int], float]
+
+
+def base_latency(model: str, fp: str, threads: int, rnd: int) -> float:
+    """Give a plausible latency: 4 threads 2.5x faster, a little jitter per round."""
+    value = BASE[model] / (2.5 if threads == 4 else 1.0)
+    return value + JITTER[rnd] * (1 if fp.endswith("A") else 1.3)
+
+
+def make_run(store: Store, devices: dict[str, str], latency: Latency = base_latency, rounds: int = 3,
+             threads: tuple[int, ...] = (1, 4), notes: tuple[str, ...] = ()) -> str:
+    """Give the id of a synthetic run stored with every case ok."""
+    plan = {"models": MODELS, "threads": list(threads),
+            "devices": {fp: {"label": label, "serial": f"s-{fp}"} for fp, label in devices.items()}}
+    run = store.new_run("test", plan)
+    for fp in devices:
+        for rnd in range(rounds):
+            for model in MODELS:
+                for t in threads:
+                    case = BenchCase(model=model, device=fp, threads=t, backend="arm", round=rnd)
+                    ms = latency(model, fp, t, rnd)
+                    store.add_case(run, case, serial=f"s-{fp}", status="ok", numbers={"avg_ms": ms},
+                                   record={"notes": list(notes)}, raw_log=f"avg = {ms}")
+    store.finish_run(run, "complete")
+    return run
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "kp.db")
+
+
+def _compare(store: Store, a: str, b: str, force: bool = False, threshold: float = 0.05) -> RunComparison:
+    ra, rb = store.run(a), store.run(b)
+    return compare_runs(ra, store.cases(a), rb, store.cases(b), force=force, threshold=threshold)
+
+
+def test_a_run_compared_with_itself_is_same_in_every_cell(store: Store) -> None:
+    run = make_run(store, {"fpA": "Kirin 980", "fpB": "Snapdragon 660"})
+    result = _compare(store, run, run)
+    assert len(result.cells) == 8
+    assert {c.verdict for c in result.cells} == {"same"}
+    assert all(c.ratio == pytest.approx(1.0) for c in result.cells)
+    assert regressions(result, 0.0) == []
+
+
+def test_slowed_cells_are_flagged_slower_and_the_rest_stay_same(store: Store) -> None:
+    devices = {"fpA": "Kirin 980", "fpB": "Snapdragon 660"}
+    a = make_run(store, devices)
+
+    def slowed(model: str, fp: str, t: int, rnd: int) -> float:
+        factor = 1.3 if (fp == "fpA" and model == "picodet-s-192") else 1.0
+        return base_latency(model, fp, t, rnd) * factor
+
+    b = make_run(store, devices, slowed)
+    result = _compare(store, a, b)
+    verdicts = {(c.device_a, c.setting.model, c.setting.threads): c.verdict for c in result.cells}
+    assert verdicts[("fpA", "picodet-s-192", 1)] == "slower"
+    assert verdicts[("fpA", "picodet-s-192", 4)] == "slower"
+    assert [v for k, v in verdicts.items() if k[0] == "fpB" or k[1] != "picodet-s-192"] == ["same"] * 6
+    assert len(regressions(result, 10)) == 2
+    assert regressions(result, 40) == []  # 30 % slower is under a 40 % gate
+    back = _compare(store, b, a)
+    assert sum(c.verdict == "faster" for c in back.cells) == 2
+    md = to_markdown(comparison_table(result, MODELS))
+    assert "PicoDet-s-192x192 (det) 1-thread" in md and "+30.0%" in md and "slower" in md
+
+
+def test_a_small_change_below_the_threshold_is_same(store: Store) -> None:
+    a = make_run(store, {"fpA": "Kirin 980"})
+    b = make_run(store, {"fpA": "Kirin 980"}, lambda m, fp, t, r: base_latency(m, fp, t, r) * 1.03)
+    assert {c.verdict for c in _compare(store, a, b).cells} == {"same"}
+    assert {c.verdict for c in _compare(store, a, b, threshold=0.01).cells} <= {"slower", "same"}
+
+
+def test_different_fingerprints_are_refused_unless_forced(store: Store) -> None:
+    a = make_run(store, {"fpA": "Kirin 980", "fpB": "Snapdragon 660"})
+    b = make_run(store, {"fpA2": "Kirin 980", "fpB": "Snapdragon 660"})
+    with pytest.raises(ConfigError) as err:
+        _compare(store, a, b)
+    text = err.value.one_line()
+    assert "fingerprints differ" in text and "fpA" in text and "fpA2" in text and "--force" in text
+    forced = _compare(store, a, b, force=True)
+    assert forced.forced and ("fpA", "fpA2") in forced.pairs and ("fpB", "fpB") in forced.pairs
+    assert len(forced.cells) == 8 and all(c.forced == (c.device_a == "fpA") for c in forced.cells)
+    assert "(forced)" in to_markdown(comparison_table(forced))
+
+
+def test_force_pairs_by_label_before_position(store: Store) -> None:
+    a = make_run(store, {"x1": "Kirin 980", "x2": "Snapdragon 660"})
+    b = make_run(store, {"y2": "Snapdragon 660", "y1": "Kirin 980"})
+    forced = _compare(store, a, b, force=True)
+    assert set(forced.pairs) == {("x1", "y1"), ("x2", "y2")}
+
+
+def test_a_device_only_in_one_run_is_reported_not_refused(store: Store) -> None:
+    a = make_run(store, {"fpA": "Kirin 980", "fpB": "Snapdragon 660"})
+    b = make_run(store, {"fpA": "Kirin 980"})
+    result = _compare(store, a, b)
+    assert result.counts() == {"same": 4, "only-a": 4}
+    assert any("only in run" in n for n in result.notes)
+
+
+def test_thread_scaling_gives_speedup_interval_and_efficiency(store: Store) -> None:
+    run = make_run(store, {"fpA": "Kirin 980"})
+    rows = thread_scaling(store.run(run), store.cases(run))
+    assert [(r.model, r.threads, r.base_threads) for r in rows] == [("picodet-s-192", 4, 1),
+                                                                    ("pp-tinypose-128x96", 4, 1)]
+    for r in rows:
+        assert r.speedup == pytest.approx(2.5, rel=0.03)
+        assert r.ci[0] <= r.speedup <= r.ci[1] and r.ci[0] > 2.0
+        assert r.efficiency == pytest.approx(r.speedup / 4)
+        assert r.warning is None
+    table = scaling_table(rows, MODELS)
+    assert table.rows[0][4].endswith("x") and table.rows[0][6].endswith("%")
+
+
+def test_scaling_warns_when_more_threads_are_slower_or_not_applied(store: Store) -> None:
+    slower = make_run(store, {"fpA": "Kirin 980"},
+                      lambda m, fp, t, r: BASE[m] * (1.2 if t == 4 else 1.0) + JITTER[r])
+    rows = thread_scaling(store.run(slower), store.cases(slower))
+    assert all(r.speedup < 1 and r.warning and "significantly slower" in r.warning for r in rows)
+    note = "threads applied: no (x86 MobileConfig has no set_threads)"
+    ignored = make_run(store, {"fpA": "Kirin 980"}, notes=(note,))
+    rows = thread_scaling(store.run(ignored), store.cases(ignored))
+    assert all(r.warning and "did not apply --threads" in r.warning for r in rows)
+
+
+def test_rounds_table_summarises_each_cell(store: Store) -> None:
+    run = make_run(store, {"fpA": "Kirin 980"})
+    table = rounds_table(store.run(run), store.cases(run))
+    assert len(table.rows) == 4 and all(row[2] == "3" for row in table.rows)
+    assert table.data[0]["values_ms"] and table.data[0]["cv"] >= 0
