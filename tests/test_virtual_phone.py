@@ -225,6 +225,7 @@ def test_paths_outside_the_sandbox_are_refused(virtual_phone_factory: PhoneFacto
         d.sync.read_bytes("/etc/passwd")
 
 
+@pytest.mark.faults
 def test_quota_fails_push_and_leaves_no_partial_file(virtual_phone_factory: PhoneFactory,
                                                      adb_server: AdbServer) -> None:
     phone = virtual_phone_factory(extra_args=["--quota", "3000000"])
@@ -264,6 +265,7 @@ def test_other_hosts_are_refused() -> None:
         serve(0, host="0.0.0.0")
 
 
+@pytest.mark.faults
 def test_disconnect_after_drops_the_device(virtual_phone_factory: PhoneFactory, adb_server: AdbServer) -> None:
     phone = virtual_phone_factory(extra_args=["--disconnect-after", "2"])
     d = device(adb_server, phone.serial)

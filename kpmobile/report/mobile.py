@@ -1,13 +1,22 @@
-"""The mobile table: one row per model, a column per device x threads, values in ms."""
+"""The mobile table: one row per model, a column per device x threads, values in ms; and its
+roofline companion (achieved GFLOP/s beside each latency).
+
+A cell is R rounds (separate runner invocations) of one setting: it shows the mean of the
+rounds' averages, "mean ± std ms" when there is more than one round. Its JSON gives mean_ms,
+std_ms, median_ms, min_ms, cv, rounds and flags: the statistics' (``cv>5%``, ``trend-up``) and
+the conditions' of every round (``throttled``, ``core-mismatch``, ``hot-start``).
+"""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kpmobile.report.table import Table
+from kpmobile.stats import achieved_gflops, summarize
 from kpmobile.store import CaseRow
+
+NOTES = ("These tests above are based Paddle Lite deployment.", "The time only includes inference time.")
 
 
 def threads_label(threads: int) -> str:
@@ -15,38 +24,109 @@ def threads_label(threads: int) -> str:
     return f"{threads}-thread" if threads == 1 else f"{threads}-threads"
 
 
-def mobile_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
-    """Give the mobile table of one run from its plan and stored cases (mean of rounds per cell)."""
-    models = plan.get("models", {})
+def latency_text(mean: float, std: float, rounds: int) -> str:
+    """Give a cell's text: "12.34 ms", or "12.34 ± 0.56 ms" over several rounds."""
+    return f"{mean:.2f} ± {std:.2f} ms" if rounds > 1 else f"{mean:.2f} ms"
+
+
+def cell_stats(rows: Sequence[CaseRow]) -> dict[str, Any]:
+    """Give the statistics and flags of one cell's stored rounds (ok rows with a latency)."""
+    ordered = sorted(rows, key=lambda r: r.round)
+    values = [float(r.avg_ms) for r in ordered if r.avg_ms is not None]
+    flags: list[str] = []
+    out: dict[str, Any] = {"rounds": len(values), "values_ms": values, "mean_ms": None, "std_ms": None,
+                           "median_ms": None, "min_ms": None, "cv": None}
+    if values:
+        s = summarize(values)
+        out.update(mean_ms=s.mean, std_ms=s.std, median_ms=s.median, min_ms=s.min, max_ms=s.max, cv=s.cv)
+        flags += s.flags
+    for r in ordered:
+        for flag in r.extra.get("flags", []):
+            if flag not in flags:
+                flags.append(flag)
+    out["flags"] = flags
+    return out
+
+
+def _columns(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> list[tuple[str, int, int]]:
     devices = plan.get("devices", {})
     threads = sorted({int(t) for t in plan.get("threads", [])} | {c.threads for c in cases})
-    ok = [c for c in cases if c.status == "ok" and c.avg_ms is not None and c.pipeline is None]
-    failed = {(c.model, c.device_fp, c.threads): c.error for c in cases if c.status == "failed"}
+    modes = sorted({int(m) for m in plan.get("power_modes", [])} | {c.power_mode for c in cases}) or [0]
     device_order = list(devices) or sorted({c.device_fp for c in cases})
-    model_order = list(models) or sorted({c.model for c in cases})
-    header = ["Model"] + [
-        f"{devices.get(fp, {}).get('label', fp)} ({threads_label(t)})" for fp in device_order for t in threads
-    ]
+    return [(fp, m, t) for fp in device_order for m in modes for t in threads]
+
+
+def _column_label(plan: Mapping[str, Any], fp: str, mode: int, threads: int, several_modes: bool) -> str:
+    label = plan.get("devices", {}).get(fp, {}).get("label", fp)
+    suffix = threads_label(threads) + (f", power_mode {mode}" if several_modes else "")
+    return f"{label} ({suffix})"
+
+
+def mobile_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
+    """Give the mobile table of one run from its plan and stored cases (rounds summarised per cell)."""
+    models = plan.get("models", {})
+    devices = plan.get("devices", {})
+    singles = [c for c in cases if c.pipeline is None]
+    columns = _columns(plan, singles)
+    several = len({m for _, m, _ in columns}) > 1
+    ok = [c for c in singles if c.status == "ok" and c.avg_ms is not None]
+    failed = {(c.model, c.device_fp, c.power_mode, c.threads): c.error for c in singles if c.status == "failed"}
+    model_order = list(models) or sorted({c.model for c in singles})
+    header = ["Model"] + [_column_label(plan, fp, m, t, several) for fp, m, t in columns]
     rows: list[tuple[str, ...]] = []
     data: list[dict[str, Any]] = []
+    flagged: list[str] = []
     for model in model_order:
-        row = [str(models.get(model, {}).get("display", model))]
-        for fp in device_order:
-            for t in threads:
-                vals = [c.avg_ms for c in ok if c.model == model and c.device_fp == fp and c.threads == t]
-                values = [float(v) for v in vals if v is not None]
-                if values:
-                    mean = statistics.fmean(values)
-                    row.append(f"{mean:.2f} ms")
-                else:
-                    mean = None
-                    row.append("failed" if (model, fp, t) in failed else "-")
-                data.append({
-                    "model": model, "device": fp, "label": devices.get(fp, {}).get("label", fp),
-                    "serial": devices.get(fp, {}).get("serial"), "threads": t,
-                    "mean_ms": mean, "rounds": len(values), "values_ms": values,
-                    "error": failed.get((model, fp, t)),
-                })
+        display = str(models.get(model, {}).get("display", model))
+        flops = models.get(model, {}).get("flops")
+        row = [display]
+        for fp, mode, t in columns:
+            mine = [c for c in ok if c.model == model and c.device_fp == fp and c.power_mode == mode and c.threads == t]
+            cell = cell_stats(mine)
+            key = (model, fp, mode, t)
+            if cell["mean_ms"] is not None:
+                row.append(latency_text(cell["mean_ms"], cell["std_ms"], cell["rounds"]))
+            else:
+                row.append("failed" if key in failed else "-")
+            peak = devices.get(fp, {}).get("peak_gflops")
+            gflops = achieved_gflops(float(flops), cell["mean_ms"]) if flops and cell["mean_ms"] else None
+            data.append({
+                "model": model, "device": fp, "label": devices.get(fp, {}).get("label", fp),
+                "serial": devices.get(fp, {}).get("serial"), "threads": t, "power_mode": mode,
+                **cell, "gflops": gflops, "peak_gflops": peak,
+                "peak_share": gflops / peak if gflops and peak else None,
+                "error": None if cell["mean_ms"] is not None else failed.get(key),
+            })
+            if cell["flags"]:
+                flagged.append(f"{display} on {header[len(row) - 1]}: {', '.join(cell['flags'])}")
         rows.append(tuple(row))
-    notes = ("These tests above are based Paddle Lite deployment.", "The time only includes inference time.")
+    notes = NOTES + tuple(f"flag: {f}" for f in flagged)
     return Table("Benchmark on Mobile", tuple(header), tuple(rows), data, notes)
+
+
+def roofline_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table | None:
+    """Give each cell's latency beside its achieved GFLOP/s (2 x multiply-adds / latency) and the
+    share of the profile's peak where known; None when no model's FLOPs are known."""
+    models = plan.get("models", {})
+    if not any(m.get("flops") for m in models.values()):
+        return None
+    base = mobile_table(plan, cases)
+    devices = plan.get("devices", {})
+    header = ["Model", "MFLOPs (MACs)"]
+    for name in base.header[1:]:
+        header += [name, "GFLOP/s"]
+    rows: list[tuple[str, ...]] = []
+    per_row = len(base.header) - 1
+    for i, row in enumerate(base.rows):
+        cells = base.data[i * per_row:(i + 1) * per_row]
+        flops = models.get(cells[0]["model"], {}).get("flops") if cells else None
+        out = [row[0], f"{flops / 1e6:.1f}" if flops else "-"]
+        for text, cell in zip(row[1:], cells):
+            g = cell["gflops"]
+            peak = cell["peak_gflops"]
+            out += [text, "-" if g is None else (f"{g:.2f} ({g / peak:.0%} of {peak:g})" if peak else f"{g:.2f}")]
+        rows.append(tuple(out))
+    peaks = [f"{d.get('label', fp)}: {d['peak_gflops']:g} GFLOP/s" for fp, d in devices.items() if d.get("peak_gflops")]
+    notes = ("Achieved GFLOP/s = 2 x multiply-adds / mean latency.",
+             "Peak (profile's peak_gflops): " + ("; ".join(peaks) if peaks else "unknown for these devices") + ".")
+    return Table("Roofline: achieved GFLOP/s", tuple(header), tuple(rows), base.data, notes)

@@ -229,10 +229,13 @@ def nms(boxes: Any, iou: float = 0.5, top_k: int = 1000, keep_k: int = 100) -> A
     return b[keep]
 
 
-def choose_persons(boxes: Any, persons: int, height: int, width: int) -> tuple[list[tuple[int, int, int, int, float]], int]:
+Box = tuple[int, int, int, int, float]  # x1, y1, x2, y2, score
+
+
+def choose_persons(boxes: Any, persons: int, height: int, width: int) -> tuple[list[Box], int]:
     """Give `persons` boxes (x1, y1, x2, y2, score): the best usable ones, then fixed grid crops; and
     how many are fixed."""
-    chosen: list[tuple[int, int, int, int, float]] = []
+    chosen: list[Box] = []
     for x1, y1, x2, y2, score in boxes:
         if len(chosen) == persons:
             break

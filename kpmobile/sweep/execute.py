@@ -14,14 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from kpmobile.devices import android
+from kpmobile.devices import android, telemetry
 from kpmobile.errors import ConfigError, DeviceError, KpError, ParseError, RunnerError
 from kpmobile.paths import DEVICE_DIR, cache_dir, default_db
 from kpmobile.records import BenchCase, DeviceInfo, ModelSpec
 from kpmobile.store import Store
-from kpmobile.sweep.plan import BenchOptions, plan_cases, remaining
+from kpmobile.sweep import conditions
+from kpmobile.sweep import pipeline as pipe
+from kpmobile.sweep.plan import BenchOptions, pipeline_models, plan_cases, remaining, select_profiles, split_pipeline
 
 X86_ABIS = ("x86_64", "x86")
+
+
+class SweepInterrupted(KpError):
+    """The user stopped the sweep (SIGINT): what finished is stored; --resume runs the rest."""
+
+    exit_code = 130
 
 
 class Progress(Protocol):
@@ -103,6 +111,31 @@ class Target:
     nb_remote: dict[str, str] = field(default_factory=dict)  # model name -> device path
     nb_hash: dict[str, str] = field(default_factory=dict)
     nb_local: dict[str, Path] = field(default_factory=dict)
+    model_dirs: dict[str, Path] = field(default_factory=dict)
+    thermal_limit_c: float = 45.0
+    peak_gflops: float | None = None
+    pipeline_mode: str = pipe.MODE_COMPOSED
+    pipeline_files: list[pipe.PipelineFile] = field(default_factory=list)
+    pipeline_runner: tuple[str, str] = ("", "")  # name, version
+
+    @property
+    def fp(self) -> str:
+        """Give the device's fingerprint (its serial before identification)."""
+        return self.info.fingerprint or self.info.serial
+
+    @property
+    def all_cores(self) -> tuple[int, ...]:
+        """Give every core the phone reports."""
+        return tuple(sorted(core for cl in self.info.clusters for core in cl.cores))
+
+    @property
+    def watched_cores(self) -> tuple[int, ...]:
+        """Give the cores whose frequencies are recorded: the big ones, else all."""
+        return tuple(self.info.big_cores) or self.all_cores
+
+    def expected_cores(self, power_mode: int) -> tuple[int, ...] | None:
+        """Give the cores a runner in `power_mode` should run on, or None when any will do."""
+        return telemetry.expected_cores(power_mode, self.info.big_cores, self.all_cores)
 
 
 def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutcome:
@@ -110,22 +143,27 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutc
     from kpmobile.zoo.catalogue import resolve
 
     progress = progress or SilentProgress()
-    specs = {spec.name: spec for spec in (resolve(m) for m in opts.models)}
     store = Store(opts.db or default_db())
+    if opts.resume:
+        opts = resumed_options(opts, store.run(opts.resume).plan)
+    specs = {spec.name: spec for spec in (resolve(m) for m in pipeline_models(opts.models, opts.pipelines))}
     counters = Counters()
     with ExitStack() as stack:
         devices = _discover(opts, stack, progress)
         targets = [_make_target(d, opts) for d in devices]
         model_dirs, model_hashes = _build_models(specs, progress)
+        _prepare_targets(targets, opts, model_dirs)
         run_id, cases = _plan_or_resume(opts, store, specs, targets)
         out_dir = opts.out_dir / run_id
         outcome = BenchOutcome(run_id, store.path, out_dir, counters)
         for t in targets:
             store.upsert_device(t.info)
         _convert_all(targets, specs, model_dirs, opts, counters, progress)
+        _add_main_files(targets, opts)
         todo = remaining(cases, store.done_keys(run_id))
         progress.start(len(todo), f"run {run_id}: {len(todo)} cases on {len(targets)} device(s)")
         stop = threading.Event()
+        active: dict[str, tuple[Target, str]] = {}  # fingerprint -> (target, pid file of its running case)
         by_fp = {t.info.fingerprint or t.info.serial: t for t in targets}
 
         def work(target: Target) -> None:
@@ -143,8 +181,9 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutc
             for case in mine:
                 if stop.is_set():
                     return
-                _run_case(store, run_id, case, target, specs[case.model], model_hashes, out_dir, opts)
-                progress.advance(f"{target.info.serial} {case.model} {case.threads}T")
+                _run_case(store, run_id, case, target, specs, model_hashes, out_dir, opts, active, stop)
+                label = case.model if case.pipeline is None else f"{case.pipeline} x{case.persons}"
+                progress.advance(f"{target.info.serial} {label} {case.threads}T r{case.round}")
 
         status = "complete"
         try:
@@ -156,10 +195,13 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutc
                             time.sleep(0.05)
                         fut.result()
                 except KeyboardInterrupt:
+                    # Stop the runners now, so that the workers' shells return; nothing more is
+                    # started and the cut-off cases are not stored (--resume runs them again).
                     stop.set()
                     status = "interrupted"
                     outcome.interrupted = True
-                    raise
+                    for target, pid_file in list(active.values()):
+                        telemetry.stop_remote(target.phone, pid_file)
         finally:
             rows = store.cases(run_id)
             outcome.ok = sum(1 for r in rows if r.status == "ok")
@@ -172,7 +214,34 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutc
             store.set_plan(run_id, plan)
             store.finish_run(run_id, status)
             store.close()
+        if outcome.interrupted:
+            servers = "".join(f" --adb-server {s}" for s in opts.servers)
+            raise SweepInterrupted(
+                f"interrupted: run {run_id} is stored with {outcome.ok} of {len(cases)} cases done",
+                f"resume it with `kpmobile bench --resume {run_id} --db {store.path}{servers}`")
         return outcome
+
+
+def resumed_options(opts: BenchOptions, plan: dict[str, Any]) -> BenchOptions:
+    """Give the options of a resumed run: its stored models, pipelines and settings; servers and
+    runners given now win over the stored ones."""
+    from dataclasses import replace
+
+    stored = plan.get("options", {})
+    runner = opts.runner or (Path(stored["runner"]) if stored.get("runner") else None)
+    main = opts.pipeline_runner or (Path(stored["pipeline_runner"]) if stored.get("pipeline_runner") else None)
+    return replace(
+        opts,
+        models=list(plan.get("models", {})) or list(opts.models),
+        pipelines=list(stored.get("pipelines", opts.pipelines)),
+        persons=list(stored.get("persons", opts.persons)),
+        servers=list(opts.servers) or list(stored.get("servers", [])),
+        cooldown_s=float(stored.get("cooldown_s", opts.cooldown_s)),
+        thermal_wait_s=float(stored.get("thermal_wait_s", opts.thermal_wait_s)),
+        core_sample_s=float(stored.get("core_sample_s", opts.core_sample_s)),
+        runner=runner,
+        pipeline_runner=main,
+    )
 
 
 # devices ---------------------------------------------------------------------------------
@@ -190,6 +259,16 @@ def _discover(opts: BenchOptions, stack: ExitStack, progress: Progress) -> list[
         if d.state != "device":
             progress.note(f"skipping {d.serial}: {d.warnings[0] if d.warnings else d.state}")
     ready = [d for d in found if d.state == "device"]
+    if ready and opts.profiles and not opts.devices:
+        keep = {int(i) for i in select_profiles(opts.profiles, {str(i): d.profile for i, d in enumerate(ready)})}
+        if not keep:
+            seen = ", ".join(f"{d.serial} ({d.profile})" for d in ready)
+            raise DeviceError(f"no attached phone matches profile(s) {', '.join(opts.profiles)}; attached: {seen}",
+                              "attach such a phone, or name phones with --device SERIAL (it overrides profiles)")
+        for i, d in enumerate(ready):
+            if i not in keep:
+                progress.note(f"skipping {d.serial}: profile {d.profile} is not in {', '.join(opts.profiles)}")
+        ready = [d for i, d in enumerate(ready) if i in keep]
     if ready:
         return ready
     if opts.devices and found:
@@ -293,6 +372,7 @@ def _push_all(target: Target, counters: Counters, progress: Progress) -> None:
     """Push the runner and models whose size and md5 differ on the device; skip the rest."""
     files: list[tuple[Path, str, int]] = [(target.runner_local, target.runner_remote, 0o755)]
     files += [(target.nb_local[name], remote, 0o644) for name, remote in target.nb_remote.items()]
+    files += [(f.local, f.remote, f.mode) for f in target.pipeline_files]
     on_device = target.phone.md5sums([remote for _, remote, _ in files])
     for local, remote, mode in files:
         if on_device.get(remote) == file_md5(local):
@@ -333,17 +413,32 @@ def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec
             raise DeviceError(f"run {opts.resume} needs device(s) {', '.join(labels)}, which are not attached",
                               "attach them (or their adb server via --adb-server) and resume again")
         return run.id, cases
+    piped = [t.fp for t in targets if t.pipeline_mode != pipe.MODE_COMPOSED]
     cases = plan_cases(list(specs), fps, opts.threads, power_mode=opts.power_mode, warmup=opts.warmup,
-                       repeats=opts.repeats, precision=opts.precision, rounds=opts.rounds, backends=backends)
-    labels = device_labels([t.info for t in targets])
-    plan = {
+                       repeats=opts.repeats, precision=opts.precision, rounds=opts.rounds, backends=backends,
+                       power_modes=opts.power_modes, pipelines=opts.pipelines, persons=opts.persons,
+                       pipeline_devices=piped)
+    names = device_labels([t.info for t in targets])
+    plan: dict[str, Any] = {
         "cases": [c.__dict__ for c in cases],
-        "models": {n: {"display": s.display, "input_shape": list(s.input_shape), "task": s.task}
+        "models": {n: {"display": s.display, "input_shape": list(s.input_shape), "task": s.task,
+                       "flops": model_flops(s)}
                    for n, s in specs.items()},
-        "devices": {fp: {"serial": t.info.serial, "label": labels[fp], "profile": t.info.profile,
-                         "soc": t.info.soc, "abi": t.info.abi, "model": t.info.model}
+        "devices": {fp: {"serial": t.info.serial, "label": names[fp], "profile": t.info.profile,
+                         "soc": t.info.soc, "abi": t.info.abi, "model": t.info.model,
+                         "peak_gflops": t.peak_gflops, "big_cores": list(t.info.big_cores),
+                         "thermal_limit_c": t.thermal_limit_c, "pipeline_mode": t.pipeline_mode}
                     for fp, t in zip(fps, targets)},
         "threads": list(opts.threads),
+        "power_modes": list(opts.power_modes) or [opts.power_mode],
+        "rounds": opts.rounds,
+        "pipelines": {p: {"det": split_pipeline(p)[0], "pose": split_pipeline(p)[1], "persons": list(opts.persons)}
+                      for p in opts.pipelines},
+        "options": {"servers": list(opts.servers), "pipelines": list(opts.pipelines), "persons": list(opts.persons),
+                    "cooldown_s": opts.cooldown_s, "thermal_wait_s": opts.thermal_wait_s,
+                    "core_sample_s": opts.core_sample_s, "warmup": opts.warmup, "repeats": opts.repeats,
+                    "runner": str(opts.runner) if opts.runner else None,
+                    "pipeline_runner": str(opts.pipeline_runner) if opts.pipeline_runner else None},
     }
     return store.new_run(opts.command, plan), cases
 
@@ -385,43 +480,138 @@ def runner_argv(target: Target, case: BenchCase, spec: ModelSpec, result_path: s
     return argv
 
 
-def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, spec: ModelSpec,
-              model_hashes: dict[str, str], out_dir: Path, opts: BenchOptions) -> None:
+def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs: dict[str, ModelSpec],
+              model_hashes: dict[str, str], out_dir: Path, opts: BenchOptions,
+              active: dict[str, tuple[Target, str]] | None = None, stop: threading.Event | None = None) -> None:
+    """Run one case under watched conditions and store it; an interrupted case is not stored."""
     from kpmobile.runners.parsers import parse_log
 
     idx = hashlib.sha1(case.key().encode()).hexdigest()[:12]
-    result_remote = f"{DEVICE_DIR}/results/{run_id}/{idx}.txt"
-    argv = runner_argv(target, case, spec, result_remote)
-    script = (f"mkdir -p {shlex.quote(DEVICE_DIR + '/results/' + run_id)} && rm -f {shlex.quote(result_remote)}"
-              f" && cd {shlex.quote(DEVICE_DIR)} && {shlex.join(argv)}")
-    common: dict[str, Any] = dict(
-        serial=target.info.serial, model_hash=model_hashes.get(case.model),
-        artifact_hash=target.nb_hash.get(case.model), runner=target.runner_name,
-        runner_version=target.runner_version,
-    )
+    result_dir = f"{DEVICE_DIR}/results/{run_id}"
+    result_remote = f"{result_dir}/{idx}.txt"
+    pid_file, cores_file = f"{result_remote}.pid", f"{result_remote}.cores"
+    if case.pipeline is None:
+        argv = runner_argv(target, case, specs[case.model], result_remote)
+        runner, version, model_hash = target.runner_name, target.runner_version, model_hashes.get(case.model)
+        artifact = target.nb_hash.get(case.model)
+    else:
+        det, pose = split_pipeline(case.pipeline)
+        argv = _pipeline_argv(target, case, specs, result_remote)
+        runner, version = target.pipeline_runner
+        model_hash = f"{model_hashes.get(det)}+{model_hashes.get(pose)}"
+        artifact = f"{target.nb_hash.get(det)}+{target.nb_hash.get(pose)}"
+    common: dict[str, Any] = dict(serial=target.info.serial, model_hash=model_hash, artifact_hash=artifact,
+                                  runner=runner, runner_version=version)
+    watch = conditions.before_case(target.phone, target.watched_cores, target.thermal_limit_c, opts.cooldown_s,
+                                   opts.thermal_wait_s, stop)
+    if stop is not None and stop.is_set():
+        return
+    script = (f"mkdir -p {shlex.quote(result_dir)} && rm -f {shlex.quote(result_remote)} && "
+              + telemetry.monitored_script(argv, DEVICE_DIR, pid_file, cores_file, opts.core_sample_s))
+    if active is not None:
+        active[target.fp] = (target, pid_file)
     try:
         res = target.phone.shell(script, timeout=opts.case_timeout_s)
     except DeviceError as exc:
-        store.add_case(run_id, case, status="failed", error=exc.one_line(), **common)
+        telemetry.stop_remote(target.phone, pid_file)  # a timed-out runner must not run on
+        if stop is None or not stop.is_set():
+            store.add_case(run_id, case, status="failed", error=exc.one_line(), **common)
         return
+    finally:
+        if active is not None:
+            active.pop(target.fp, None)
+    if stop is not None and stop.is_set():
+        return  # cut off by the user: --resume runs it again
+    extra = conditions.after_case(target.phone, target.watched_cores, watch, cores_file,
+                                  target.expected_cores(case.power_mode))
     raw = res.stdout + (("\n--- stderr ---\n" + res.stderr) if res.stderr.strip() else "")
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
         reason = f"runner exited {res.returncode}: {last[:200]}"
-        store.add_case(run_id, case, status="failed", error=reason, raw_log=raw, **common)
+        store.add_case(run_id, case, status="failed", error=reason, raw_log=raw, extra=extra, **common)
         return
     try:
-        local = target.phone.pull_into(result_remote, out_dir / _safe_dir(target.info.serial),
-                                       f"{case.model}-{case.threads}t-r{case.round}.txt")
+        name = f"{case.model}-{case.threads}t-p{case.power_mode}-r{case.round}"
+        name += f"-x{case.persons}.txt" if case.pipeline else ".txt"
+        local = target.phone.pull_into(result_remote, out_dir / _safe_dir(target.info.serial), name)
         text = local.read_text(errors="replace")
         records = parse_log(text)
     except (DeviceError, ParseError) as exc:
-        store.add_case(run_id, case, status="failed", error=exc.one_line(), raw_log=raw, **common)
+        store.add_case(run_id, case, status="failed", error=exc.one_line(), raw_log=raw, extra=extra, **common)
         return
     rec = records[-1]
+    if case.pipeline is not None:
+        found = next((int(n.split(":")[1]) for n in rec.notes if n.startswith("persons:")), None)
+        extra["persons_found"] = found
+        if found is not None and found != case.persons:
+            extra["flags"].append(f"persons-found-{found}")
     numbers = {"avg_ms": rec.avg_ms, "min_ms": rec.min_ms, "max_ms": rec.max_ms,
                "first_ms": rec.first_ms, "init_ms": rec.init_ms}
-    store.add_case(run_id, case, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, **common)
+    store.add_case(run_id, case, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra,
+                   **common)
+
+
+def _pipeline_argv(target: Target, case: BenchCase, specs: dict[str, ModelSpec], result_remote: str) -> list[str]:
+    """Give the command line of a pipeline case; PaddleDetection's main prints to stdout only."""
+    if target.pipeline_mode == pipe.MODE_RUNNER:
+        return pipe.runner_argv(case, specs, target.nb_remote, result_remote)
+    _, argv = _main_case_files(target, case)
+    return ["sh", "-c", f"{shlex.join(argv)} > {shlex.quote(result_remote)} && cat {shlex.quote(result_remote)}"]
+
+
+def _main_case_files(target: Target, case: BenchCase) -> tuple[list[pipe.PipelineFile], list[str]]:
+    main = Path(target.pipeline_runner[0])
+    return pipe.main_files(main, case, target.nb_local, target.model_dirs, cache_dir() / "pipeline")
+
+
+def _add_main_files(targets: Sequence[Target], opts: BenchOptions) -> None:
+    """Give PaddleDetection-main phones every file their pipeline cases need (after conversion)."""
+    for t in targets:
+        if t.pipeline_mode != pipe.MODE_MAIN:
+            continue
+        seen: set[str] = set()
+        for p in opts.pipelines:
+            for threads in opts.threads:
+                files, _ = _main_case_files(t, BenchCase(model=p, device=t.fp, threads=threads, pipeline=p))
+                for f in files:
+                    if f.remote not in seen:
+                        seen.add(f.remote)
+                        t.pipeline_files.append(f)
+
+
+def _prepare_targets(targets: Sequence[Target], opts: BenchOptions, model_dirs: dict[str, Path]) -> None:
+    """Give each target its profile's thermal limit and peak, and its pipeline runner and files."""
+    from kpmobile.config import load_profiles
+
+    profiles = load_profiles()
+    for t in targets:
+        prof = profiles.get(t.info.profile or "")
+        if prof is not None:
+            t.thermal_limit_c, t.peak_gflops = prof.thermal_limit_c, prof.peak_gflops
+        t.model_dirs = dict(model_dirs)
+        if not opts.pipelines:
+            continue
+        t.pipeline_mode = pipe.pipeline_mode(t.info.abi or "", opts.pipeline_runner is not None)
+        if t.pipeline_mode == pipe.MODE_RUNNER:
+            t.pipeline_files = pipe.runner_files()
+            local, version = pipe.own_pipeline_runner_file()
+            t.pipeline_runner = (local.name, version)
+        elif t.pipeline_mode == pipe.MODE_MAIN and opts.pipeline_runner is not None:
+            from kpmobile.runners.elf import check_runner_abi
+
+            check_runner_abi(opts.pipeline_runner, t.info.abi or "", t.info.abis)
+            t.pipeline_runner = (str(opts.pipeline_runner), "paddledet-lite-main")
+
+
+def model_flops(spec: ModelSpec) -> float | None:
+    """Give a model's multiply-adds from the zoo's complexity, or None when it cannot say."""
+    try:
+        from kpmobile.zoo.complexity import model_info
+
+        flops = model_info(spec).get("flops")
+        return float(flops) if flops else None
+    except Exception:  # noqa: BLE001 - the roofline column is optional; the sweep must not fail for it
+        return None
 
 
 def _store_failure(store: Store, run_id: str, case: BenchCase, target: Target, reason: str,

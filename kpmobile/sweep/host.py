@@ -409,12 +409,17 @@ def _finish(store: Store, outcome: HostOutcome, status: str) -> None:
     outcome.skipped = sum(1 for r in rows if r.status == "skipped")
     name = "{r.model} {r.backend} bs={r.batch} {r.threads}T"
     outcome.failures = [f"{name.format(r=r)}: {r.error}" for r in rows if r.status == "failed"]
-    skipped: dict[tuple[str, str], list[str]] = {}
+    skipped: dict[str, tuple[list[str], list[str]]] = {}  # reason -> (backends, models x batches)
     for r in rows:
         if r.status == "skipped":
-            skipped.setdefault((r.backend, str(r.error)), []).append(f"{r.model} bs={r.batch}")
-    outcome.skips = [f"{backend} ({len(which)} cases: {', '.join(which[:3])}{', ...' if len(which) > 3 else ''}): "
-                     f"{reason}" for (backend, reason), which in skipped.items()]
+            backends, where = skipped.setdefault(str(r.error), ([], []))
+            item = f"{r.model} bs={r.batch}"
+            if r.backend not in backends:
+                backends.append(r.backend)
+            if item not in where:
+                where.append(item)
+    outcome.skips = [f"{', '.join(b)} on {', '.join(w[:3])}{', ...' if len(w) > 3 else ''}: {reason}"
+                     for reason, (b, w) in skipped.items()]
     outcome.divergent = [f"{name.format(r=r)}: {r.extra['check'].get('detail')}" for r in rows
                          if r.status == "ok" and r.extra.get("check", {}).get("ok") is False]
     if outcome.failed and status == "complete":

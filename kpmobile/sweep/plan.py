@@ -89,20 +89,16 @@ def plan_cases(
     cases: list[BenchCase] = []
     for fp in device_fps:
         dev_backend = (backends or {}).get(fp, backend)
-        common = dict(device=fp, warmup=warmup, repeats=repeats, precision=precision, backend=dev_backend)
         for rnd in range(rounds):
-            for model in models:
+            runs: list[tuple[str, str | None, int | None]] = [(m, None, None) for m in models]
+            if fp in piped:
+                runs += [(p, p, n) for p in pipelines for n in persons]
+            for model, pipe, n in runs:
                 for mode in modes:
                     for t in threads:
-                        cases.append(BenchCase(model=model, threads=t, power_mode=mode, round=rnd, **common))
-            if fp not in piped:
-                continue
-            for pipe in pipelines:
-                for n in persons:
-                    for mode in modes:
-                        for t in threads:
-                            cases.append(BenchCase(model=pipe, threads=t, power_mode=mode, round=rnd,
-                                                   pipeline=pipe, persons=n, **common))
+                        cases.append(BenchCase(model=model, device=fp, threads=t, power_mode=mode, warmup=warmup,
+                                               repeats=repeats, precision=precision, backend=dev_backend,
+                                               round=rnd, pipeline=pipe, persons=n))
     return cases
 
 

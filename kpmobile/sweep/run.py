@@ -45,7 +45,8 @@ class SweepResult:
 
 def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResult:
     """Run the sweep `opts` describes and give its outcome with the tables to print."""
-    from kpmobile.report.mobile import mobile_table
+    from kpmobile.report.mobile import mobile_table, roofline_table
+    from kpmobile.report.pipeline import pipeline_table
     from kpmobile.store import Store
 
     if opts.on_host:
@@ -54,7 +55,10 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
     store = Store(outcome.db)
     try:
         run = store.run(outcome.run_id)
-        tables = [mobile_table(run.plan, store.cases(run.id))]
+        cases = store.cases(run.id)
+        tables = [mobile_table(run.plan, cases)]
+        extra = [roofline_table(run.plan, cases), pipeline_table(run.plan, cases)]
+        tables += [t for t in extra if t is not None]
     finally:
         store.close()
     return SweepResult(outcome, tables)

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cpuinfo", type=Path, help="a /proc/cpuinfo to serve instead of the profile's")
     serve.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is accepted")
     serve.add_argument("--disconnect-after", type=int, help="drop the device at the (N+1)th shell/sync service")
+    serve.add_argument("--abi", default="x86_64",
+                       help="ABI to report (default x86_64; others only to test ABI checks: nothing ARM runs)")
     serve.add_argument("--quota", type=int, help="storage quota in bytes; pushes beyond it fail")
     serve.add_argument("-v", "--verbose", action="store_true", help="log connections and services")
     return parser
@@ -39,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         serve(args.port, profile=args.profile, getprop=args.getprop, auth=args.auth, root=args.root,
-              cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota)
+              cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
+              abi=args.abi)
     except KpError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

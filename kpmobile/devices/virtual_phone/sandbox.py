@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 import os
 import re
 from collections.abc import Mapping
@@ -85,16 +84,16 @@ def parse_getprop_dump(text: str) -> dict[str, str]:
     return props
 
 
-def force_x86_64(props: Mapping[str, str]) -> dict[str, str]:
-    """Give the properties with every ABI property saying x86_64, since the host runs the binaries."""
+def force_x86_64(props: Mapping[str, str], abi: str = "x86_64") -> dict[str, str]:
+    """Give the properties with every ABI property saying `abi` (x86_64: the host runs the binaries)."""
     out = dict(props)
     for key in list(out):
         if key.endswith("cpu.abi") or key.endswith("cpu.abilist") or key.endswith("cpu.abilist64"):
-            out[key] = "x86_64"
+            out[key] = abi
         elif key.endswith("cpu.abilist32"):
             out[key] = ""
-    out["ro.product.cpu.abi"] = "x86_64"
-    out["ro.product.cpu.abilist"] = "x86_64"
+    out["ro.product.cpu.abi"] = abi
+    out["ro.product.cpu.abilist"] = abi
     return out
 
 
@@ -156,7 +155,8 @@ class Sandbox:
         """Give the file the sandbox's getprop reads."""
         return self.root / "system" / "props.txt"
 
-    def prepare(self, profile: Profile, getprop: Path | None = None, cpuinfo: Path | None = None) -> None:
+    def prepare(self, profile: Profile, getprop: Path | None = None, cpuinfo: Path | None = None,
+                abi: str = "x86_64") -> None:
         """Write the phone's folders, properties, getprop, /proc/cpuinfo, cpufreq and thermal files."""
         for _, rel in MAPPED:
             if rel != "proc/cpuinfo":
@@ -167,7 +167,7 @@ class Sandbox:
             source = parse_getprop_dump(getprop.read_text()) if getprop else dict(profile.getprop)
         except OSError as exc:
             raise ConfigError(f"cannot read getprop dump {getprop} ({exc})", "give an existing file") from exc
-        self.props = force_x86_64(source)
+        self.props = force_x86_64(source, abi)
         if not getprop:
             # Each sandbox is one phone: a serial of its own keeps two virtual phones apart (fingerprints),
             # and a fixed root keeps the same virtual phone the same phone across runs.
