@@ -61,7 +61,8 @@ def run_checks(servers: list[str], runner: Path | None = None) -> list[Check]:
         machine = elf_machine(runner) if runner.exists() else None
         checks.append(Check(f"runner {machine or '?'}", machine is not None, str(runner)))
     else:
-        checks.append(Check("runner arm64-v8a", False, "none given: pass --runner PATH to benchmark_bin for ARM phones"))
+        checks.append(Check("runner arm64-v8a", False,
+                            "none given: pass --runner PATH to benchmark_bin for ARM phones"))
     return checks
 
 

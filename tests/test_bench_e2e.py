@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
 from clitools import FAST, kpmobile
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def bench_json(server: str, tmp: Path, *extra: str) -> dict[str, Any]:
     res = kpmobile("bench", "--adb-server", server, "--no-virtual", "--db", str(tmp / "kp.db"),

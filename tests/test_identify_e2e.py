@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from clitools import kpmobile
 
 pytestmark = pytest.mark.e2e

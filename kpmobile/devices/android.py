@@ -57,7 +57,8 @@ def connect(server: str, address: str, timeout: float = 15) -> None:
     try:
         answer = client_for(server).connect(address, timeout=timeout)
     except (AdbError, AdbTimeout, OSError) as exc:
-        raise DeviceError(f"adb connect {address} failed ({exc})", "check the address and that the phone listens") from exc
+        raise DeviceError(f"adb connect {address} failed ({exc})",
+                          "check the address and that the phone listens") from exc
     if "unable" in answer.lower() or "failed" in answer.lower():
         raise DeviceError(f"adb connect {address} failed: {answer}", "check the address and that the phone listens")
 
