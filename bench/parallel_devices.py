@@ -1,0 +1,109 @@
+"""Measure how well phones run in parallel: wall(2 phones) / wall(1 phone) for the same work per phone.
+
+Starts a private adb server and two virtual phones, runs the same 1-thread sweep on one phone,
+then on both (one worker per phone), and prints the command, the machine and the ratio as its
+last line. The goal is <= 1.2. The virtual phones share this machine's cores, so with fewer
+than two free cores the ratio measures the host, not kpmobile.
+
+    .venv/bin/python bench/parallel_devices.py [--models pp-tinypose-128x96] [--repeats 20] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kpmobile.devices import android  # noqa: E402
+from kpmobile.devices.adbserver import ensure_server, kill_server  # noqa: E402
+from kpmobile.devices.virtual_phone.launch import ADB_PROBED_PORTS, start_virtual_phone  # noqa: E402
+
+
+def free_port() -> int:
+    """Give a free loopback port outside the adb server's probed range."""
+    import socket
+
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port != 5037 and port not in ADB_PROBED_PORTS:
+            return port
+
+
+def machine() -> str:
+    """Give a one-line description of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, load {load:.2f}"
+
+
+def sweep(argv: list[str], db: Path) -> tuple[float, float]:
+    """Give (CLI wall seconds, sweep wall seconds from the store's run start to finish) of one bench."""
+    start = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "kpmobile", *argv, "--db", str(db), "--json"], capture_output=True,
+                         text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    if res.returncode != 0:
+        raise SystemExit(f"bench failed: {res.stderr.strip().splitlines()[-1:]}")
+    run_id = json.loads(res.stdout)["run_id"]
+    with sqlite3.connect(db) as con:
+        started, finished = con.execute("SELECT started, finished FROM runs WHERE id=?", (run_id,)).fetchone()
+    return wall, finished - started
+
+
+def main() -> None:
+    """Print the command, the machine, both walls and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="pp-tinypose-128x96")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="kpmobile-parallel-"))
+    port = free_port()
+    ensure_server("127.0.0.1", port, home=tmp, env={"ADB_LIBUSB": "0"})
+    server = f"127.0.0.1:{port}"
+    phones = [start_virtual_phone(root=tmp / f"phone{i}") for i in range(2)]
+    try:
+        for p in phones:
+            android.connect(server, p.serial)
+        base = ["bench", "--adb-server", server, "--no-virtual", "--models", args.models, "--threads", "1",
+                "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--rounds", str(args.rounds),
+                "--out", str(tmp / "out")]
+        one = [*base, "--device", phones[0].serial]
+        two = [*base, "--device", phones[0].serial, "--device", phones[1].serial]
+        sweep(two, tmp / "warm.db")  # push runner and models to both phones first
+        wall1, sweep1 = sweep(one, tmp / "one.db")
+        wall2, sweep2 = sweep(two, tmp / "two.db")
+        print("command: kpmobile " + " ".join(two))
+        print(f"machine: {machine()}")
+        print(f"1 phone:  sweep {sweep1:.2f} s (CLI {wall1:.2f} s)")
+        print(f"2 phones: sweep {sweep2:.2f} s (CLI {wall2:.2f} s)")
+        print(f"wall(2 phones)/wall(1 phone) = {sweep2 / sweep1:.2f} (CLI walls: {wall2 / wall1:.2f}; goal <= 1.2)")
+    finally:
+        for p in phones:
+            android.disconnect(server, p.serial)
+            p.stop()
+        kill_server(port)
+
+
+if __name__ == "__main__":
+    main()
