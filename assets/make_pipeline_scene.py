@@ -35,7 +35,8 @@ def scene() -> np.ndarray:
     for row, (base, size) in enumerate(((100, 34), (170, 46))):
         for i in range(3):
             cx = 45 + i * 83 + row * 12
-            color = tuple(int(c) for c in rng.integers(30, 220, 3))
+            r, g, b = (int(c) for c in rng.integers(30, 220, 3))
+            color = (r, g, b)
             head = base - size
             _disc(img, cx, head, size // 8, (230, 190, 160))
             _line(img, cx, head + size // 8, cx, base - size // 3, color, 4)  # torso

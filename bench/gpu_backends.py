@@ -45,8 +45,10 @@ DEFAULT_BACKENDS = CPU_BACKENDS + GPU_BACKENDS
 def export(out: Path, models: list[str], with_onnx: bool) -> list[Path]:
     """Give the model folders written under `out`: pdmodel/pdiparams/onnx, meta.json, reference.npy."""
     from kpmobile.backends import run_backend
+    from kpmobile.errors import KpError
     from kpmobile.zoo.build import ensure_model, model_hash
     from kpmobile.zoo.catalogue import resolve
+    from kpmobile.zoo.complexity import model_info
     from kpmobile.zoo.convert import convert_onnx
 
     written = []
@@ -61,7 +63,12 @@ def export(out: Path, models: list[str], with_onnx: bool) -> list[Path]:
             shutil.copy2(convert_onnx(src).path, dst / "model.onnx")
         ref = run_backend(src, "paddle-cpu", spec.input_shape, batch=1, warmup=0, repeats=1)
         shutil.copy2(ref.output_digest, dst / "reference.npy")
-        meta = {"name": spec.name, "display": spec.display.removesuffix(" (pose)").removesuffix(" (det)"),
+        try:
+            complexity = {k: v for k, v in model_info(spec).items() if k in ("params", "trainable_params", "flops")}
+        except KpError as exc:
+            complexity = {"error": exc.one_line()}
+        meta = {"name": spec.name, "complexity": complexity,
+                "display": spec.display.removesuffix(" (pose)").removesuffix(" (det)"),
                 "input_shape": list(spec.input_shape), "model_hash": model_hash(src),
                 "reference": {"backend": "paddle-cpu", "version": ref.version, "batch": 1}}
         (dst / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -113,7 +120,7 @@ def run(folder: Path, backends: list[str], batches: list[int], warmup: int, repe
     plan = {"kind": "host", "cases": [], "backends": backends, "batches": batches, "threads": [threads],
             "reference": "paddle-cpu",
             "models": {m["name"]: {"display": m["display"], "input_shape": m["input_shape"], "task": "pose",
-                                   "complexity": {}} for m in metas.values()},
+                                   "complexity": m.get("complexity", {})} for m in metas.values()},
             "devices": {fp: {"serial": "host", "label": label}}}
     run_id = store.new_run("bench/gpu_backends.py " + " ".join(sys.argv[1:]), plan)
     results: list[dict[str, Any]] = []

@@ -52,7 +52,8 @@ def machine() -> str:
     except OSError:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, load {load:.2f}"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), {system}, load {load:.2f}"
 
 
 def sweep(argv: list[str], db: Path) -> tuple[float, float]:

@@ -152,13 +152,15 @@ def test_report_server_has_the_seed_layout(sweep: Sweep, env: dict[str, str]) ->
     tables = _report("server", sweep, env)["tables"]
     seed, other = tables
     assert tuple(seed["header"]) == SEED_HEADER
-    assert tuple(other["header"]) == ("Model", "Lite x86", "Paddle CPU", "ONNX Runtime CPU")
+    assert tuple(other["header"]) == ("Model", "Lite x86", "Paddle CPU", "ONNX Runtime CPU", "ONNX Runtime CUDA")
     assert [row[0] for row in seed["rows"]] == list(DISPLAY)
-    for table in tables:
+    for table, cpu_columns in ((seed, slice(1, 2)), (other, slice(1, 4))):
         for row in table["rows"]:
-            values = row[1:] if table is other else row[1:2]
-            for text in values:
+            for text in row[cpu_columns]:
                 assert text.endswith(" ms") and float(text.split()[0]) > 0, row
+    if available("ort-cuda") is not None:
+        assert [row[4] for row in other["rows"]] == ["-"] * len(MODELS)
+        assert any("(ort-cuda) not run: " + str(available("ort-cuda")) in note for note in other["notes"])
     for row in seed["rows"]:
         assert row[2:] == ["-", "-", "-"] or available("paddle-gpu") is None
     md = _report("server", sweep, env, fmt="md")

@@ -40,8 +40,14 @@ def pin(pid: int, cpu: int) -> None:
 
 @contextmanager
 def cpu_hog(cpu: int, processes: int = HOGS) -> Iterator[None]:
-    """Keep `processes` Python busy-loops running on `cpu` (the virtual phone's); stop them afterwards."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    """Keep `processes` Python busy-loops running on `cpu` (the virtual phone's); stop them afterwards.
+
+    Each hog gets its own session: with kernel autogroup scheduling, CPU time is shared between
+    sessions first, and the virtual phone starts every runner in a new session, so hogs sharing
+    one session would only ever take half the CPU from it, whatever their number.
+    """
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+            for _ in range(processes)]
     try:
         for proc in hogs:
             pin(proc.pid, cpu)

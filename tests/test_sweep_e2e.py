@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import AdbServer, free_port
 
 from kpmobile.devices.adbserver import ensure_server, kill_server
-from conftest import AdbServer, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,7 +52,7 @@ def second_adb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdbS
 def test_shipped_sweep_over_two_adb_servers_gives_statistics_per_cell(
         adb_server: AdbServer, second_adb_server: AdbServer, virtual_phone_factory: Any, tmp_path: Path) -> None:
     kirin = virtual_phone_factory(profile="kirin980")
-    sdm = virtual_phone_factory(profile="sdm660", server=second_adb_server)
+    virtual_phone_factory(profile="sdm660", server=second_adb_server)
     second_adb_server.client().connect(kirin.serial, timeout=15)  # the same phone through both servers
     second_adb_server.wait_state(kirin.serial, "device")
     try:
@@ -110,7 +110,7 @@ def test_sigint_then_resume_gives_the_same_cases_once(adb_server: AdbServer, vir
                                                       tmp_path: Path) -> None:
     phone = virtual_phone_factory()
     base = ["bench", "--adb-server", adb_server.address, "--no-virtual", "--models", "pp-tinypose-128x96",
-            "--threads", "1,4", "--rounds", "3", "--warmup", "1", "--repeats", "15", "--out", str(tmp_path / "out")]
+            "--threads", "1,4", "--rounds", "3", "--warmup", "1", "--repeats", "10", "--out", str(tmp_path / "out")]
     full = kpmobile(*base, "--db", str(tmp_path / "full.db"), "--json")
     assert full.returncode == 0, full.stderr[-2000:]
     expected = {k for k, _, _ in _case_rows(tmp_path / "full.db", json.loads(full.stdout)["run_id"])}

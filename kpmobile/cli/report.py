@@ -58,8 +58,8 @@ def _print_all(tables: list[object], fmt: Format) -> None:
     from kpmobile.report.table import Table
 
     if fmt is Format.json:
-        emit_json({"tables": [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data}
-                              for t in tables if isinstance(t, Table)]})
+        emit_json({"tables": [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data,
+                               "notes": t.notes} for t in tables if isinstance(t, Table)]})
         return
     for i, table in enumerate(tables):
         if i and fmt is not Format.table:

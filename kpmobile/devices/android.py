@@ -7,9 +7,12 @@ import os
 import re
 import shlex
 import socket
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import adbutils
 from adbutils.errors import AdbError, AdbTimeout
@@ -42,18 +45,77 @@ def parse_server(text: str) -> tuple[str, int]:
         raise DeviceError(f"bad adb server address '{text}'", "write it as HOST:PORT, e.g. 127.0.0.1:5037") from None
 
 
-def client_for(server: str) -> adbutils.AdbClient:
-    """Give an adbutils client of `server`, starting a local server if none listens."""
-    from kpmobile.devices.adbserver import ensure_server
+T = TypeVar("T")
+_TCP_SERIAL = re.compile(r"[\w.\-]+:\d+")
+_known_tcp: dict[str, set[str]] = {}  # server -> TCP devices seen there, re-connected after a restart
+_restarted_at: dict[str, float] = {}
+_restart_lock = threading.Lock()
+RESTART_GRACE_S = 60.0  # a command failing this soon after a server restart is tried once more
 
+
+def client_for(server: str) -> adbutils.AdbClient:
+    """Give an adbutils client of `server`, starting a local server if none listens (and, when one
+    died under us, re-connecting the TCP devices it had)."""
     host, port = parse_server(server)
     if host in ("127.0.0.1", "localhost"):
-        ensure_server(host, port)
+        _ensure_local(server, host, port)
     return adbutils.AdbClient(host=host, port=port, socket_timeout=30)
+
+
+def remember(server: str, serial: str) -> None:
+    """Note a TCP device of `server`, so that a restarted server gets it back (`adb connect`)."""
+    if _TCP_SERIAL.fullmatch(serial):
+        with _restart_lock:
+            _known_tcp.setdefault(server, set()).add(serial)
+
+
+def _ensure_local(server: str, host: str, port: int) -> bool:
+    """Give True when the local server had died and was started again (with its TCP devices)."""
+    from kpmobile.devices.adbserver import ensure_server, server_alive
+
+    if server_alive(host, port):
+        return False
+    with _restart_lock:
+        if server_alive(host, port):
+            return server in _restarted_at
+        ensure_server(host, port)
+        serials = sorted(_known_tcp.get(server, ()))
+        if serials:
+            _restarted_at[server] = time.monotonic()
+        client = adbutils.AdbClient(host=host, port=port, socket_timeout=30)
+        for serial in serials:
+            _reconnect(client, serial)
+    return bool(serials)
+
+
+def _reconnect(client: adbutils.AdbClient, serial: str, timeout: float = 15) -> None:
+    """Give nothing once `serial` is back as "device" on the restarted server, or `timeout` passed."""
+    deadline = time.monotonic() + timeout
+    try:
+        client.connect(serial, timeout=timeout)
+        while time.monotonic() < deadline:
+            if any(e.serial == serial and e.state == "device" for e in client.list()):
+                return
+            time.sleep(0.1)
+    except (AdbError, AdbTimeout, OSError):
+        pass  # the phone may really be gone: its commands then fail with the usual message
+
+
+def server_came_back(server: str) -> bool:
+    """Give True when `server` had died and is running again now (restarted here or just before)."""
+    host, port = parse_server(server)
+    if host not in ("127.0.0.1", "localhost"):
+        return False
+    if _ensure_local(server, host, port):
+        return True
+    with _restart_lock:
+        at = _restarted_at.get(server)
+    return at is not None and time.monotonic() - at < RESTART_GRACE_S
 
 
 def connect(server: str, address: str, timeout: float = 15) -> None:
     """Ask `server` to connect to a TCP device at `address` (adb connect)."""
+    remember(server, address)
     try:
         answer = client_for(server).connect(address, timeout=timeout)
     except (AdbError, AdbTimeout, OSError) as exc:
@@ -78,13 +140,26 @@ class Phone:
         self.serial = serial
         self.server = server
         self._dev = client_for(server).device(serial=serial)
+        remember(server, serial)
+
+    def _retrying(self, action: Callable[[], T]) -> T:
+        """Give what `action` gives; when it failed because the adb server died, restart the server,
+        re-connect its TCP devices and try once more."""
+        try:
+            return action()
+        except AdbTimeout:
+            raise
+        except (AdbError, OSError, ConnectionError):
+            if not server_came_back(self.server):
+                raise
+        return action()
 
     # shell ------------------------------------------------------------------------------
     def shell(self, argv: Sequence[str] | str, timeout: float | None = 120) -> ShellResult:
         """Give the exit code, stdout and stderr of a command; a list is quoted word by word."""
         command = argv if isinstance(argv, str) else shlex.join(argv)
         try:
-            ret = self._dev.shell2(command, timeout=timeout, v2=True)
+            ret = self._retrying(lambda: self._dev.shell2(command, timeout=timeout, v2=True))
         except AdbTimeout as exc:
             raise DeviceError(f"{self.serial}: command timed out after {timeout} s: {command[:80]}",
                               "the phone may be hung; re-plug it and use --resume") from exc
@@ -127,7 +202,7 @@ class Phone:
     def push(self, local: Path, remote: str, mode: int = 0o644) -> None:
         """Copy a host file to the device, creating parent folders."""
         try:
-            self._dev.sync.push(str(local), remote, mode=mode)
+            self._retrying(lambda: self._dev.sync.push(str(local), remote, mode=mode))
         except (AdbError, OSError, ConnectionError) as exc:
             text = str(exc)
             if "space" in text.lower() or "quota" in text.lower():
@@ -139,7 +214,7 @@ class Phone:
     def exists(self, remote: str) -> bool:
         """Tell whether a device path exists."""
         try:
-            return bool(self._dev.sync.exists(remote))
+            return bool(self._retrying(lambda: self._dev.sync.exists(remote)))
         except (AdbError, OSError, ConnectionError) as exc:
             raise _device_error(self.serial, exc) from exc
 
@@ -151,7 +226,7 @@ class Phone:
                               "the runner wrote no result file; see the stored raw log")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._dev.sync.pull(remote, str(target))
+            self._retrying(lambda: self._dev.sync.pull(remote, str(target)))
         except (AdbError, OSError, ConnectionError) as exc:
             raise _device_error(self.serial, exc) from exc
         return target
@@ -195,6 +270,7 @@ def list_devices(servers: Iterable[str] | None = None, with_cpu: bool = True) ->
             raise DeviceError(f"adb server {server} did not answer ({exc})",
                               "start it with `adb -a nodaemon server` on that host, or fix --adb-server") from exc
         for entry in entries:
+            remember(server, entry.serial)
             info = describe(entry.serial, entry.state, server, with_cpu=with_cpu)
             key = info.fingerprint or f"{server}/{info.serial}"
             seen.setdefault(key, info)

@@ -88,7 +88,7 @@ def device_rows(run: RunRow, devices: Mapping[str, Mapping[str, Any]], fps: Sequ
             str(info.get("soc") or plan.get("soc") or "-"), str(info.get("abi") or plan.get("abi") or "-"),
             str(info.get("android_version") or "-"), str(info.get("profile") or plan.get("profile") or "-"),
         ))
-    return table_html(Table("Devices", header, tuple(body)))
+    return table_html(Table("Device fingerprints", header, tuple(body)))
 
 
 def render_html(run: RunRow, devices: Mapping[str, Mapping[str, Any]], fps: Sequence[str],

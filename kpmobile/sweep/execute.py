@@ -19,7 +19,7 @@ from kpmobile.errors import ConfigError, DeviceError, KpError, ParseError, Runne
 from kpmobile.paths import DEVICE_DIR, cache_dir, default_db
 from kpmobile.records import BenchCase, DeviceInfo, ModelSpec
 from kpmobile.store import Store
-from kpmobile.sweep import conditions
+from kpmobile.sweep import conditions, faults
 from kpmobile.sweep import pipeline as pipe
 from kpmobile.sweep.plan import BenchOptions, pipeline_models, plan_cases, remaining, select_profiles, split_pipeline
 
@@ -117,6 +117,7 @@ class Target:
     pipeline_mode: str = pipe.MODE_COMPOSED
     pipeline_files: list[pipe.PipelineFile] = field(default_factory=list)
     pipeline_runner: tuple[str, str] = ("", "")  # name, version
+    broken: str = ""  # why no case can run here (e.g. a runner for the wrong ABI): each is stored failed
 
     @property
     def fp(self) -> str:
@@ -149,11 +150,13 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutc
     specs = {spec.name: spec for spec in (resolve(m) for m in pipeline_models(opts.models, opts.pipelines))}
     counters = Counters()
     with ExitStack() as stack:
-        devices = _discover(opts, stack, progress)
-        targets = [_make_target(d, opts) for d in devices]
+        skipped: dict[str, Any] = {}
+        devices = _discover(opts, stack, progress, skipped)
+        targets, broken = faults.make_targets(devices, lambda d: _make_target(d, opts))
+        targets += [_broken_target(d, opts, broken[d.serial]) for d in devices if d.serial in broken]
         model_dirs, model_hashes = _build_models(specs, progress)
         _prepare_targets(targets, opts, model_dirs)
-        run_id, cases = _plan_or_resume(opts, store, specs, targets)
+        run_id, cases = _plan_or_resume(opts, store, specs, targets, skipped)
         out_dir = opts.out_dir / run_id
         outcome = BenchOutcome(run_id, store.path, out_dir, counters)
         for t in targets:
@@ -172,6 +175,8 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutc
             if not mine:
                 return
             try:
+                if target.broken:
+                    raise KpError(target.broken)
                 _push_all(target, counters, progress)
             except KpError as exc:
                 for case in mine:
@@ -245,7 +250,8 @@ def resumed_options(opts: BenchOptions, plan: dict[str, Any]) -> BenchOptions:
 
 
 # devices ---------------------------------------------------------------------------------
-def _discover(opts: BenchOptions, stack: ExitStack, progress: Progress) -> list[DeviceInfo]:
+def _discover(opts: BenchOptions, stack: ExitStack, progress: Progress,
+              skipped: dict[str, Any] | None = None) -> list[DeviceInfo]:
     servers = list(opts.servers) or [android.default_server()]
     found = android.list_devices(servers)
     if opts.devices:
@@ -258,6 +264,8 @@ def _discover(opts: BenchOptions, stack: ExitStack, progress: Progress) -> list[
     for d in found:
         if d.state != "device":
             progress.note(f"skipping {d.serial}: {d.warnings[0] if d.warnings else d.state}")
+            if skipped is not None:
+                skipped[d.serial] = faults.skipped_entry(d)
     ready = [d for d in found if d.state == "device"]
     if ready and opts.profiles and not opts.devices:
         keep = {int(i) for i in select_profiles(opts.profiles, {str(i): d.profile for i, d in enumerate(ready)})}
@@ -271,7 +279,7 @@ def _discover(opts: BenchOptions, stack: ExitStack, progress: Progress) -> list[
         ready = [d for i, d in enumerate(ready) if i in keep]
     if ready:
         return ready
-    if opts.devices and found:
+    if (opts.devices or opts.no_virtual) and found:
         raise DeviceError(f"device {found[0].serial} is {found[0].state}",
                           found[0].warnings[0] if found[0].warnings else "check the phone")
     if opts.no_virtual:
@@ -318,6 +326,13 @@ def _make_target(info: DeviceInfo, opts: BenchOptions) -> Target:
                   opts.runner.name, "benchmark_bin")
 
 
+def _broken_target(info: DeviceInfo, opts: BenchOptions, why: KpError) -> Target:
+    """Give a Target whose cases are all stored failed with `why` (nothing is pushed or run there)."""
+    runner = opts.runner or Path("benchmark_bin")
+    return Target(info, android.Phone(info.serial, info.server), "arm", "arm", runner, "", runner.name,
+                  "benchmark_bin", broken=why.one_line())
+
+
 def own_runner_file() -> tuple[Path, str]:
     """Give kpmobile's x86 runner as one executable file (this Python as its shebang) and its version."""
     from kpmobile.runners import lite_runner
@@ -354,6 +369,8 @@ def _convert_all(targets: Sequence[Target], specs: dict[str, ModelSpec], dirs: d
 
     done: dict[tuple[str, str], tuple[Path, str]] = {}
     for t in targets:
+        if t.broken:
+            continue
         for name in specs:
             key = (name, t.nb_target)
             if key not in done:
@@ -401,12 +418,14 @@ def file_md5(path: Path) -> str:
 
 # planning / resume -----------------------------------------------------------------------
 def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec],
-                    targets: Sequence[Target]) -> tuple[str, list[BenchCase]]:
+                    targets: Sequence[Target], skipped: dict[str, Any] | None = None) -> tuple[str, list[BenchCase]]:
     fps = [t.info.fingerprint or t.info.serial for t in targets]
     backends = {fp: t.backend for fp, t in zip(fps, targets)}
     if opts.resume:
         run = store.run(opts.resume)
         cases = [BenchCase(**c) for c in run.plan.get("cases", [])]
+        if len(cases) != len(cases := faults.adopt_recovered(run.plan, cases, targets)):
+            store.set_plan(run.id, run.plan)  # phones skipped at the start are ready now
         missing = {c.device for c in cases} - set(fps)
         if missing:
             labels = [run.plan.get("devices", {}).get(fp, {}).get("serial", fp) for fp in missing]
@@ -432,6 +451,7 @@ def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec
         "threads": list(opts.threads),
         "power_modes": list(opts.power_modes) or [opts.power_mode],
         "rounds": opts.rounds,
+        "skipped": dict(skipped or {}),
         "pipelines": {p: {"det": split_pipeline(p)[0], "pose": split_pipeline(p)[1], "persons": list(opts.persons)}
                       for p in opts.pipelines},
         "options": {"servers": list(opts.servers), "pipelines": list(opts.pipelines), "persons": list(opts.persons),
@@ -515,7 +535,8 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
     except DeviceError as exc:
         telemetry.stop_remote(target.phone, pid_file)  # a timed-out runner must not run on
         if stop is None or not stop.is_set():
-            store.add_case(run_id, case, status="failed", error=exc.one_line(), **common)
+            store.add_case(run_id, case, status="failed", error=faults.shell_failure_reason(exc, opts.case_timeout_s),
+                           **common)
         return
     finally:
         if active is not None:
@@ -527,7 +548,7 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
     raw = res.stdout + (("\n--- stderr ---\n" + res.stderr) if res.stderr.strip() else "")
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
-        reason = f"runner exited {res.returncode}: {last[:200]}"
+        reason = faults.runner_exit_reason(res.returncode, last)
         store.add_case(run_id, case, status="failed", error=reason, raw_log=raw, extra=extra, **common)
         return
     try:

@@ -301,12 +301,14 @@ def run_host_bench(opts: BenchOptions, progress: Progress | None = None) -> Host
     from kpmobile.zoo.catalogue import resolve
 
     progress = progress or SilentProgress()
-    specs = {spec.name: spec for spec in (resolve(m) for m in opts.models)}
     backends = _check_backends(opts.backends)
     store = Store(opts.db or default_db())
     counters = Counters()
     info = host_info()
     try:
+        # A resumed run measures the models of its plan, whatever --models says now.
+        models = list(store.run(opts.resume).plan.get("models", {})) if opts.resume else list(opts.models)
+        specs = {spec.name: spec for spec in (resolve(m) for m in models)}
         dirs: dict[str, Path] = {}
         for name, spec in specs.items():
             progress.note(f"model {name}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from kpmobile.config import load_profile
+from kpmobile.devices.virtual_phone import faults
 from kpmobile.devices.virtual_phone import protocol as p
 from kpmobile.devices.virtual_phone.sandbox import Sandbox
 from kpmobile.errors import ConfigError, DeviceError
@@ -207,6 +208,8 @@ class Connection:
 
     def _handle(self, msg: p.Message) -> None:
         if msg.command == p.A_CNXN:
+            if self.phone.offline:
+                return  # never answered: the adb server lists the phone as offline
             self.max_payload = max(4096, min(msg.arg1, p.MAX_PAYLOAD))
             self._checksums = msg.arg0 < p.VERSION
             if self.phone.auth == "none":
@@ -277,8 +280,9 @@ class VirtualPhone:
     """A phone's state shared by its connections: sandbox, auth mode, fault switches, live processes."""
 
     def __init__(self, sandbox: Sandbox, auth: str = "none", disconnect_after: int | None = None,
-                 quota: int | None = None) -> None:
+                 quota: int | None = None, offline: bool = False) -> None:
         self.sandbox = sandbox
+        self.offline = offline
         self.auth = auth
         self.disconnect_after = disconnect_after
         self.quota = quota
@@ -305,6 +309,8 @@ class VirtualPhone:
 
     def count_service(self) -> bool:
         """Give False once more shell/sync services were opened than --disconnect-after allows."""
+        if faults.drop_requested(self.sandbox.root):
+            return False
         with self._lock:
             self._opened += 1
             return self.disconnect_after is None or self._opened <= self.disconnect_after
@@ -364,7 +370,8 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
 
 def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth: str = "none",
           root: Path | None = None, cpuinfo: Path | None = None, host: str = "127.0.0.1",
-          disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64") -> None:
+          disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
+          runner_fault: str = "none", offline: bool = False) -> None:
     """Give nothing: serve a virtual phone on host:port until interrupted or dropped (blocking)."""
     if host != ALLOWED_HOST:
         raise ConfigError(f"the virtual phone listens on {ALLOWED_HOST} only, not '{host}'",
@@ -379,12 +386,14 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
     try:
         sandbox = Sandbox(root)
         sandbox.prepare(spec, getprop, cpuinfo, abi=abi)
+        if runner_fault != "none" or faults.control_file(sandbox.root).exists():
+            faults.set_runner_fault(sandbox.root, runner_fault)
         try:
             listener = socket.create_server((host, port))
         except OSError as exc:
             raise DeviceError(f"cannot listen on {host}:{port} ({exc.strerror or exc})",
                               "pick another --port") from exc
-        phone = VirtualPhone(sandbox, auth, disconnect_after, quota)
+        phone = VirtualPhone(sandbox, auth, disconnect_after, quota, offline)
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_exit) if in_main else None
         try:

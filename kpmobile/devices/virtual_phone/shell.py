@@ -9,6 +9,7 @@ import subprocess
 import threading
 from typing import IO, TYPE_CHECKING
 
+from kpmobile.devices.virtual_phone import faults
 from kpmobile.devices.virtual_phone import protocol as p
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ def exit_status(returncode: int) -> int:
 def run_shell(stream: Stream, phone: VirtualPhone, command: str, mode: str) -> None:
     """Give nothing: run `command` for a shell stream; `mode` is "v2" (framed), "v1" (mixed) or "exec"."""
     sandbox = phone.sandbox
-    argv = ["/bin/sh", "-c", sandbox.rewrite_command(command)] if command.strip() else ["/bin/sh"]
+    rewritten = faults.wrap_runner(sandbox.root, sandbox.rewrite_command(command))
+    argv = ["/bin/sh", "-c", rewritten] if command.strip() else ["/bin/sh"]
     stderr = subprocess.PIPE if mode == "v2" else (subprocess.STDOUT if mode == "v1" else subprocess.DEVNULL)
     try:
         proc = subprocess.Popen(argv, cwd=sandbox.root, env=sandbox.shell_env(), stdin=subprocess.PIPE,
