@@ -130,3 +130,13 @@ def assert_not_blank(shot: Path) -> None:
     non_white = float((levels.min(axis=1) < 240).mean())
     assert colours > 50, f"only {colours} distinct colours: the page looks blank"
     assert non_white > 0.05, f"only {non_white:.1%} non-white pixels: the page looks blank"
+
+
+def test_run_flops_prefers_the_plan_and_measures_nothing_when_told(tmp_path: Path) -> None:
+    from kpmobile.report.plots import run_flops
+
+    store, run = _store(tmp_path, pipelines=True)
+    row = store.run(run)
+    plan = {**row.plan, "models": {**MODELS, "pp-tinypose-128x96": {**MODELS["pp-tinypose-128x96"], "flops": 8e7}}}
+    row = type(row)(**{**row.__dict__, "plan": plan})
+    assert run_flops(row, store.cases(run), measure=False) == {"pp-tinypose-128x96": 8e7, "picodet-s-192": None}

@@ -112,13 +112,13 @@ def complexity(
 def plots(
     out: Path = typer.Option(..., "--out", help="Folder for the PNG files."),
     run: str = typer.Option(None, "--run", help="Run id (default: the latest)."),
-    no_flops: bool = typer.Option(False, "--no-flops", help="Skip measuring model FLOPs (no roofline)."),
+    no_flops: bool = typer.Option(False, "--no-flops", help="Do not measure FLOPs the run lacks."),
     db: Path = typer.Option(None, "--db", help="SQLite store."),
     as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON."),
 ) -> None:
     """Write PNG plots of a run: latency vs threads, pipeline vs persons, device bars, roofline."""
     from kpmobile.paths import default_db
-    from kpmobile.report.plots import model_flops, run_plots, write_plots
+    from kpmobile.report.plots import run_flops, run_plots, write_plots
     from kpmobile.store import Store
 
     try:
@@ -127,8 +127,7 @@ def plots(
         cases = store.cases(row.id)
     except KpError as exc:
         fail_on(exc)
-    models = sorted({c.model for c in cases})
-    figures = run_plots(row, cases, {} if no_flops else model_flops(models))
+    figures = run_plots(row, cases, run_flops(row, cases, measure=not no_flops))
     written = write_plots(figures, out)
     if as_json:
         emit_json({"run_id": row.id, "files": [str(p) for p in written],
@@ -145,13 +144,13 @@ def plots(
 def html(
     out: Path = typer.Option(..., "--out", help="HTML file to write."),
     run: str = typer.Option(None, "--run", help="Run id (default: the latest)."),
-    no_flops: bool = typer.Option(False, "--no-flops", help="Skip measuring model FLOPs (no roofline)."),
+    no_flops: bool = typer.Option(False, "--no-flops", help="Do not measure FLOPs the run lacks."),
     db: Path = typer.Option(None, "--db", help="SQLite store."),
 ) -> None:
     """Write one self-contained HTML report of a run: tables, inline plots, devices and metadata."""
     from kpmobile.paths import default_db
     from kpmobile.report.html import html_report
-    from kpmobile.report.plots import model_flops
+    from kpmobile.report.plots import run_flops
     from kpmobile.store import Store
 
     try:
@@ -161,7 +160,7 @@ def html(
         devices = store.devices()
     except KpError as exc:
         fail_on(exc)
-    flops = {} if no_flops else model_flops(sorted({c.model for c in cases}))
+    flops = run_flops(row, cases, measure=not no_flops)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html_report(row, cases, devices, flops), encoding="utf-8")
     console.print(f"wrote {out} ({out.stat().st_size // 1024} KiB) for run {row.id}", highlight=False)

@@ -221,3 +221,17 @@ def model_flops(models: Iterable[str]) -> dict[str, float | None]:
         except Exception:  # noqa: BLE001 - a missing or failing measurement only drops a roofline point
             out[name] = None
     return out
+
+
+def run_flops(run: RunRow, cases: Sequence[CaseRow], measure: bool = True) -> dict[str, float | None]:
+    """Give each model's multiply-adds: the run's plan where the sweep stored them, else measured (if `measure`)."""
+    names = sorted({c.model for c in cases if c.pipeline is None})
+    plan_models = run.plan.get("models", {})
+    out: dict[str, float | None] = {}
+    for name in names:
+        stored = plan_models.get(name, {}).get("flops")
+        out[name] = float(stored) if stored else None
+    missing = [n for n, v in out.items() if v is None]
+    if measure and missing:
+        out.update(model_flops(missing))
+    return out
