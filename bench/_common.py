@@ -189,3 +189,32 @@ def median(values: Sequence[float]) -> float:
 def spread(values: Sequence[float]) -> str:
     """Give 'median (min-max, n=N)' of ratios."""
     return f"{median(values):.3f} (min {min(values):.3f}, max {max(values):.3f}, n={len(values)})"
+
+
+def x86_models(models: Sequence[str]) -> dict[str, tuple[Path, str]]:
+    """Give model name -> (its cached x86 .nb, its input shape as 1,3,H,W), building and converting if needed."""
+    from kpmobile.zoo.build import ensure_model
+    from kpmobile.zoo.catalogue import resolve
+    from kpmobile.zoo.convert import convert_nb
+
+    out = {}
+    for name in models:
+        spec = resolve(name)
+        nb = convert_nb(ensure_model(spec), "x86").path
+        out[name] = (nb, ",".join(str(d) for d in (1, *spec.input_shape[1:])))
+    return out
+
+
+def runner_file() -> Path:
+    """Give kpmobile's x86 runner as the single executable file the sweep pushes."""
+    from kpmobile.sweep.execute import own_runner_file
+
+    return own_runner_file()[0]
+
+
+def wall_of(text: str) -> float:
+    """Give the runner's own process wall in seconds from its output (SystemExit when it printed none)."""
+    found = [line for line in text.splitlines() if line.startswith(WALL_PREFIX)]
+    if not found:
+        raise SystemExit(f"the runner printed no process wall line: {text[-300:]}")
+    return float(found[-1][len(WALL_PREFIX):]) / 1000.0

@@ -34,7 +34,10 @@ def test_tinypose_128x96_matches_published() -> None:
 def test_picodet_s_matches_published() -> None:
     spec = resolve("picodet-s-320")
     info = model_info(spec)
-    assert _within(info["params"], spec.published["params_m"] * 1e6, 0.03)
+    # The published 0.99M is PicoDet-S on COCO: its 4 shared cls/reg 1x1 convs (96 inputs + bias)
+    # have 79 more class channels than this 1-class pedestrian model.
+    coco_head_extra = 4 * 79 * (96 + 1)
+    assert _within(info["trainable_params"] + coco_head_extra, spec.published["params_m"] * 1e6, 0.01)
     assert [o["shape"] for o in info["outputs"][:4]] == [[1, 1600, 1], [1, 400, 1], [1, 100, 1], [1, 25, 1]]
 
 
@@ -48,11 +51,11 @@ def test_hrnet_w32_256x192_matches_published() -> None:
 
 
 @pytest.mark.slow
-def test_hrnet_w32_at_batch_10() -> None:
-    info = model_info(resolve("hrnet-w32-256x192"), batch=10)
-    assert info["input_shape"] == [10, 3, 256, 192]
-    assert info["outputs"][0]["shape"] == [10, 17, 64, 48]
-    assert _within(info["flops"], 77e9, 0.05)
+def test_hrnet_w32_at_batch_2() -> None:
+    info = model_info(resolve("hrnet-w32-256x192"), batch=2)
+    assert info["input_shape"] == [2, 3, 256, 192]
+    assert info["outputs"][0]["shape"] == [2, 17, 64, 48]
+    assert _within(info["flops"], 2 * 7.7e9, 0.05)
 
 
 @pytest.mark.slow

@@ -73,6 +73,8 @@ def test_catalogue_names_and_specs() -> None:
         assert len(spec.input_shape) == 4 and spec.input_shape[0] == 1
         assert spec.display
     assert resolve("PP-TinyPose-128x96").display == "PP-TinyPose-128x96 (pose)"
+    assert resolve("PicoDet-s-192x192 (det)").name == "picodet-s-192"  # table labels resolve too
+    assert resolve("HRNet_w32-256x192").name == "hrnet-w32-256x192"
     assert resolve("picodet-s-320").input_shape == (1, 3, 320, 320)
     assert resolve("hrnet-w32-256x256-mpii").arch["num_joints"] == 16
     assert resolve("dark-hrnet-w32-256x192").arch["decode"] == "dark"

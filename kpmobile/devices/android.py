@@ -7,6 +7,8 @@ import os
 import re
 import shlex
 import socket
+import stat
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -59,7 +61,20 @@ def client_for(server: str) -> adbutils.AdbClient:
     host, port = parse_server(server)
     if host in ("127.0.0.1", "localhost"):
         _ensure_local(server, host, port)
-    return adbutils.AdbClient(host=host, port=port, socket_timeout=30)
+    return _Client(host=host, port=port, socket_timeout=30)
+
+
+class _Client(adbutils.AdbClient):
+    """An adbutils client that asks its server's version once: adbutils asks it before opening
+    every device transport (one more connection, and a 10 ms sleep on close, per command)."""
+
+    _version: int | None = None
+
+    def server_version(self) -> int:
+        """Give the adb server's version (cached)."""
+        if self._version is None:
+            self._version = int(super().server_version())
+        return self._version
 
 
 def remember(server: str, serial: str) -> None:
@@ -149,7 +164,7 @@ class Phone:
             return action()
         except AdbTimeout:
             raise
-        except (AdbError, OSError, ConnectionError):
+        except (AdbError, OSError, EOFError):
             if not server_came_back(self.server):
                 raise
         return action()
@@ -163,7 +178,7 @@ class Phone:
         except AdbTimeout as exc:
             raise DeviceError(f"{self.serial}: command timed out after {timeout} s: {command[:80]}",
                               "the phone may be hung; re-plug it and use --resume") from exc
-        except (AdbError, OSError, ConnectionError) as exc:
+        except (AdbError, OSError, EOFError) as exc:
             raise _device_error(self.serial, exc) from exc
         return ShellResult(ret.returncode, ret.stdout or ret.output, ret.stderr)
 
@@ -202,8 +217,8 @@ class Phone:
     def push(self, local: Path, remote: str, mode: int = 0o644) -> None:
         """Copy a host file to the device, creating parent folders."""
         try:
-            self._retrying(lambda: self._dev.sync.push(str(local), remote, mode=mode))
-        except (AdbError, OSError, ConnectionError) as exc:
+            self._retrying(lambda: self._send(local, remote, mode))
+        except (AdbError, OSError, EOFError) as exc:
             text = str(exc)
             if "space" in text.lower() or "quota" in text.lower():
                 self.shell(["rm", "-f", remote])
@@ -211,11 +226,32 @@ class Phone:
                                   "free storage on the phone (adb shell rm ...) and run again with --resume") from exc
             raise _device_error(self.serial, exc) from exc
 
+    def _send(self, local: Path, remote: str, mode: int) -> None:
+        """Push with sync SEND, keeping the device's FAIL message (adbutils drops it: "FAIL" only)."""
+        spec = f"{remote},{stat.S_IFREG | mode}".encode()
+        with self._dev.open_transport(timeout=None) as c, local.open("rb") as fh:
+            c.send_command("sync:")
+            c.check_okay()
+            try:
+                c.conn.sendall(b"SEND" + struct.pack("<I", len(spec)) + spec)
+                while chunk := fh.read(64 * 1024):
+                    c.conn.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
+                c.conn.sendall(b"DONE" + struct.pack("<I", int(time.time())))
+            except OSError:
+                pass  # the device may have failed the push and closed: its reply says why
+            status = c.read_string(4)
+            if status == "OKAY":
+                return
+            if status == "FAIL":
+                size = struct.unpack("<I", c.read(4))[0]
+                raise AdbError(f"push {remote} failed: {c.read_string(size)}")
+            raise AdbError(f"push {remote} failed: unexpected sync reply {status!r}")
+
     def exists(self, remote: str) -> bool:
         """Tell whether a device path exists."""
         try:
             return bool(self._retrying(lambda: self._dev.sync.exists(remote)))
-        except (AdbError, OSError, ConnectionError) as exc:
+        except (AdbError, OSError, EOFError) as exc:
             raise _device_error(self.serial, exc) from exc
 
     def pull_into(self, remote: str, out_dir: Path, name: str | None = None) -> Path:
@@ -226,8 +262,8 @@ class Phone:
                               "the runner wrote no result file; see the stored raw log")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._retrying(lambda: self._dev.sync.pull(remote, str(target)))
-        except (AdbError, OSError, ConnectionError) as exc:
+            self._retrying(lambda: self._dev.sync.pull_file(remote, str(target)))  # exists() was the stat
+        except (AdbError, OSError, EOFError) as exc:
             raise _device_error(self.serial, exc) from exc
         return target
 

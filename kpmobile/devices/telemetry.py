@@ -140,14 +140,16 @@ def monitored_script(argv: Sequence[str], workdir: str, pid_file: str, cores_fil
         '[ -n "$kids" ] || kids=$(' + _CHILDREN.format(pid="$pid") + '); '
         'for k in $kids; do for f in /proc/$k/task/*/stat; do read -r l < "$f" && echo "$l"; done; done'
     )
+    # The sampler runs beside the runner and the shell waits on the runner itself, so the script
+    # ends as soon as the runner does, not up to `interval_s` later.
     return (
         f"cd {q(workdir)} || exit 1; rm -f {q(cores_file)}; kids=; "
         f"{shlex.join(list(argv))} & pid=$!; echo $pid > {q(pid_file)}; "
-        "while { read -r s < /proc/$pid/stat; } 2>/dev/null; do "
+        "( while { read -r s < /proc/$pid/stat; } 2>/dev/null; do "
         'case "$s" in *") Z "*|*") X "*) break;; esac; '
         f"{{ {sample}; }} >> {q(cores_file)} 2>/dev/null; "
-        f"sleep {interval_s:g}; done; "
-        f"wait $pid; rc=$?; rm -f {q(pid_file)}; exit $rc"
+        f"sleep {interval_s:g}; done ) </dev/null >/dev/null 2>&1 & mon=$!; "
+        f"wait $pid; rc=$?; kill $mon 2>/dev/null; rm -f {q(pid_file)}; exit $rc"
     )
 
 

@@ -140,6 +140,8 @@ def _backend_table(title: str, plan: Mapping[str, Any], cases: Sequence[CaseRow]
 def _host_notes(plan: Mapping[str, Any], batch: int, threads: int) -> list[str]:
     device: dict[str, Any] = next(iter(plan.get("devices", {}).values()), {})
     label = device.get("label") or device.get("model") or "this host"
+    if device.get("cpus") and device.get("load_avg") is not None:
+        label += f" ({device['cpus']} CPUs, load average {device['load_avg']} at the start)"
     return [f"Measured on {label} with kpmobile's backend workers (one process per case).",
             f"Batch size {batch}; {threads} CPU thread(s); the time only includes inference time "
             "(one run plus copying its outputs to host memory), mean over iterations."]

@@ -56,8 +56,12 @@ def after_case(phone: telemetry.Shell, cores: tuple[int, ...], watch: Watch, cor
     flags = list(watch.flags)
     extra: dict[str, Any] = {"cooldown": watch.cooldown}
     try:
-        after = telemetry.read_snapshot(phone, cores)
-        samples = phone.shell(f"cat {cores_file} 2>/dev/null; rm -f {cores_file}", timeout=30).stdout
+        # One shell call for both: the snapshot, then the core samples after a marker line.
+        mark = "--- kpmobile core samples ---"
+        text = phone.shell(f"{telemetry.snapshot_script(cores)}; echo '{mark}'; "
+                           f"cat {cores_file} 2>/dev/null; rm -f {cores_file}", timeout=30).stdout
+        head, _, samples = text.partition(mark + "\n")
+        after = telemetry.parse_snapshot(head)
     except DeviceError as exc:
         extra["telemetry_error"] = exc.one_line()
         extra["flags"] = flags

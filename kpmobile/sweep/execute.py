@@ -281,7 +281,7 @@ def _discover(opts: BenchOptions, stack: ExitStack, progress: Progress,
         return ready
     if (opts.devices or opts.no_virtual) and found:
         raise DeviceError(f"device {found[0].serial} is {found[0].state}",
-                          found[0].warnings[0] if found[0].warnings else "check the phone")
+                          found[0].warnings[0].split(": ", 1)[-1] if found[0].warnings else "check the phone")
     if opts.no_virtual:
         raise DeviceError("no phone is attached and --no-virtual was given",
                           "plug in a phone with USB debugging enabled, or drop --no-virtual to use a virtual phone")

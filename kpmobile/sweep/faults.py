@@ -30,7 +30,7 @@ def runner_exit_reason(returncode: int, last_line: str) -> str:
     if returncode > 128 and returncode - 128 in signal.Signals._value2member_map_:
         what += f" ({signal.Signals(returncode - 128).name})"
     hint = _EXIT_HINTS.get(returncode, "see the stored raw log (kpmobile runs show), fix the cause, then --resume")
-    return f"{what}: {last_line.strip()[:200] or 'no output'}; {hint}"
+    return f"{what}: {last_line.strip()[:300] or 'no output'}; {hint}"
 
 
 def shell_failure_reason(exc: DeviceError, timeout_s: float | None) -> str:

@@ -10,6 +10,7 @@ with the paddle-cpu reference on the same input, and the check is stored in the 
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import socket
 import time
@@ -178,7 +179,9 @@ def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec
                        "published": dict(s.published), "complexity": _complexity(s, progress)}
                    for n, s in specs.items()},
         "devices": {fp: {"serial": HOST_SERIAL, "label": host_label(info), "profile": "host", "soc": info.soc,
-                         "abi": info.abi, "model": info.model, "hostname": info.brand, "gpus": info.device}},
+                         "abi": info.abi, "model": info.model, "hostname": info.brand, "gpus": info.device,
+                         # Other work on the machine skews host latencies; keep what it was at the start.
+                         "cpus": os.cpu_count(), "load_avg": round(os.getloadavg()[0], 2)}},
         "threads": threads,
         "batches": batches,
         "backends": backends,
@@ -212,7 +215,10 @@ def _convert(art: _Artifacts, model: str, engine: str, counters: Counters, progr
         art.errors[(model, engine)] = exc.one_line()
         progress.note(f"{model}: {'x86 .nb' if engine == 'lite' else 'ONNX'} conversion failed: {exc.one_line()}")
         return
-    counters.add(conversions_cached=1) if conv.cached else counters.add(conversions=1)
+    if conv.cached:
+        counters.add(conversions_cached=1)
+    else:
+        counters.add(conversions=1)
     kind = "x86 .nb" if engine == "lite" else "ONNX"
     progress.note(f"{model} -> {kind}: {'cached' if conv.cached else 'converted'}")
     (art.nb if engine == "lite" else art.onnx)[model] = conv.path

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +22,7 @@ from kpmobile.zoo._worker import run_worker
 from kpmobile.zoo.catalogue import INFER_CFG, MODEL_FILE, PARAMS_FILE
 
 # Bump when networks.py or build_worker.py change what a build writes.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 BUILD_RECORD = "build.json"
 BUILD_FAMILIES = ("tinypose", "picodet", "litehrnet", "hrnet")
 BUILD_TIMEOUT_S = 900.0
@@ -89,6 +90,7 @@ def ensure_model(spec: ModelSpec) -> Path:
     final = built_dir(spec)
     if _complete(final):
         return final
+    _remove_stale_tmp(model_root())
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.name}-", dir=model_root()))
     try:
         result = run_worker("build_worker", ["build", "--spec", spec_json(spec), "--out", str(tmp)],
@@ -110,6 +112,17 @@ def ensure_model(spec: ModelSpec) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _remove_stale_tmp(root: Path, age_s: float = 24 * 3600) -> None:
+    """Remove build folders left by killed builds (a day old: no live build is that slow)."""
+    now = time.time()
+    for tmp in root.glob(".tmp-*"):
+        try:
+            if now - tmp.stat().st_mtime > age_s:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def spec_json(spec: ModelSpec) -> str:

@@ -104,10 +104,23 @@ def info(spec: dict[str, Any], batch: int) -> dict[str, Any]:
     net.eval()
     total, trainable = networks.count_params(net.arch)
     shape = [batch, *spec["input_shape"][1:]]
-    with contextlib.redirect_stdout(io.StringIO()):  # paddle.flops prints its own table
-        flops = int(paddle.flops(net, shape, print_detail=False))
-    with paddle.no_grad():
-        outs = net(paddle.zeros(shape, dtype="float32"))
+
+    class Capture(paddle.nn.Layer):  # type: ignore[misc,name-defined]
+        """Keeps the outputs of the forward paddle.flops runs, so shapes need no second run."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.outs: list[Any] = []
+
+        def forward(self, image: Any) -> Any:
+            self.outs = self.net(image)
+            return self.outs
+
+    capture = Capture()
+    with contextlib.redirect_stdout(io.StringIO()), paddle.no_grad():  # paddle.flops prints a table
+        flops = int(paddle.flops(capture, shape, print_detail=False))
+    outs = capture.outs
     return {"params": total, "trainable_params": trainable, "flops": flops, "input_shape": shape,
             "outputs": [{"name": n, "shape": list(o.shape)} for n, o in zip(net.output_names(), outs,
                                                                                strict=True)],

@@ -231,6 +231,7 @@ def _recv(stream: Stream, phone: VirtualPhone, path: str) -> bool:
         return False
     limit = stream.conn.max_payload
     chunk_size = min(p.SYNC_DATA_MAX, max(limit - 8, 1024))
+    pending = b""  # the last WRTE is held back so that DONE can ride along (one OKAY round trip less)
     with handle:
         while True:
             # Several DATA chunks per WRTE: each WRTE waits for an OKAY, so fewer is faster.
@@ -245,6 +246,12 @@ def _recv(stream: Stream, phone: VirtualPhone, path: str) -> bool:
                 size += len(chunk) + 8
             if not parts:
                 break
-            if not stream.write(b"".join(parts)):
+            if pending and not stream.write(pending):
                 return False
-    return stream.write(p.SYNC_REQUEST.pack(b"DONE", 0))
+            pending = b"".join(parts)
+    done = p.SYNC_REQUEST.pack(b"DONE", 0)
+    if pending and len(pending) + len(done) > limit:
+        if not stream.write(pending):
+            return False
+        pending = b""
+    return stream.write(pending + done)
