@@ -92,9 +92,8 @@ def _fixed_batch_skip(case: CaseRow) -> bool:
     return case.status == "skipped" and "fixed batch" in (case.error or "")
 
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_every_case_is_stored_with_its_numbers(sweep: Sweep) -> None:
     assert sweep.run.plan["kind"] == "host"
     assert sweep.run.status == "complete"
@@ -114,6 +113,7 @@ def test_every_case_is_stored_with_its_numbers(sweep: Sweep) -> None:
                 assert case.threads == 1 and case.runner == backend
 
 
+@pytest.mark.slow
 def test_outputs_agree_with_the_paddle_cpu_reference(sweep: Sweep) -> None:
     checked = 0
     for case in sweep.cases:
@@ -129,6 +129,7 @@ def test_outputs_agree_with_the_paddle_cpu_reference(sweep: Sweep) -> None:
     assert checked >= len(MODELS) * (len(CPU_BACKENDS) - 1)
 
 
+@pytest.mark.slow
 def test_gpu_backends_are_skipped_with_the_reason(sweep: Sweep) -> None:
     for backend in ("paddle-gpu", "ort-cuda"):
         reason = available(backend)
@@ -141,6 +142,7 @@ def test_gpu_backends_are_skipped_with_the_reason(sweep: Sweep) -> None:
         assert any(backend in line and reason in line for line in skip_lines), skip_lines
 
 
+@pytest.mark.slow
 def test_bench_prints_the_server_and_complexity_tables(sweep: Sweep) -> None:
     for title in ("Benchmark on Server", "other host backends", "Model complexity and inference speed"):
         assert title in sweep.stdout
@@ -148,6 +150,7 @@ def test_bench_prints_the_server_and_complexity_tables(sweep: Sweep) -> None:
         assert name in sweep.stdout
 
 
+@pytest.mark.slow
 def test_report_server_has_the_seed_layout(sweep: Sweep, env: dict[str, str]) -> None:
     tables = _report("server", sweep, env)["tables"]
     seed, other = tables
@@ -167,6 +170,7 @@ def test_report_server_has_the_seed_layout(sweep: Sweep, env: dict[str, str]) ->
     assert "| Model | CPU + MKLDNN | GPU | TensorRT (FP32) | TensorRT (FP16) |" in md
 
 
+@pytest.mark.slow
 def test_report_complexity_has_the_mmpose_layout(sweep: Sweep, env: dict[str, str]) -> None:
     table = _report("complexity", sweep, env)
     header = table["header"]
@@ -190,6 +194,7 @@ def test_report_complexity_has_the_mmpose_layout(sweep: Sweep, env: dict[str, st
             assert cell["status"] == "ok" and cell["fps_mean"] > 0
 
 
+@pytest.mark.slow
 def test_resume_runs_only_what_is_missing(sweep: Sweep, env: dict[str, str]) -> None:
     proc = kpmobile("bench", "--device", "host", "--resume", sweep.run.id, "--json", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -228,6 +233,7 @@ def test_phone_output_stats_check() -> None:
     assert not check_output_stats(ref, (OutputStat((1, 17, 64, 48), 0.1234, 0.0567), ref[1])).ok
 
 
+@pytest.mark.slow
 @pytest.mark.gpu
 def test_gpu_backends_run_where_there_is_a_gpu(env: dict[str, str]) -> None:
     runnable = [b for b in GPU_BACKENDS if available(b) is None]

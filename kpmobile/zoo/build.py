@@ -18,7 +18,7 @@ import yaml
 from kpmobile.errors import ConfigError, ConversionError
 from kpmobile.paths import cache_dir
 from kpmobile.records import ModelSpec
-from kpmobile.zoo._worker import run_worker
+from kpmobile.zoo._worker import log_dir, run_worker
 from kpmobile.zoo.catalogue import INFER_CFG, MODEL_FILE, PARAMS_FILE
 
 # Bump when networks.py or build_worker.py change what a build writes.
@@ -98,12 +98,13 @@ def ensure_model(spec: ModelSpec) -> Path:
                             timeout=BUILD_TIMEOUT_S)
         if not _complete(tmp):
             raise ConversionError(f"building {spec.name} wrote no {MODEL_FILE}/{PARAMS_FILE}",
-                                  f"see {model_root().parent / 'logs' / ('build-' + spec.name + '.log')}")
+                                  f"see {log_dir() / f'build-{spec.name}.log'}")
         (tmp / INFER_CFG).write_text(yaml.safe_dump(infer_cfg(spec), sort_keys=False))
         record = {**result, "name": spec.name, "key": final.name, "builder_version": BUILDER_VERSION,
                   "versions": _versions(), "arch": spec.arch, "input_shape": list(spec.input_shape),
                   "files": _file_stats(tmp), "model_hash": hash_files(tmp)}
         (tmp / BUILD_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True))
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the model from other users of a shared cache
         try:
             os.rename(tmp, final)
         except OSError:

@@ -66,5 +66,6 @@ def model_info(spec: ModelSpec, batch: int = 1) -> dict[str, Any]:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=info_dir())
     with os.fdopen(fd, "w") as f:
         json.dump(info, f, indent=1)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return info

@@ -189,6 +189,7 @@ def convert_onnx(model_dir: Path, opset: int = 11) -> Conversion:
                                       "--out", str(tmp)],
                    what=f"converting {model_dir.name} to ONNX (opset {opset})",
                    log_name=f"onnx-{model_dir.name}", timeout=CONVERT_TIMEOUT_S)
+        tmp.chmod(0o644)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

@@ -155,3 +155,25 @@ def export(net: ExportNet, input_shape: tuple[int, ...], batch: int, out_dir: Pa
     spec = InputSpec([batch, *input_shape[1:]], "float32", "image")
     static = paddle.jit.to_static(net, input_spec=[spec], full_graph=True)
     paddle.jit.save(static, str(out_dir / "model"))
+    strip_callstacks(out_dir / "model.pdmodel")
+
+
+def strip_callstacks(pdmodel: Path) -> int:
+    """Drop the Python call stacks paddle records in every op (`op_callstack`) from a saved program.
+
+    They hold absolute paths and line numbers of the exporting code, so the same network
+    exported from another checkout or after an edit elsewhere would hash differently.
+    Gives the number of ops changed.
+    """
+    name = paddle.base.core.op_proto_and_checker_maker.kOpCreationCallstackAttrName()
+    desc = paddle.base.core.ProgramDesc(pdmodel.read_bytes())
+    changed = 0
+    for b in range(desc.num_blocks()):
+        block = desc.block(b)
+        for i in range(block.op_size()):
+            op = block.op(i)
+            if op.has_attr(name):
+                op.remove_attr(name)
+                changed += 1
+    pdmodel.write_bytes(desc.serialize_to_string())
+    return changed
