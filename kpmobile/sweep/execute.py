@@ -433,7 +433,7 @@ def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec
                               "attach them (or their adb server via --adb-server) and resume again")
         return run.id, cases
     piped = [t.fp for t in targets if t.pipeline_mode != pipe.MODE_COMPOSED]
-    cases = plan_cases(list(specs), fps, opts.threads, power_mode=opts.power_mode, warmup=opts.warmup,
+    cases = plan_cases(list(specs), fps, opts.phone_threads, power_mode=opts.power_mode, warmup=opts.warmup,
                        repeats=opts.repeats, precision=opts.precision, rounds=opts.rounds, backends=backends,
                        power_modes=opts.power_modes, pipelines=opts.pipelines, persons=opts.persons,
                        pipeline_devices=piped)
@@ -448,7 +448,7 @@ def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec
                          "peak_gflops": t.peak_gflops, "big_cores": list(t.info.big_cores),
                          "thermal_limit_c": t.thermal_limit_c, "pipeline_mode": t.pipeline_mode}
                     for fp, t in zip(fps, targets)},
-        "threads": list(opts.threads),
+        "threads": list(opts.phone_threads),
         "power_modes": list(opts.power_modes) or [opts.power_mode],
         "rounds": opts.rounds,
         "skipped": dict(skipped or {}),
@@ -592,7 +592,7 @@ def _add_main_files(targets: Sequence[Target], opts: BenchOptions) -> None:
             continue
         seen: set[str] = set()
         for p in opts.pipelines:
-            for threads in opts.threads:
+            for threads in opts.phone_threads:
                 files, _ = _main_case_files(t, BenchCase(model=p, device=t.fp, threads=threads, pipeline=p))
                 for f in files:
                     if f.remote not in seen:

@@ -40,7 +40,6 @@ from kpmobile.sweep.plan import BenchOptions, remaining
 REFERENCE = "paddle-cpu"
 HOST_SERIAL = "host"
 # The phone sweep's default threads; on the host the seed measures "CPU + MKLDNN" with 1 thread.
-PHONE_DEFAULT_THREADS = tuple(BenchOptions().threads)
 HOST_DEFAULT_THREADS = (1,)
 DEFAULT_HOST_BACKENDS = ("lite-x86", "paddle-cpu", "paddle-mkldnn", "ort-cpu")
 
@@ -116,8 +115,7 @@ def host_label(info: DeviceInfo) -> str:
 # planning -----------------------------------------------------------------------------------
 def host_threads(opts: BenchOptions) -> list[int]:
     """Give the thread counts a host sweep uses: 1 unless --threads differs from the phone default."""
-    threads = [int(t) for t in opts.threads]
-    return list(HOST_DEFAULT_THREADS) if tuple(threads) == PHONE_DEFAULT_THREADS else threads
+    return [int(t) for t in opts.threads] or list(HOST_DEFAULT_THREADS)
 
 
 def plan_host_cases(models: Sequence[str], device_fp: str, backends: Sequence[str], batches: Sequence[int],

@@ -17,7 +17,7 @@ class BenchOptions:
     """Everything `kpmobile bench` was asked to do (sweep file, then command-line flags on top)."""
 
     models: Sequence[str] = DEFAULT_MODELS
-    threads: Sequence[int] = (1, 4)
+    threads: Sequence[int] = ()  # empty: (1, 4) on phones, 1 on the host
     devices: Sequence[str] = ()  # serials or fingerprints to keep, or "host"; empty = all attached phones
     profiles: Sequence[str] = ()  # keep only phones matching these profiles
     servers: Sequence[str] = ()  # adb servers HOST:PORT; empty = the local one
@@ -45,6 +45,11 @@ class BenchOptions:
     virtual_profile: str = "virtual"
     config: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def phone_threads(self) -> tuple[int, ...]:
+        """Give the thread counts of a phone sweep: the ones asked for, else 1 and 4 (the seed's)."""
+        return tuple(self.threads) or (1, 4)
 
     @property
     def on_host(self) -> bool:
