@@ -11,7 +11,8 @@ from rich.console import Console
 
 from kpmobile.errors import KpError
 
-console = Console()
+# Piped output (logs, CI) is not cut to 80 columns: wide tables stay readable.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
