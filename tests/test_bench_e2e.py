@@ -101,3 +101,15 @@ def test_bad_input_gives_one_line_errors_and_loses_nothing(adb_server: Any, virt
     with sqlite3.connect(db) as con:
         rows = con.execute("SELECT run_id, status, avg_ms FROM cases").fetchall()
     assert rows == [(kept["run_id"], "ok", rows[0][2])] and rows[0][2] > 0
+
+
+def test_phone_outputs_are_checked_against_the_host_reference(adb_server: Any, virtual_phone_factory: Any,
+                                                              tmp_path: Path) -> None:
+    phone = virtual_phone_factory()
+    out = bench_json(adb_server.address, tmp_path, "--models", "pp-tinypose-128x96", "--threads", "1",
+                     "--device", phone.serial)
+    with sqlite3.connect(tmp_path / "kp.db") as db:
+        (extra,) = db.execute("SELECT extra FROM cases WHERE run_id=?", (out["run_id"],)).fetchone()
+    check = json.loads(extra)["output_check"]
+    # The virtual phone runs the same x86 .nb on the same all-ones input: the printed stats must agree.
+    assert check["ok"] is True and check["max_rel"] <= check["rtol"], check

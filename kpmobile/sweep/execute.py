@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from kpmobile.devices import android, telemetry
 from kpmobile.errors import ConfigError, DeviceError, KpError, ParseError, RunnerError
 from kpmobile.paths import DEVICE_DIR, cache_dir, default_db
-from kpmobile.records import BenchCase, DeviceInfo, ModelSpec
+from kpmobile.records import BenchCase, DeviceInfo, ModelSpec, OutputStat
 from kpmobile.store import Store
 from kpmobile.sweep import conditions, faults
 from kpmobile.sweep import pipeline as pipe
@@ -111,6 +111,7 @@ class Target:
     nb_remote: dict[str, str] = field(default_factory=dict)  # model name -> device path
     nb_hash: dict[str, str] = field(default_factory=dict)
     nb_local: dict[str, Path] = field(default_factory=dict)
+    reference: dict[str, tuple[OutputStat, ...]] = field(default_factory=dict)  # model -> host output stats
     model_dirs: dict[str, Path] = field(default_factory=dict)
     thermal_limit_c: float = 45.0
     peak_gflops: float | None = None
@@ -383,6 +384,24 @@ def _convert_all(targets: Sequence[Target], specs: dict[str, ModelSpec], dirs: d
             t.nb_remote[name] = f"{DEVICE_DIR}/models/{name}-{nb_key[:12]}.nb"
             t.nb_hash[name] = nb_key
             t.nb_local[name] = path
+    _add_references(targets, specs, dirs, progress)
+
+
+def _add_references(targets: Sequence[Target], specs: dict[str, ModelSpec], dirs: dict[str, Path],
+                    progress: Progress) -> None:
+    """Give every target the host's output statistics of each model (x86 .nb, all-ones input)."""
+    from kpmobile.sweep.reference import reference_stats
+    from kpmobile.zoo.convert import convert_nb
+
+    refs: dict[str, tuple[OutputStat, ...]] = {}
+    for name, spec in specs.items():
+        try:
+            refs[name] = reference_stats(convert_nb(dirs[name], "x86").path, spec.input_shape)
+        except KpError as exc:
+            progress.note(f"{name}: no reference outputs ({exc.one_line()})")
+            refs[name] = ()
+    for t in targets:
+        t.reference = dict(refs)
 
 
 def _push_all(target: Target, counters: Counters, progress: Progress) -> None:
@@ -566,6 +585,14 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
         extra["persons_found"] = found
         if found is not None and found != case.persons:
             extra["flags"].append(f"persons-found-{found}")
+    if case.pipeline is None and target.reference.get(case.model):
+        from kpmobile.report.outputs import check_output_stats, stats_tolerance
+
+        check = check_output_stats(target.reference[case.model], rec.outputs, stats_tolerance(case.precision))
+        extra["output_check"] = {"ok": check.ok, "rtol": check.rtol, "detail": check.detail,
+                                 "max_rel": check.max_rel if check.max_rel < 1e300 else None}
+        if not check.ok:
+            extra.setdefault("flags", []).append("outputs-diverge")
     numbers = {"avg_ms": rec.avg_ms, "min_ms": rec.min_ms, "max_ms": rec.max_ms,
                "first_ms": rec.first_ms, "init_ms": rec.init_ms}
     store.add_case(run_id, case, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra,
