@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
             emit_json(result.to_json())
         else:
             for line in result.summary_lines():
-                console.print(line, highlight=False)
+                console.print(line, highlight=False, soft_wrap=True)  # one line each, for logs and greps
             for table in result.tables:
                 console.print(to_rich(table))
         if result.failed:

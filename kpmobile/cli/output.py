@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -12,7 +13,7 @@ from rich.console import Console
 from kpmobile.errors import KpError
 
 # Piped output (logs, CI) is not cut to 80 columns: wide tables stay readable.
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 err_console = Console(stderr=True)
 
 
