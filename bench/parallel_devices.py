@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sqlite3
 import subprocess
 import sys
@@ -22,38 +20,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import free_port, machine  # noqa: E402
 
 from kpmobile.devices import android  # noqa: E402
 from kpmobile.devices.adbserver import ensure_server, kill_server  # noqa: E402
-from kpmobile.devices.virtual_phone.launch import ADB_PROBED_PORTS, start_virtual_phone  # noqa: E402
-
-
-def free_port() -> int:
-    """Give a free loopback port outside the adb server's probed range."""
-    import socket
-
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port != 5037 and port not in ADB_PROBED_PORTS:
-            return port
-
-
-def machine() -> str:
-    """Give a one-line description of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    system = f"{platform.system()} {platform.release()}"
-    return f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), {system}, load {load:.2f}"
+from kpmobile.devices.virtual_phone.launch import start_virtual_phone  # noqa: E402
 
 
 def sweep(argv: list[str], db: Path) -> tuple[float, float]:
