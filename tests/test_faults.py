@@ -222,6 +222,7 @@ def test_unauthorized_phone(adb_server: AdbServer, virtual_phone_factory: Any, t
     assert res.returncode == 0, res.stderr[-2000:]
     note = next(line for line in res.stderr.splitlines() if bad.serial in line)
     assert "unauthorized" in note and "accept" in note and "prompt on the phone" in note
+    assert f"skipped phone {bad.serial}" in res.stdout and "kpmobile bench --resume" in res.stdout
     first = stored(tmp_path)
     assert len(of(first, good.serial, "ok")) == 2 and not of(first, bad.serial)
     alone = kpmobile(*bench_args(adb_server.address, tmp_path, "--device", bad.serial))

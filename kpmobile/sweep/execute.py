@@ -84,6 +84,7 @@ class BenchOutcome:
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     interrupted: bool = False
+    skipped_devices: dict[str, Any] = field(default_factory=dict)  # serial -> why the phone was not used
 
     def to_json(self) -> dict[str, Any]:
         """Give the outcome as plain JSON types."""
@@ -93,6 +94,7 @@ class BenchOutcome:
             "conversions": c.conversions, "conversions_cached": c.conversions_cached,
             "pushes": c.pushes, "pushes_skipped": c.pushes_skipped,
             "ok": self.ok, "failed": self.failed, "failures": self.failures, "interrupted": self.interrupted,
+            "skipped_devices": self.skipped_devices,
         }
 
 
@@ -216,6 +218,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutc
             if outcome.failed and status == "complete":
                 status = "partial"
             plan = store.run(run_id).plan
+            outcome.skipped_devices = dict(plan.get("skipped") or {})
             plan["counters"] = outcome.to_json()
             store.set_plan(run_id, plan)
             store.finish_run(run_id, status)

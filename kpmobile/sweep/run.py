@@ -32,6 +32,10 @@ class SweepResult:
         lines = [f"run {o.run_id}: {o.ok} cases ok, {o.failed} failed; converted {c.conversions} "
                  f"(cached {c.conversions_cached}), pushed {c.pushes} files (already on device {c.pushes_skipped})"]
         lines += [f"failed: {f}" for f in o.failures]
+        lines += [f"skipped phone {serial}: {entry.get('reason', entry.get('state', ''))}"
+                  for serial, entry in o.skipped_devices.items()]
+        if o.failures or o.skipped_devices:
+            lines.append(f"once the cause is fixed, run the missing cases with: kpmobile bench --resume {o.run_id}")
         return lines
 
     def to_json(self) -> dict[str, Any]:
