@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from kpmobile.records import LogDevice
-from kpmobile.runners import LITE_RUNNER_PATH, RUNNER_VERSION, lite_runner_script, parse_file, parse_log
+from kpmobile.runners import LITE_RUNNER_PATH, RUNNER_VERSION, executable_runner, parse_file, parse_log
 from kpmobile.runners import lite_runner as lr
 
 NOT_APPLIED = (
@@ -321,9 +321,8 @@ def test_unwritable_result_path_exits_1_after_printing(models: Path, tmp_path: P
 @model_test
 def test_pushed_form_runs_under_sh(models: Path, tmp_path: Path) -> None:
     """The orchestrator prepends `#!<python>` and runs the file with /bin/sh, away from kpmobile."""
-    script = tmp_path / "lite_runner"
-    script.write_text(lite_runner_script(sys.executable))
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    script = executable_runner(LITE_RUNNER_PATH, "lite_runner", tmp_path, sys.executable)
+    assert script.read_text().startswith(f"#!{sys.executable}\n") and script.stat().st_mode & stat.S_IXUSR
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     command = f"cd {tmp_path} && {script} --optimized_model_file={models / 'tiny_x86.nb'} " \
               "--input_shape=1,3,32,24 --backend=x86 --repeats=3"

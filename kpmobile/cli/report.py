@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from kpmobile.cli.output import console, emit_json, fail_on
 from kpmobile.errors import KpError
+
+if TYPE_CHECKING:
+    from kpmobile.store import CaseRow, RunRow, Store
 
 app = typer.Typer(no_args_is_help=True, help="Print tables from the store.")
 
@@ -34,6 +38,20 @@ def _print(table: object, fmt: Format) -> None:
         console.print(to_rich(table))
 
 
+def _load(db: Path | None, run: str | None, host: bool = False) -> tuple[Store, RunRow, list[CaseRow]]:
+    """Give the store, the run (the latest, or the latest host run) and its cases; exit on a bad store or id."""
+    from kpmobile.paths import default_db
+    from kpmobile.report.server import host_run
+    from kpmobile.store import Store
+
+    try:
+        store = Store(db or default_db())
+        row = host_run(store, run) if host else store.run(run)
+        return store, row, store.cases(row.id)
+    except KpError as exc:
+        fail_on(exc)
+
+
 @app.command()
 def mobile(
     run: str = typer.Option(None, "--run", help="Run id (default: the latest)."),
@@ -41,17 +59,10 @@ def mobile(
     db: Path = typer.Option(None, "--db", help="SQLite store."),
 ) -> None:
     """Print the mobile table of a run."""
-    from kpmobile.paths import default_db
     from kpmobile.report.mobile import mobile_table
-    from kpmobile.store import Store
 
-    try:
-        store = Store(db or default_db())
-        row = store.run(run)
-        table = mobile_table(row.plan, store.cases(row.id))
-    except KpError as exc:
-        fail_on(exc)
-    _print(table, fmt)
+    _, row, cases = _load(db, run)
+    _print(mobile_table(row.plan, cases), fmt)
 
 
 def _print_all(tables: list[object], fmt: Format) -> None:
@@ -74,17 +85,10 @@ def server(
     db: Path = typer.Option(None, "--db", help="SQLite store."),
 ) -> None:
     """Print the server table of a host run (and the table of the backends the seed has no column for)."""
-    from kpmobile.paths import default_db
-    from kpmobile.report.server import host_run, server_tables
-    from kpmobile.store import Store
+    from kpmobile.report.server import server_tables
 
-    try:
-        store = Store(db or default_db())
-        row = host_run(store, run)
-        tables = server_tables(row.plan, store.cases(row.id))
-    except KpError as exc:
-        fail_on(exc)
-    _print_all(list(tables), fmt)
+    _, row, cases = _load(db, run, host=True)
+    _print_all(list(server_tables(row.plan, cases)), fmt)
 
 
 @app.command()
@@ -94,18 +98,10 @@ def complexity(
     db: Path = typer.Option(None, "--db", help="SQLite store."),
 ) -> None:
     """Print the MMPose-style complexity table of a host run: FLOPs, params, FPS mean ± std per batch."""
-    from kpmobile.paths import default_db
     from kpmobile.report.complexity import complexity_table
-    from kpmobile.report.server import host_run
-    from kpmobile.store import Store
 
-    try:
-        store = Store(db or default_db())
-        row = host_run(store, run)
-        table = complexity_table(row.plan, store.cases(row.id))
-    except KpError as exc:
-        fail_on(exc)
-    _print(table, fmt)
+    _, row, cases = _load(db, run, host=True)
+    _print(complexity_table(row.plan, cases), fmt)
 
 
 @app.command()
@@ -117,16 +113,9 @@ def plots(
     as_json: bool = typer.Option(False, "--json", help="Print the written files as JSON."),
 ) -> None:
     """Write PNG plots of a run: latency vs threads, pipeline vs persons, device bars, roofline."""
-    from kpmobile.paths import default_db
     from kpmobile.report.plots import run_flops, run_plots, write_plots
-    from kpmobile.store import Store
 
-    try:
-        store = Store(db or default_db())
-        row = store.run(run)
-        cases = store.cases(row.id)
-    except KpError as exc:
-        fail_on(exc)
+    _, row, cases = _load(db, run)
     figures = run_plots(row, cases, run_flops(row, cases, measure=not no_flops))
     written = write_plots(figures, out)
     if as_json:
@@ -148,18 +137,11 @@ def html(
     db: Path = typer.Option(None, "--db", help="SQLite store."),
 ) -> None:
     """Write one self-contained HTML report of a run: tables, inline plots, devices and metadata."""
-    from kpmobile.paths import default_db
     from kpmobile.report.html import html_report
     from kpmobile.report.plots import run_flops
-    from kpmobile.store import Store
 
-    try:
-        store = Store(db or default_db())
-        row = store.run(run)
-        cases = store.cases(row.id)
-        devices = store.devices()
-    except KpError as exc:
-        fail_on(exc)
+    store, row, cases = _load(db, run)
+    devices = store.devices()
     flops = run_flops(row, cases, measure=not no_flops)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html_report(row, cases, devices, flops), encoding="utf-8")

@@ -15,9 +15,17 @@ from kpmobile.runners.parsers import FORMATS, detect_format, parse_file, parse_l
 LITE_RUNNER_PATH = Path(__file__).with_name("lite_runner.py")
 
 
-def lite_runner_script(python: str) -> str:
-    """Give lite_runner.py's source with a `#!<python>` line first, ready to push and execute."""
-    return f"#!{python}\n" + LITE_RUNNER_PATH.read_text(encoding="utf-8")
+def executable_runner(source: Path, name: str, folder: Path, python: str) -> Path:
+    """Give `folder/name`: the runner `source` with a `#!<python>` line first, executable, rewritten only on change."""
+    text = f"#!{python}\n" + source.read_text(encoding="utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o755)
+        tmp.replace(path)  # atomic: a concurrent sweep never sees half a runner
+    return path
 
 
 __all__ = [
@@ -27,7 +35,7 @@ __all__ = [
     "check_runner_abi",
     "detect_format",
     "elf_machine",
-    "lite_runner_script",
+    "executable_runner",
     "parse_file",
     "parse_log",
     "parse_log_report",

@@ -339,19 +339,10 @@ def _broken_target(info: DeviceInfo, opts: BenchOptions, why: KpError) -> Target
 
 def own_runner_file() -> tuple[Path, str]:
     """Give kpmobile's x86 runner as one executable file (this Python as its shebang) and its version."""
-    from kpmobile.runners import lite_runner
+    from kpmobile.runners import LITE_RUNNER_PATH, RUNNER_VERSION, executable_runner
 
-    source = Path(lite_runner.__file__).read_text()
-    text = f"#!{sys.executable}\n" + source
-    folder = cache_dir() / "runner"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "kpmobile_lite_runner"
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o755)
-        tmp.replace(path)
-    return path, str(getattr(lite_runner, "RUNNER_VERSION", "unknown"))
+    path = executable_runner(LITE_RUNNER_PATH, "kpmobile_lite_runner", cache_dir() / "runner", sys.executable)
+    return path, str(RUNNER_VERSION)
 
 
 # models ----------------------------------------------------------------------------------

@@ -36,17 +36,10 @@ class PipelineFile:
 
 def own_pipeline_runner_file() -> tuple[Path, str]:
     """Give kpmobile's pipeline runner as one executable file (this Python as its shebang) and its version."""
-    from kpmobile.runners import pipeline_runner
+    from kpmobile.runners import executable_runner, pipeline_runner
 
-    text = f"#!{sys.executable}\n" + Path(pipeline_runner.__file__).read_text()
-    folder = cache_dir() / "runner"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "kpmobile_pipeline_runner"
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o755)
-        tmp.replace(path)
+    path = executable_runner(Path(pipeline_runner.__file__), "kpmobile_pipeline_runner", cache_dir() / "runner",
+                             sys.executable)
     return path, str(pipeline_runner.RUNNER_VERSION)
 
 

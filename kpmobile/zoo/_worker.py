@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +97,16 @@ def _last_line(log: Path) -> str:
 def write_result(path: str, data: dict[str, Any]) -> None:
     """Write a worker's JSON result (called in the worker)."""
     Path(path).write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+def report_result(path: str, work: Callable[[], dict[str, Any]]) -> int:
+    """Give a worker's exit code after running `work` and writing its result (or its one-line error)."""
+    try:
+        data = work()
+    except Exception as exc:  # the parent turns this into a one-line ConversionError
+        traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        write_result(path, {"error": f"{type(exc).__name__}: {first}"})
+        return 1
+    write_result(path, data)
+    return 0

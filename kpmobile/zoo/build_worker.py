@@ -15,11 +15,10 @@ import io
 import json
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from kpmobile.zoo._worker import write_result
+from kpmobile.zoo._worker import report_result
 
 CHECK_SEED = 7
 
@@ -192,19 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--batch", type=int, default=1)
     i.add_argument("--result", required=True)
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> dict[str, Any]:
         spec = _spec(args.spec)
-        if args.cmd == "build":
-            data = build(spec, Path(args.out))
-        else:
-            data = info(spec, args.batch)
-    except Exception as exc:  # the parent turns this into a one-line ConversionError
-        traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        write_result(args.result, {"error": f"{type(exc).__name__}: {first}"})
-        return 1
-    write_result(args.result, data)
-    return 0
+        return build(spec, Path(args.out)) if args.cmd == "build" else info(spec, args.batch)
+
+    return report_result(args.result, work)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from kpmobile.zoo._worker import write_result
+from kpmobile.zoo._worker import report_result
 
 
 def to_nb(model_dir: Path, target: str, fp16: bool, out_prefix: Path) -> dict[str, Any]:
@@ -68,18 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     ox.add_argument("--out", required=True)
     ox.add_argument("--result", required=True)
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> dict[str, Any]:
         if args.cmd == "nb":
-            data = to_nb(Path(args.model_dir), args.target, args.fp16, Path(args.out))
-        else:
-            data = to_onnx(Path(args.model_dir), args.opset, Path(args.out))
-    except Exception as exc:  # the parent turns this into a one-line ConversionError
-        traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        write_result(args.result, {"error": f"{type(exc).__name__}: {first}"})
-        return 1
-    write_result(args.result, data)
-    return 0
+            return to_nb(Path(args.model_dir), args.target, args.fp16, Path(args.out))
+        return to_onnx(Path(args.model_dir), args.opset, Path(args.out))
+
+    return report_result(args.result, work)
 
 
 if __name__ == "__main__":
