@@ -149,3 +149,21 @@ class BenchCase:
                 self.precision, self.batch, self.pipeline, self.persons, self.round,
             )
         )
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """Time of one (op type, kernel, function) over a run's ops, from a profiling runner."""
+
+    op_type: str  # e.g. conv2d
+    kernel: str  # the kernel's place, e.g. arm/float/NCHW
+    func: str  # the kernel function, e.g. conv1x1s1_gemm_fp32 (NotImpl when unnamed)
+    calls: int  # ops of the model that ran this kernel
+    avg_ms: float  # summed over those ops, per inference
+    min_ms: float
+    max_ms: float
+    share: float  # percent of the summed average over all kernels
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the row as JSON."""
+        return asdict(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -89,29 +90,59 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def parse(
-        files: list[Path] = typer.Argument(..., help="Runner logs or result files."),
+        files: list[Path] = typer.Argument(..., help="Runner logs, result files, or a profiling runner's stderr."),
+        top: int = typer.Option(10, "--top", min=1, help="Kernels shown per profiler summary."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Parse runner logs into records."""
+        """Parse runner logs into records; a LITE_WITH_PROFILE runner's stderr gives its time per operator."""
         from rich.table import Table
 
-        from kpmobile.runners.parsers import parse_log
-
-        records = []
-        for path in files:
-            if not path.is_file():
-                fail(f"no log file {path}", "give the path of a saved runner log")
-            try:
-                records += [(path, r) for r in parse_log(path.read_text(errors="replace"))]
-            except KpError as exc:
-                fail(f"{path}: {exc.one_line()}")
+        parsed = [(path, *_parse_file(path)) for path in files]
         if as_json:
-            emit_json([{"file": str(p), **r.to_json()} for p, r in records])
+            emit_json([{"file": str(p), **r.to_json()} for p, recs, _ in parsed for r in recs]
+                      + [{"file": str(p), "format": "paddle_lite_profile", **prof} for p, _, prof in parsed if prof])
             return
         table = Table(title="Runs")
         for col in ("file", "format", "model", "threads", "avg ms", "min ms", "max ms"):
             table.add_column(col)
-        for p, r in records:
-            table.add_row(p.name, r.format, r.model or "", str(r.threads or ""),
-                          *(f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms)))
-        console.print(table)
+        for p, recs, _ in parsed:
+            for r in recs:
+                table.add_row(p.name, r.format, r.model or "", str(r.threads or ""),
+                              *(f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms)))
+        if table.rows:
+            console.print(table)
+        for p, _, prof in parsed:
+            if prof:
+                _print_profile(p, prof, top)
+
+
+def _parse_file(path: Path) -> tuple[list[Any], dict[str, Any] | None]:
+    """Give a file's parsed runs and its profiler summary as JSON (None without one); exit on bad input."""
+    from kpmobile.runners.opprofile import has_profile, parse_profile, per_kernel
+    from kpmobile.runners.parsers import parse_log
+
+    if not path.is_file():
+        fail(f"no log file {path}", "give the path of a saved runner log")
+    text = path.read_text(errors="replace")
+    profile: dict[str, Any] | None = None
+    try:
+        if has_profile(text):
+            parsed = parse_profile(text)
+            source, kernels = per_kernel(parsed)
+            profile = {"source": source, "kernels": [k.to_json() for k in kernels], **parsed.to_json()}
+        return (parse_log(text) if profile is None or "Perf Info" in text else []), profile
+    except KpError as exc:
+        fail(f"{path}: {exc.one_line()}")
+
+
+def _print_profile(path: Path, profile: dict[str, Any], top: int) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"Operators: {path.name}"), caption=profile["source"])
+    for col in ("#", "operator", "kernel", "function", "calls", "avg ms", "share"):
+        table.add_column(col, justify="left" if col in ("operator", "kernel", "function") else "right")
+    for i, k in enumerate(profile["kernels"][:top]):
+        table.add_row(str(i + 1), *(escape(k[f]) for f in ("op_type", "kernel", "func")), str(k["calls"]),
+                      f"{k['avg_ms']:.3f}", f"{k['share']:.1f} %")
+    console.print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -146,3 +147,42 @@ def html(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html_report(row, cases, devices, flops), encoding="utf-8")
     console.print(f"wrote {out} ({out.stat().st_size // 1024} KiB) for run {row.id}", highlight=False)
+
+
+@app.command()
+def ops(
+    run: str = typer.Argument(None, help="Run id (default: the latest)."),
+    cell: list[str] = typer.Option(None, "--cell",
+                                   help="Cell to show, e.g. pp-tinypose-128x96/4t or LABEL/MODEL (repeatable)."),
+    diff: str = typer.Option(None, "--diff",
+                             help="Another run id: show how each cell's kernels changed from RUN to it."),
+    top: int = typer.Option(10, "--top", min=1, help="Kernels per cell."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, md, csv or json."),
+    db: Path = typer.Option(None, "--db", help="SQLite store."),
+) -> None:
+    """Print the slowest operators (kernels) of each cell profiled with `bench --op-profile`, or a diff of two runs."""
+    from kpmobile.report.ops import diff_tables, ops_tables
+
+    store, row, _ = _load(db, run)
+    profiles = store.op_profiles(row.id)
+    if diff is None:
+        tables = ops_tables(row.plan, profiles, list(cell or []), top)
+        _exit_if_empty(tables, f"run {row.id} has no op profile" + (" for those cells" if cell else ""))
+        _print_all(list(tables), fmt)
+        return
+    try:
+        other = store.run(diff)
+    except KpError as exc:
+        fail_on(exc)
+    tables, alone = diff_tables(row.plan, profiles, other.plan, store.op_profiles(other.id), list(cell or []), top)
+    _exit_if_empty(tables, f"runs {row.id} and {other.id} have no profiled cell in common")
+    _print_all(list(tables), fmt)
+    if alone and fmt is Format.table:
+        console.print(f"note: profiled in one run only: {', '.join(alone)}", highlight=False, markup=False)
+
+
+def _exit_if_empty(tables: Sequence[object], message: str) -> None:
+    from kpmobile.cli.output import fail
+
+    if not tables:
+        fail(message, "profile cells with `kpmobile bench --op-profile --runner PROFILING_BENCHMARK_BIN`")

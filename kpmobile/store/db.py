@@ -16,6 +16,7 @@ from typing import Any
 from kpmobile import __version__
 from kpmobile.errors import ConfigError
 from kpmobile.records import BenchCase, DeviceInfo
+from kpmobile.store.ops import OPS_SCHEMA, OpStoreMixin
 
 SCHEMA_VERSION = 1
 
@@ -127,7 +128,7 @@ class CaseRow:
     created: float
 
 
-class Store:
+class Store(OpStoreMixin):
     """A SQLite file holding runs, devices and cases; safe to share between worker threads."""
 
     def __init__(self, path: Path) -> None:
@@ -138,6 +139,7 @@ class Store:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(OPS_SCHEMA)  # op profiles (issue 17)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
