@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--quota", type=int, help="storage quota in bytes; pushes beyond it fail")
     serve.add_argument("--runner-fault", choices=RUNNER_FAULTS, default="none",
                        help="fault the runner plays (switch it at run time in ROOT/faults/runner)")
+    serve.add_argument("--battery", choices=("none", "ua-negative", "ma-positive"),
+                       help="battery files in this vendor's convention (default: the profile's [physics], else"
+                            " none): µA negative while discharging, or mA positive")
+    serve.add_argument("--battery-status", choices=("Discharging", "Charging", "Full", "Not charging"),
+                       default="Discharging", help="what power_supply/battery/status says")
     serve.add_argument("--offline", action="store_true",
                        help="never answer the host's CNXN: adb lists the phone as offline")
     serve.add_argument("-v", "--verbose", action="store_true", help="log connections and services")
@@ -47,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         serve(args.port, profile=args.profile, getprop=args.getprop, auth=args.auth, root=args.root,
               cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
-              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline)
+              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline,
+              battery=args.battery, battery_status=args.battery_status)
     except KpError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
