@@ -167,3 +167,37 @@ class KernelTime:
     def to_json(self) -> dict[str, Any]:
         """Give the row as JSON."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Energy:
+    """What a case cost the battery; energy_mj is None (with a note) when no clean figure exists."""
+
+    samples: int  # run samples
+    idle_samples: int
+    mean_w: float | None = None
+    idle_w: float | None = None
+    energy_mj: float | None = None  # (mean_w - idle_w) x mean latency
+    latency_ms: float | None = None
+    battery: str | None = None  # the power_supply folder read
+    status: str | None = None  # the status most samples gave
+    units: str | None = None  # how current and voltage were read
+    flags: tuple[str, ...] = ()
+    note: str | None = None
+    hint: str | None = None
+    power_trace: tuple[tuple[float, float], ...] = field(default=(), compare=False)  # (uptime s, W) of run samples
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the record as JSON."""
+        data = asdict(self)
+        data["flags"] = list(self.flags)
+        data["power_trace"] = [list(p) for p in self.power_trace]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Energy:
+        """Give the record from its JSON."""
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known["flags"] = tuple(known.get("flags") or ())
+        known["power_trace"] = tuple(tuple(p) for p in known.get("power_trace") or ())
+        return cls(**known)

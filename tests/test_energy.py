@@ -14,11 +14,9 @@ from kpmobile.devices.energy import (
     CHARGING_HINT,
     NO_BATTERY_NOTE,
     BatterySample,
-    Energy,
     Sampler,
     energy_of,
     infer_units,
-    inferences_per_wh,
     power_w,
     split_samples,
 )
@@ -30,7 +28,8 @@ from kpmobile.devices.virtual_phone.physics import (
     throttle_state,
 )
 from kpmobile.devices.virtual_phone.physics import power_w as phone_power_w
-from kpmobile.records import CpuCluster
+from kpmobile.records import CpuCluster, Energy
+from kpmobile.report.energy import inferences_per_wh
 
 REAL = Path(__file__).parent / "data" / "real" / "power_supply"
 

@@ -181,8 +181,26 @@ def ops(
         console.print(f"note: profiled in one run only: {', '.join(alone)}", highlight=False, markup=False)
 
 
-def _exit_if_empty(tables: Sequence[object], message: str) -> None:
+def _exit_if_empty(tables: Sequence[object], message: str,
+                   hint: str = "profile cells with `kpmobile bench --op-profile --op-runner PROFILING_BENCHMARK_BIN`",
+                   ) -> None:
     from kpmobile.cli.output import fail
 
     if not tables:
-        fail(message, "profile cells with `kpmobile bench --op-profile --runner PROFILING_BENCHMARK_BIN`")
+        fail(message, hint)
+
+
+@app.command()
+def energy(
+    run: str = typer.Option(None, "--run", help="Run id (default: the latest)."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, md, csv or json."),
+    db: Path = typer.Option(None, "--db", help="SQLite store."),
+) -> None:
+    """Print the energy per inference of each cell measured with `bench --energy`, and inferences per Wh."""
+    from kpmobile.report.energy import energy_table
+
+    _, row, cases = _load(db, run)
+    table = energy_table(row.plan, cases)
+    _exit_if_empty(table.rows, f"run {row.id} has no energy figures",
+                   "measure them with `kpmobile bench --energy` on a phone with readable battery files")
+    _print(table, fmt)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import shlex
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from kpmobile.records import Energy
 
 MARK = "KPBAT"
 BATTERY_DIRS = ("/sys/class/power_supply/battery", "/sys/class/power_supply/Battery",
@@ -151,40 +152,6 @@ def power_w(sample: BatterySample, units: Units) -> float | None:
     return amps * sample.voltage * _SCALE[units.voltage_unit]
 
 
-@dataclass(frozen=True)
-class Energy:
-    """What a case cost the battery; energy_mj is None (with a note) when no clean figure exists."""
-
-    samples: int  # run samples
-    idle_samples: int
-    mean_w: float | None = None
-    idle_w: float | None = None
-    energy_mj: float | None = None  # (mean_w - idle_w) x mean latency
-    latency_ms: float | None = None
-    battery: str | None = None  # the power_supply folder read
-    status: str | None = None  # the status most samples gave
-    units: str | None = None  # how current and voltage were read
-    flags: tuple[str, ...] = ()
-    note: str | None = None
-    hint: str | None = None
-    power_trace: tuple[tuple[float, float], ...] = field(default=(), compare=False)  # (uptime s, W) of run samples
-
-    def to_json(self) -> dict[str, Any]:
-        """Give the record as JSON."""
-        data = asdict(self)
-        data["flags"] = list(self.flags)
-        data["power_trace"] = [list(p) for p in self.power_trace]
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Energy:
-        """Give the record from its JSON."""
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        known["flags"] = tuple(known.get("flags") or ())
-        known["power_trace"] = tuple(tuple(p) for p in known.get("power_trace") or ())
-        return cls(**known)
-
-
 def energy_of(folder: str | None, samples: Sequence[BatterySample], latency_ms: float | None) -> Energy:
     """Give the energy record of one case from its samples and mean latency (ms)."""
     run = [s for s in samples if s.phase == "run"]
@@ -212,8 +179,3 @@ def _figure(mean_w: float, idle_w: float, latency_ms: float | None) -> tuple[flo
     if mean_w <= idle_w:
         return None, f"mean power {mean_w:.3f} W did not exceed the idle {idle_w:.3f} W: no energy per inference"
     return (mean_w - idle_w) * latency_ms, None
-
-
-def inferences_per_wh(energy_mj: float | None) -> float | None:
-    """Give how many inferences one watt-hour pays for (1 Wh = 3.6e6 mJ)."""
-    return 3.6e6 / energy_mj if energy_mj else None

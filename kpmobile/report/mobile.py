@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kpmobile.report.energy import case_energy, energy_cell
 from kpmobile.report.table import Table
 from kpmobile.stats import achieved_gflops, summarize
 from kpmobile.store import CaseRow
@@ -96,6 +97,7 @@ def mobile_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
                 **cell, "gflops": gflops, "peak_gflops": peak,
                 "peak_share": gflops / peak if gflops and peak else None,
                 "error": None if cell["mean_ms"] is not None else failed.get(key),
+                "energy": energy_cell([e for c in mine if (e := case_energy(c)) is not None]),
             })
             if cell["flags"]:
                 flagged.append(f"{display} on {header[len(row) - 1]}: {', '.join(cell['flags'])}")
