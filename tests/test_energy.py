@@ -3,10 +3,13 @@ the real adb server on virtual phones with a physical battery, and the physics' 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
+from clitools import kpmobile
 from conftest import AdbServer, PhoneFactory
 
 from kpmobile.config import Physics, load_profile
@@ -179,3 +182,52 @@ def test_charging_and_missing_battery_through_adb(adb_server: AdbServer, virtual
     record, out = _sampled(adb_server, bare.serial, "echo hi")
     assert out.strip() == "hi"
     assert record.energy_mj is None and record.mean_w is None and record.note == NO_BATTERY_NOTE
+
+
+def _bench(server: AdbServer, tmp: Path, *extra: str) -> dict[str, Any]:
+    res = kpmobile("bench", "--adb-server", server.address, "--no-virtual", "--db", str(tmp / "kp.db"),
+                   "--out", str(tmp / "out"), "--json", *extra)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return dict(json.loads(res.stdout))
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_bench_energy_on_a_virtual_phone_with_a_battery(adb_server: AdbServer, virtual_phone_factory: PhoneFactory,
+                                                        tmp_path: Path) -> None:
+    """bench --energy: every cell has mean, idle and mJ/inference; picodet-s-320 costs more than tinypose."""
+    phone = virtual_phone_factory("virtual-battery")
+    out = _bench(adb_server, tmp_path, "--device", phone.serial, "--models", "pp-tinypose-128x96,picodet-s-320",
+                 "--threads", "1", "--warmup", "1", "--repeats", "20", "--energy", "--energy-idle", "1.5")
+    assert out["ok"] == 2 and out["failed"] == 0
+    report = kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"], "--format", "json")
+    assert report.returncode == 0, report.stderr
+    cells = {c["model"]: c for c in json.loads(report.stdout)["cells"]}
+    for cell in cells.values():
+        assert cell["mean_w"] > cell["idle_w"] > 0 and cell["samples"] >= 2 and cell["idle_samples"] >= 5
+        assert cell["mj_per_inference"] > 0 and cell["inferences_per_wh"] > 0 and cell["flags"] == []
+    assert cells["picodet-s-320"]["mj_per_inference"] > cells["pp-tinypose-128x96"]["mj_per_inference"]
+    mobile = kpmobile("report", "mobile", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"], "--format", "json")
+    energy = {c["model"]: c["energy"] for c in json.loads(mobile.stdout)["cells"]}
+    assert energy["picodet-s-320"]["mj_per_inference"] == cells["picodet-s-320"]["mj_per_inference"]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_bench_energy_charging_and_without_battery(adb_server: AdbServer, virtual_phone_factory: PhoneFactory,
+                                                   tmp_path: Path) -> None:
+    charging = virtual_phone_factory("virtual-battery", extra_args=["--battery-status", "Charging"])
+    bare = virtual_phone_factory("virtual")
+    out = _bench(adb_server, tmp_path, "--models", "pp-tinypose-128x96", "--threads", "1", "--warmup", "1",
+                 "--repeats", "5", "--energy", "--energy-idle", "1")
+    assert out["ok"] == 2
+    report = kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"], "--format", "json")
+    cells = {c["label"]: c for c in json.loads(report.stdout)["cells"]}
+    assert len(cells) == 2, cells.keys()  # one label per phone
+    assert charging.serial != bare.serial
+    flagged = [c for c in cells.values() if c["flags"] == ["charging"]]
+    assert len(flagged) == 1 and "dumpsys battery unplug" in flagged[0]["hint"]
+    none = [c for c in cells.values() if c["mj_per_inference"] is None and c["mean_w"] is None]
+    assert len(none) == 1 and none[0]["notes"] == [NO_BATTERY_NOTE]
+    text = kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"])
+    assert "dumpsys battery unplug" in text.stdout and "no energy figure" in text.stdout

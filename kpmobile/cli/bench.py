@@ -53,6 +53,16 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Option(None, "--db", help="SQLite store (default in $KPMOBILE_HOME)."),
         resume: str = typer.Option(None, "--resume", help="Run id whose missing cases to run."),
         case_timeout: float = typer.Option(None, help="Seconds before a hung runner is killed (default 600)."),
+        energy: bool = typer.Option(None, "--energy",
+                                    help="Sample the battery (~10 Hz) around each case, after an idle baseline:"
+                                         " mean and idle W, mJ per inference (`report energy`)."),
+        energy_idle: float = typer.Option(None, "--energy-idle", min=0.5, help="Seconds of idle baseline (default 3)."),
+        op_profile: bool = typer.Option(None, "--op-profile",
+                                        help="One extra invocation per cell with a LITE_WITH_PROFILE benchmark_bin"
+                                             " (--op-runner, else --runner): time per operator (`report ops`)."
+                                             " ARM phones only: the x86 runner's paddlelite Python API exposes no"
+                                             " per-operator times."),
+        op_runner: Path = typer.Option(None, "--op-runner", help="The profiling benchmark_bin for --op-profile."),
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
@@ -66,7 +76,8 @@ def register(app: typer.Typer) -> None:
             "cooldown_s": cooldown, "backends": _split(backend) or None, "batches": _ints(batch, "--batch") or None,
             "pipelines": _split(pipeline) or None, "persons": _ints(persons, "--persons") or None,
             "pipeline_runner": pipeline_runner, "out_dir": out, "db": db, "resume": resume,
-            "case_timeout_s": case_timeout, "config": config,
+            "case_timeout_s": case_timeout, "config": config, "energy": energy, "energy_idle_s": energy_idle,
+            "op_profile": op_profile or (True if op_runner else None), "op_runner": op_runner,
         }
         try:
             opts = load_options(config, overrides)

@@ -19,7 +19,7 @@ from kpmobile.errors import ConfigError, DeviceError, KpError, ParseError, Runne
 from kpmobile.paths import DEVICE_DIR, cache_dir, default_db
 from kpmobile.records import BenchCase, DeviceInfo, ModelSpec, OutputStat
 from kpmobile.store import Store
-from kpmobile.sweep import conditions, faults
+from kpmobile.sweep import conditions, costs, faults
 from kpmobile.sweep import pipeline as pipe
 from kpmobile.sweep.plan import BenchOptions, pipeline_models, plan_cases, remaining, select_profiles, split_pipeline
 
@@ -121,6 +121,8 @@ class Target:
     pipeline_files: list[pipe.PipelineFile] = field(default_factory=list)
     pipeline_runner: tuple[str, str] = ("", "")  # name, version
     broken: str = ""  # why no case can run here (e.g. a runner for the wrong ABI): each is stored failed
+    op_runner_local: Path | None = None  # the profiling runner of --op-profile
+    op_runner_remote: str = ""
 
     @property
     def fp(self) -> str:
@@ -326,8 +328,13 @@ def _make_target(info: DeviceInfo, opts: BenchOptions) -> Target:
     from kpmobile.runners.elf import check_runner_abi
 
     check_runner_abi(opts.runner, abi, info.abis)
-    return Target(info, phone, "arm", "arm", opts.runner, f"{DEVICE_DIR}/bin/{opts.runner.name}",
-                  opts.runner.name, "benchmark_bin")
+    target = Target(info, phone, "arm", "arm", opts.runner, f"{DEVICE_DIR}/bin/{opts.runner.name}",
+                    opts.runner.name, "benchmark_bin")
+    if opts.op_profile:
+        target.op_runner_local = opts.op_runner or opts.runner
+        check_runner_abi(target.op_runner_local, abi, info.abis)
+        target.op_runner_remote = f"{DEVICE_DIR}/bin/profile/{target.op_runner_local.name}"
+    return target
 
 
 def _broken_target(info: DeviceInfo, opts: BenchOptions, why: KpError) -> Target:
@@ -403,6 +410,8 @@ def _push_all(target: Target, counters: Counters, progress: Progress) -> None:
     files: list[tuple[Path, str, int]] = [(target.runner_local, target.runner_remote, 0o755)]
     files += [(target.nb_local[name], remote, 0o644) for name, remote in target.nb_remote.items()]
     files += [(f.local, f.remote, f.mode) for f in target.pipeline_files]
+    if target.op_runner_local is not None:
+        files.append((target.op_runner_local, target.op_runner_remote, 0o755))
     on_device = target.phone.md5sums([remote for _, remote, _ in files])
     for local, remote, mode in files:
         if on_device.get(remote) == file_md5(local):
@@ -539,8 +548,10 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
                                    opts.thermal_wait_s, stop)
     if stop is not None and stop.is_set():
         return
+    sampler = costs.sampler_for(result_remote, opts.energy, opts.energy_idle_s)
     script = (f"mkdir -p {shlex.quote(result_dir)} && rm -f {shlex.quote(result_remote)} && "
-              + telemetry.monitored_script(argv, DEVICE_DIR, pid_file, cores_file, opts.core_sample_s))
+              + costs.wrap(telemetry.monitored_script(argv, DEVICE_DIR, pid_file, cores_file, opts.core_sample_s),
+                           sampler))
     if active is not None:
         active[target.fp] = (target, pid_file)
     try:
@@ -558,7 +569,8 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
         return  # cut off by the user: --resume runs it again
     extra = conditions.after_case(target.phone, target.watched_cores, watch, cores_file,
                                   target.expected_cores(case.power_mode))
-    raw = res.stdout + (("\n--- stderr ---\n" + res.stderr) if res.stderr.strip() else "")
+    stderr, energy = costs.take_energy(res.stderr, sampler, None)
+    raw = res.stdout + (("\n--- stderr ---\n" + stderr) if stderr.strip() else "")
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
         reason = faults.runner_exit_reason(res.returncode, last)
@@ -589,8 +601,27 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
             extra.setdefault("flags", []).append("outputs-diverge")
     numbers = {"avg_ms": rec.avg_ms, "min_ms": rec.min_ms, "max_ms": rec.max_ms,
                "first_ms": rec.first_ms, "init_ms": rec.init_ms}
+    if sampler is not None:
+        _, energy = costs.take_energy(res.stderr, sampler, rec.avg_ms)
+        extra["energy"] = energy
+        extra["flags"] += [f for f in (energy or {}).get("flags", []) if f not in extra["flags"]]
     store.add_case(run_id, case, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra,
                    **common)
+    if opts.op_profile and case.pipeline is None and case.round == 0:
+        _op_profile(store, run_id, case, target, argv, f"{result_remote}.ops.txt", opts)
+
+
+def _op_profile(store: Store, run_id: str, case: BenchCase, target: Target, argv: list[str], result: str,
+                opts: BenchOptions) -> None:
+    """Run and store one cell's extra invocation with the profiling runner (apart from the latency rounds)."""
+    if not target.op_runner_remote:
+        out = costs.OpProfileOutcome("failed", error=costs.NO_OP_TIMES_X86)
+    else:
+        out = costs.run_op_profile(target.phone, costs.profile_argv(argv, target.op_runner_remote, result),
+                                   DEVICE_DIR, opts.case_timeout_s)
+    store.add_op_profile(run_id, case, serial=target.info.serial, status=out.status, kernels=out.kernels,
+                         source=out.source, avg_ms=out.avg_ms, error=out.error,
+                         runner=target.op_runner_local.name if target.op_runner_local else None, raw_log=out.raw_log)
 
 
 def _pipeline_argv(target: Target, case: BenchCase, specs: dict[str, ModelSpec], result_remote: str) -> list[str]:

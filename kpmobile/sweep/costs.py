@@ -1,0 +1,86 @@
+"""What a case costs the phone beyond its latency: the battery sampler around the runner (`--energy`)
+and one extra invocation per cell with a profiling runner (`--op-profile`), kept apart from the
+latency rounds."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kpmobile.devices.energy import Sampler, energy_of, split_samples
+from kpmobile.errors import DeviceError, KpError
+from kpmobile.records import Energy, KernelTime
+
+NO_OP_TIMES_X86 = ("the x86 runner has no per-operator times: paddlelite's Python API (MobileConfig /"
+                   " LightPredictor) exposes no profiler")
+
+
+class _Shell(Protocol):
+    def shell(self, argv: Sequence[str] | str, timeout: float | None = 120) -> Any: ...
+
+
+def sampler_for(result_remote: str, energy: bool, idle_s: float) -> Sampler | None:
+    """Give the battery sampler of a case (its samples go beside the result file), or None without --energy."""
+    return Sampler(f"{result_remote}.bat", idle_s=idle_s) if energy else None
+
+
+def wrap(script: str, sampler: Sampler | None) -> str:
+    """Give the case script run inside the sampler (unchanged without one)."""
+    return sampler.wrap(script) if sampler is not None else script
+
+
+def take_energy(stderr: str, sampler: Sampler | None, latency_ms: float | None) -> tuple[str, dict[str, Any] | None]:
+    """Give the runner's stderr without the samples, and the case's energy record as JSON (None without --energy)."""
+    if sampler is None:
+        return stderr, None
+    head, folder, samples = split_samples(stderr)
+    record = energy_of(folder or "", samples, latency_ms)
+    if folder is None:
+        record = Energy(0, 0, note="the battery sampler printed nothing (the case shell was cut short)")
+    return head, record.to_json()
+
+
+@dataclass(frozen=True)
+class OpProfileOutcome:
+    """One profiling invocation, ready for Store.add_op_profile."""
+
+    status: str
+    kernels: tuple[KernelTime, ...] = ()
+    source: str | None = None
+    avg_ms: float | None = None
+    error: str | None = None
+    raw_log: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def profile_argv(argv: Sequence[str], runner_remote: str, result_remote: str) -> list[str]:
+    """Give a case's runner command line with the profiling runner and its own result file."""
+    out = [runner_remote, *argv[1:]]
+    return [f"--result_path={result_remote}" if a.startswith("--result_path=") else a for a in out]
+
+
+def run_op_profile(phone: _Shell, argv: Sequence[str], workdir: str, timeout_s: float) -> OpProfileOutcome:
+    """Give the kernels of one invocation of a profiling benchmark_bin (its profiler summary is on stderr)."""
+    from kpmobile.runners.opprofile import parse_profile, per_kernel
+    from kpmobile.runners.parsers import parse_log
+
+    try:
+        res = phone.shell(f"cd {shlex.quote(workdir)} && {shlex.join(list(argv))}", timeout=timeout_s)
+    except DeviceError as exc:
+        return OpProfileOutcome("failed", error=exc.one_line())
+    raw = res.stdout + "\n--- stderr ---\n" + res.stderr
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        return OpProfileOutcome("failed", error=f"profiling runner exit {res.returncode}: {last}", raw_log=raw)
+    try:
+        source, kernels = per_kernel(parse_profile(res.stderr))
+    except KpError as exc:
+        return OpProfileOutcome("failed", error=f"{exc.one_line()} (is --op-runner a LITE_WITH_PROFILE build?)",
+                                raw_log=raw)
+    try:
+        avg = parse_log(res.stdout)[-1].avg_ms
+    except KpError:
+        avg = None
+    return OpProfileOutcome("ok", tuple(kernels), source, avg, raw_log=raw)
