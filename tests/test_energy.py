@@ -231,3 +231,18 @@ def test_bench_energy_charging_and_without_battery(adb_server: AdbServer, virtua
     assert len(none) == 1 and none[0]["notes"] == [NO_BATTERY_NOTE]
     text = kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"])
     assert "dumpsys battery unplug" in text.stdout and "no energy figure" in text.stdout
+
+
+def test_cooldown_line_and_take_energy() -> None:
+    from kpmobile.sweep.costs import cooldown_line, sampler_for, take_energy
+
+    extras: list[dict[str, Any]] = [{"cooldown": {"rested_s": 0.0, "waited_s": 4.0, "limit_c": 45.0}},
+                                    {"cooldown": {"rested_s": 0.0, "waited_s": 0.02, "limit_c": 45.0}}, {}]
+    assert cooldown_line(extras) == "cool-down: waited 4.0 s in all before 1 of 3 cases (until the hottest zone" \
+                                    " was below 45 °C)"
+    assert cooldown_line([{}, {"cooldown": {"waited_s": 0.0}}]) is None
+    sampler = sampler_for("/r/x.txt", True, 1.0)
+    assert sampler is not None and sampler.file == "/r/x.txt.bat" and sampler_for("/r", False, 1.0) is None
+    stderr, energy = take_energy("only the runner\n", sampler, 5.0)
+    assert stderr == "only the runner\n" and energy is not None and "printed nothing" in energy["note"]
+    assert take_energy("x", None, 5.0) == ("x", None)

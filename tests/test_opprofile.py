@@ -167,3 +167,12 @@ def test_cli_report_ops(tmp_path: Path) -> None:
     none = kpmobile("report", "ops", run, "--db", str(db), "--cell", "picodet-s-192")
     assert none.returncode != 0 and "error: run" in none.stderr and "--op-profile" in none.stderr
     assert cell_id({}, Store(db).op_profiles(run)[0]) == "vp-1/pp-tinypose-128x96/1t/pm0"
+
+
+def test_profile_argv_swaps_runner_and_result() -> None:
+    from kpmobile.sweep.costs import profile_argv
+
+    argv = ["/data/local/tmp/kpmobile/bin/benchmark_bin", "--optimized_model_file=m.nb", "--threads=4",
+            "--result_path=/r/x.txt"]
+    assert profile_argv(argv, "/p/benchmark_bin", "/r/x.txt.ops.txt") == [
+        "/p/benchmark_bin", "--optimized_model_file=m.nb", "--threads=4", "--result_path=/r/x.txt.ops.txt"]

@@ -84,3 +84,15 @@ def run_op_profile(phone: _Shell, argv: Sequence[str], workdir: str, timeout_s: 
     except KpError:
         avg = None
     return OpProfileOutcome("ok", tuple(kernels), source, avg, raw_log=raw)
+
+
+def cooldown_line(extras: Sequence[dict[str, Any]]) -> str | None:
+    """Give the summary line of the cool-down waits before the cases, or None when none was waited for."""
+    waits = [(e.get("cooldown") or {}) for e in extras]
+    waited = [float(w.get("waited_s") or 0) + float(w.get("rested_s") or 0) for w in waits]
+    cases = sum(1 for w in waited if w > 0.05)
+    if not cases:
+        return None
+    limit = next((w.get("limit_c") for w in waits if w.get("limit_c") is not None), None)
+    until = f" (until the hottest zone was below {limit:g} °C)" if isinstance(limit, (int, float)) else ""
+    return f"cool-down: waited {sum(waited):.1f} s in all before {cases} of {len(extras)} cases{until}"

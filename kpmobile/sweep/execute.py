@@ -85,6 +85,7 @@ class BenchOutcome:
     failures: list[str] = field(default_factory=list)
     interrupted: bool = False
     skipped_devices: dict[str, Any] = field(default_factory=dict)  # serial -> why the phone was not used
+    cooldown: str | None = None  # how long the cool-down waited, when it did
 
     def to_json(self) -> dict[str, Any]:
         """Give the outcome as plain JSON types."""
@@ -94,7 +95,7 @@ class BenchOutcome:
             "conversions": c.conversions, "conversions_cached": c.conversions_cached,
             "pushes": c.pushes, "pushes_skipped": c.pushes_skipped,
             "ok": self.ok, "failed": self.failed, "failures": self.failures, "interrupted": self.interrupted,
-            "skipped_devices": self.skipped_devices,
+            "skipped_devices": self.skipped_devices, "cooldown": self.cooldown,
         }
 
 
@@ -217,6 +218,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutc
             outcome.ok = sum(1 for r in rows if r.status == "ok")
             outcome.failed = sum(1 for r in rows if r.status == "failed")
             outcome.failures = [f"{r.serial} {r.model} {r.threads}T: {r.error}" for r in rows if r.status == "failed"]
+            outcome.cooldown = costs.cooldown_line([r.extra for r in rows])
             if outcome.failed and status == "complete":
                 status = "partial"
             plan = store.run(run_id).plan

@@ -1,0 +1,69 @@
+"""Heat end to end: a hot-profile virtual phone heats with the runner's real CPU use, throttles above its
+trip point and really slows the runner; the cool-down waits it out. Through the real adb server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clitools import kpmobile
+from conftest import AdbServer, PhoneFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SWEEP = ("--models", "pp-tinypose-128x96", "--threads", "1", "--warmup", "1", "--repeats", "10", "--rounds", "20")
+
+
+def _sweep(server: AdbServer, phone: Any, tmp: Path, *extra: str) -> tuple[dict[str, Any], str, list[tuple[Any, ...]]]:
+    db = tmp / "kp.db"
+    res = kpmobile("bench", "--adb-server", server.address, "--no-virtual", "--device", phone.serial, "--db", str(db),
+                   "--out", str(tmp / "out"), *SWEEP, *extra, timeout=1500)
+    assert res.returncode == 0, res.stderr[-3000:]
+    with sqlite3.connect(db) as conn:
+        run = conn.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1").fetchone()[0]
+        rows = conn.execute("SELECT round, avg_ms, extra FROM cases WHERE run_id=? ORDER BY round",
+                            (run,)).fetchall()
+    report = kpmobile("report", "mobile", "--db", str(db), "--run", run, "--format", "json")
+    return json.loads(report.stdout), res.stdout, [(r, a, json.loads(e)) for r, a, e in rows]
+
+
+def heat_curve(rows: list[tuple[Any, ...]]) -> list[tuple[int, float, float | None, float | None, list[str]]]:
+    """Give (round, avg ms, hottest °C before, after, flags) per case."""
+    return [(r, a, (e.get("before") or {}).get("hottest_c"), (e.get("after") or {}).get("hottest_c"),
+             e.get("flags", [])) for r, a, e in rows]
+
+
+def test_hot_phone_without_cool_down_throttles_and_slows(adb_server: AdbServer, virtual_phone_factory: PhoneFactory,
+                                                         tmp_path: Path) -> None:
+    phone = virtual_phone_factory("virtual-hot")
+    table, out, rows = _sweep(adb_server, phone, tmp_path, "--thermal-wait", "0")
+    curve = heat_curve(rows)
+    print("heat curve (round, ms, C before, C after, flags):", *curve, sep="\n")
+    assert len(rows) == 20
+    assert [c[2] for c in curve][-1] > [c[2] for c in curve][0] + 10  # it heated
+    assert any("throttled" in c[4] for c in curve)
+    first = next(i for i, c in enumerate(curve) if "throttled" in c[4])
+    assert all("hot-start" in c[4] for c in curve[first + 1:])
+    before = sorted(c[1] for c in curve[:first + 1])
+    after = sorted(c[1] for c in curve[first + 1:])
+    assert after[len(after) // 2] > 1.3 * before[len(before) // 2]  # medians: slowed by the throttling
+    flags = table["cells"][0]["flags"]
+    assert "throttled" in flags and "hot-start" in flags
+
+
+def test_hot_phone_with_cool_down_waits_and_is_not_flagged(adb_server: AdbServer,
+                                                           virtual_phone_factory: PhoneFactory,
+                                                           tmp_path: Path) -> None:
+    phone = virtual_phone_factory("virtual-hot")
+    table, out, rows = _sweep(adb_server, phone, tmp_path, "--thermal-wait", "300")
+    curve = heat_curve(rows)
+    print("heat curve (round, ms, C before, C after, flags):", *curve, sep="\n")
+    assert "cool-down: waited " in out and "below 45 °C" in out
+    waited = sum(float((e.get("cooldown") or {}).get("waited_s") or 0) for _, _, e in rows)
+    assert waited > 5
+    assert all(c[2] is not None and c[2] < 45 for c in curve)
+    assert not any(f in c[4] for c in curve for f in ("throttled", "hot-start"))
+    assert not {"throttled", "hot-start"} & set(table["cells"][0]["flags"])
