@@ -106,6 +106,7 @@ class DeviceInfo:
     clusters: tuple[CpuCluster, ...] = ()
     big_cores: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+    slowdown_pct: float | None = None  # a virtual phone's test-only --slowdown, from its getprop
 
     @property
     def label(self) -> str:

@@ -13,6 +13,8 @@ Differences from benchmark_bin, all visible in the output:
   first write), so one file collects many runs.
 - The result file (not stdout) gets one more line at the end of Perf Info, ``per-iteration(ms):``
   and every timed iteration's time, which kpmobile's parser reads as the run's samples.
+- With ``KPMOBILE_SLOWDOWN_PCT`` in its environment (only the virtual phone's test-only ``--slowdown``
+  sets it) each iteration is stretched by a measured wait to (1 + PCT/100) times its run time.
 - Memory usage is VmRSS after the predictor is created (init) and VmHWM at the end (peak), from
   /proc/self/status; one ``cpu usage ratio:`` line covers the whole monitored time.
 
@@ -448,6 +450,7 @@ def run_benchmark(flags: Flags, phase: Any = None) -> Report:
     for _ in range(flags.warmup + flags.repeats):
         start = time.perf_counter()
         predictor.run()
+        paced(start)
         run_ms.append((time.perf_counter() - start) * 1000.0)
         if flags.run_delay > 0:
             time.sleep(flags.run_delay / 1000.0)  # benchmark_bin: timer.SleepInMs(FLAGS_run_delay)
@@ -503,6 +506,22 @@ def run_benchmark(flags: Flags, phase: Any = None) -> Report:
             "power_mode applied: no (x86 MobileConfig has no set_power_mode)",
         ],
     )
+
+
+SLOWDOWN = float(os.environ.get("KPMOBILE_SLOWDOWN_PCT") or 0) / 100  # only the virtual phone's --slowdown sets it
+
+
+def paced(start: float, slowdown: float = SLOWDOWN) -> None:
+    """Give nothing once (1 + slowdown) times the time since `start` has passed: the test-only slowdown
+    of the virtual phone (devices/virtual_phone/pacing.py) stretches each timed iteration so."""
+    if slowdown <= 0:
+        return
+    deadline = start + (time.perf_counter() - start) * (1 + slowdown)
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return
+        time.sleep(left - 0.0005 if left > 0.001 else 0)  # sleep, then yield-spin the last half ms
 
 
 def _cpu_seconds() -> float:

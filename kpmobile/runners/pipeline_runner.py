@@ -28,6 +28,8 @@ Differences from the demo, visible in the output or stderr:
 - Images are binary PPM (P6) or .npy (HxWx3 uint8, RGB).
 - The result file (not stdout) ends with a ``per-iteration(ms):`` line of every timed iteration's
   total, which kpmobile's parser reads as the run's samples.
+- ``KPMOBILE_SLOWDOWN_PCT`` (the virtual phone's test-only ``--slowdown``) stretches each iteration
+  to (1 + PCT/100) times its run time, as in lite_runner.
 """
 
 from __future__ import annotations
@@ -312,6 +314,21 @@ def _predictor(path: str) -> Any:
     return lite.create_paddle_predictor(config)
 
 
+SLOWDOWN = float(os.environ.get("KPMOBILE_SLOWDOWN_PCT") or 0) / 100  # only the virtual phone's --slowdown sets it
+
+
+def paced(start: float, slowdown: float = SLOWDOWN) -> None:
+    """Give nothing once (1 + slowdown) times the time since `start` has passed (as lite_runner.paced)."""
+    if slowdown <= 0:
+        return
+    deadline = start + (time.perf_counter() - start) * (1 + slowdown)
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return
+        time.sleep(left - 0.0005 if left > 0.001 else 0)
+
+
 def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, float]], int, list[float]]:
     """Give the summed stage times of `repeats` iterations (after `warmup`), the persons, how many are fixed
     and each timed iteration's total (ms)."""
@@ -359,6 +376,7 @@ def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, fl
             t.kpt_pre += (s1 - s0) * 1e3
             t.kpt_inf += (s2 - s1) * 1e3
             t.kpt_post += (s3 - s2) * 1e3
+        paced(start)
         t.total = (clock() - start) * 1e3
         if it >= flags.warmup:
             totals.append(t.total)
