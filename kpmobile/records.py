@@ -64,10 +64,12 @@ class RunRecord:
     outputs: tuple[OutputStat, ...] = ()
     stages: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
     notes: tuple[str, ...] = ()
+    samples_ms: tuple[float, ...] = ()  # per-iteration times where the runner printed them (kpmobile's)
 
     def to_json(self) -> dict[str, Any]:
         """Give the record as plain JSON types."""
         data = asdict(self)
+        data["samples_ms"] = list(self.samples_ms)
         data["outputs"] = [
             {"shape": list(o.shape), "mean": o.mean, "std": o.std} for o in self.outputs
         ]
@@ -104,6 +106,7 @@ class DeviceInfo:
     clusters: tuple[CpuCluster, ...] = ()
     big_cores: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+    slowdown_pct: float | None = None  # a virtual phone's test-only --slowdown, from its getprop
 
     @property
     def label(self) -> str:

@@ -35,13 +35,15 @@ def serve(
     root: Path = typer.Option(None, "--root", help="Sandbox folder standing in for the phone's storage."),
     cpuinfo: Path = typer.Option(None, "--cpuinfo", help="A /proc/cpuinfo to serve."),
     host: str = typer.Option("127.0.0.1", "--host", help="Only 127.0.0.1 is allowed."),
+    slowdown: float = typer.Option(0.0, "--slowdown", min=0, max=1000, metavar="PCT",
+                                   help="Tests only: slow every shell command by PCT % (shown in devices --json)."),
 ) -> None:
     """Serve a virtual phone until interrupted."""
     from kpmobile.devices.virtual_phone.server import serve as serve_phone
 
     try:
         serve_phone(port=port, profile=profile, getprop=getprop, auth=auth.value, root=root, cpuinfo=cpuinfo,
-                    host=host)
+                    host=host, slowdown=slowdown)
     except KpError as exc:
         fail_on(exc)
 

@@ -86,11 +86,19 @@ class CellComparison:
     values_b: tuple[float, ...]
     mean_a: float | None
     mean_b: float | None
-    ratio: float | None  # mean(B) / mean(A); > 1 means B is slower
-    p_value: float | None
-    ci: tuple[float, float] | None
-    verdict: str  # "slower" | "faster" | "same" | "only-a" | "only-b"
+    ratio: float | None  # Hodges-Lehmann estimate of B / A; > 1 means B is slower
+    p_value: float | None  # two-sided Mann-Whitney U; None when no test could pass (insufficient)
+    ci: tuple[float, float] | None  # distribution-free interval of the ratio at 1 - alpha
+    verdict: str  # "slower" | "faster" | "same" | "insufficient" | "only-a" | "only-b"
     forced: bool = False  # matched across different fingerprints because of --force
+    need_rounds: int | None = None  # rounds a side needs before a verdict is possible ("insufficient")
+
+    @property
+    def verdict_text(self) -> str:
+        """Give the verdict as the table prints it, e.g. 'insufficient (need >= 4 rounds)'."""
+        if self.verdict == "insufficient" and self.need_rounds:
+            return f"insufficient (need >= {self.need_rounds} rounds)"
+        return self.verdict
 
     @property
     def change_pct(self) -> float | None:
@@ -107,7 +115,7 @@ class CellComparison:
             "label": self.label, "values_a_ms": list(self.values_a), "values_b_ms": list(self.values_b),
             "mean_a_ms": self.mean_a, "mean_b_ms": self.mean_b, "ratio": self.ratio,
             "change_pct": self.change_pct, "p_value": self.p_value, "ci": list(self.ci) if self.ci else None,
-            "verdict": self.verdict, "forced": self.forced,
+            "verdict": self.verdict, "need_rounds": self.need_rounds, "forced": self.forced,
         }
 
 
@@ -210,7 +218,7 @@ def _cell(s: Setting, fp_a: str | None, fp_b: str | None, label: str, a: Sequenc
                               verdict, forced)
     cmp = compare_values(a, b, threshold=threshold, alpha=alpha)
     return CellComparison(s, fp_a, fp_b, label, tuple(a), tuple(b), mean_a, mean_b, cmp.ratio, cmp.p_value,
-                          cmp.ci, cmp.verdict, forced)
+                          cmp.ci, cmp.verdict, forced, cmp.need)
 
 
 def regressions(result: RunComparison, fail_above_pct: float) -> list[CellComparison]:
@@ -219,10 +227,24 @@ def regressions(result: RunComparison, fail_above_pct: float) -> list[CellCompar
             if c.verdict == "slower" and c.change_pct is not None and c.change_pct > fail_above_pct]
 
 
+def insufficient(result: RunComparison) -> list[CellComparison]:
+    """Give the cells in both runs whose samples are too few for any verdict."""
+    return [c for c in result.cells if c.verdict == "insufficient"]
+
+
+VERDICT_HELP = (
+    "Verdicts: 'slower'/'faster': the two-sided Mann-Whitney U test gives p < 0.05 and the"
+    " Hodges-Lehmann ratio B/A is beyond 1 +- the threshold; 'same': not significant, or a"
+    " significant change within the threshold; 'insufficient (need >= N rounds)': even fully"
+    " separated samples could not reach p < 0.05 at these sample sizes (exact test), so no verdict"
+    " is given. Ratio and interval: median of all pairwise ratios B/A and its distribution-free"
+    " 95% interval (none when the samples are too few).")
+
+
 def comparison_table(result: RunComparison, models: Mapping[str, Any] | None = None) -> Table:
     """Give the comparison as a Table: one row per cell with means, change, interval, p and verdict."""
-    header = ("Cell", "Device", f"A {result.run_a} (ms)", f"B {result.run_b} (ms)", "Change", "95% CI of B/A",
-              "p (MWU)", "Verdict")
+    header = ("Cell", "Device", f"A {result.run_a} (ms)", f"B {result.run_b} (ms)", "Change (HL)",
+              "95% CI of B/A", "p (MWU)", "Verdict")
     rows: list[tuple[str, ...]] = []
     for c in result.cells:
         display = str((models or {}).get(c.setting.model, {}).get("display", "")) or c.setting.model
@@ -234,14 +256,13 @@ def comparison_table(result: RunComparison, models: Mapping[str, Any] | None = N
             _fmt_ms(c.mean_b, len(c.values_b)),
             "-" if c.change_pct is None else f"{c.change_pct:+.1f}%",
             "-" if c.ci is None else f"{c.ci[0]:.3f}-{c.ci[1]:.3f}",
-            "-" if c.p_value is None else f"{c.p_value:.3f}",
-            c.verdict,
+            "-" if c.p_value is None else f"{c.p_value:.3g}",
+            c.verdict_text,
         ))
     counts = result.counts()
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     notes = (f"{len(result.cells)} cells: {summary}.",
-             f"'same' unless significant (MWU p<0.05, or the bootstrap CI excludes 1 with <4 rounds)"
-             f" and beyond {result.threshold:.0%}.") + result.notes
+             f"Threshold {result.threshold:.0%}. " + VERDICT_HELP) + result.notes
     return Table(f"Run {result.run_b} against {result.run_a}", header, tuple(rows),
                  [c.to_json() for c in result.cells], notes)
 

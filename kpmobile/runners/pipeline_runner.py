@@ -26,6 +26,10 @@ Differences from the demo, visible in the output or stderr:
   uses 10 and 10); no visualised image is written; the x86 MobileConfig has no set_threads or
   set_power_mode, which stderr says.
 - Images are binary PPM (P6) or .npy (HxWx3 uint8, RGB).
+- The result file (not stdout) ends with a ``per-iteration(ms):`` line of every timed iteration's
+  total, which kpmobile's parser reads as the run's samples.
+- ``KPMOBILE_SLOWDOWN_PCT`` (the virtual phone's test-only ``--slowdown``) stretches each iteration
+  to (1 + PCT/100) times its run time, as in lite_runner.
 """
 
 from __future__ import annotations
@@ -310,8 +314,24 @@ def _predictor(path: str) -> Any:
     return lite.create_paddle_predictor(config)
 
 
-def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, float]], int]:
-    """Give the summed stage times of `repeats` iterations (after `warmup`), the persons and how many are fixed."""
+SLOWDOWN = float(os.environ.get("KPMOBILE_SLOWDOWN_PCT") or 0) / 100  # only the virtual phone's --slowdown sets it
+
+
+def paced(start: float, slowdown: float = SLOWDOWN) -> None:
+    """Give nothing once (1 + slowdown) times the time since `start` has passed (as lite_runner.paced)."""
+    if slowdown <= 0:
+        return
+    deadline = start + (time.perf_counter() - start) * (1 + slowdown)
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return
+        time.sleep(left - 0.0005 if left > 0.001 else 0)
+
+
+def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, float]], int, list[float]]:
+    """Give the summed stage times of `repeats` iterations (after `warmup`), the persons, how many are fixed
+    and each timed iteration's total (ms)."""
     import numpy as np
 
     if int(np.__version__.split(".")[0]) >= 2:
@@ -325,6 +345,7 @@ def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, fl
     times = Times()
     persons: list[tuple[int, int, int, int, float]] = []
     fixed = 0
+    totals: list[float] = []
     clock = time.perf_counter
     for it in range(flags.warmup + flags.repeats):
         t = Times()
@@ -355,11 +376,16 @@ def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, fl
             t.kpt_pre += (s1 - s0) * 1e3
             t.kpt_inf += (s2 - s1) * 1e3
             t.kpt_post += (s3 - s2) * 1e3
+        paced(start)
         t.total = (clock() - start) * 1e3
         if it >= flags.warmup:
+            totals.append(t.total)
             for name in Times.__dataclass_fields__:
                 setattr(times, name, getattr(times, name) + getattr(t, name))
-    return times, persons, fixed
+    return times, persons, fixed, totals
+
+
+SAMPLES_PREFIX = "per-iteration(ms): "  # the result file's extra line, as lite_runner writes it
 
 
 def _g(value: float) -> str:
@@ -430,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     try:
         flags = parse_flags(args)
-        times, persons, fixed = run_pipeline(flags)
+        times, persons, fixed, totals = run_pipeline(flags)
         text = format_report(flags, times, persons)
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -440,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         if flags.result_path:
             try:
                 with open(flags.result_path, "a", encoding="utf-8") as fh:
-                    fh.write(text)
+                    fh.write(text + SAMPLES_PREFIX + " ".join(f"{v:.3f}" for v in totals) + "\n")
             except OSError as exc:
                 raise Failure(f"cannot write result file {flags.result_path} ({exc.strerror})", EXIT_FAILED) from None
         return EXIT_OK

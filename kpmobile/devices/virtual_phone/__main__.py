@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                             " none): µA negative while discharging, or mA positive")
     serve.add_argument("--battery-status", choices=("Discharging", "Charging", "Full", "Not charging"),
                        default="Discharging", help="what power_supply/battery/status says")
+    serve.add_argument("--slowdown", type=float, default=0.0, metavar="PCT",
+                       help="tests only: slow every shell command by PCT %% (switch it at run time in"
+                            " ROOT/faults/slowdown); getprop and `devices --json` show it")
     serve.add_argument("--offline", action="store_true",
                        help="never answer the host's CNXN: adb lists the phone as offline")
     serve.add_argument("-v", "--verbose", action="store_true", help="log connections and services")
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         serve(args.port, profile=args.profile, getprop=args.getprop, auth=args.auth, root=args.root,
               cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
-              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline,
+              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, slowdown=args.slowdown,
               battery=args.battery, battery_status=args.battery_status)
     except KpError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)

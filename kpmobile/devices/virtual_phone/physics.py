@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kpmobile.config import Physics
+from kpmobile.devices.virtual_phone import pacing
 from kpmobile.records import CpuCluster
 
 TICK_S = 0.1
@@ -207,7 +208,7 @@ class PhysicsLoop:
             top = int((folder / "cpuinfo_max_freq").read_text().strip())
             for name in ("scaling_max_freq", "scaling_cur_freq"):
                 _replace(folder / name, f"{int(top * ratio)}\n")
-        _set_slowdown(self.root, slowdown_pct(self.state.throttled, self.phys))
+        pacing.set_slowdown(self.root, slowdown_pct(self.state.throttled, self.phys))
 
 
 class SessionSource:
@@ -230,18 +231,6 @@ class SessionSource:
     def __call__(self) -> list[int]:
         with self._lock:
             return list(self._pids)
-
-
-def _set_slowdown(root: Path, pct: float) -> None:
-    """Slow the runners through the test slowdown switch (pacing), where this build has it."""
-    try:
-        from kpmobile.devices.virtual_phone import pacing  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:  # pacing lands with the --slowdown switch; its control file is the same
-        path = Path(root) / "faults" / "slowdown"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, f"{pct:g}\n")
-        return
-    pacing.set_slowdown(root, pct)
 
 
 def _replace(path: Path, text: str) -> None:

@@ -387,12 +387,19 @@ def _start_physics(sandbox: Sandbox, spec: Profile, phone: VirtualPhone, battery
     loop = PhysicsLoop(sandbox.root, phys, clusters, spec.big_cores, phone.sessions, battery, status)
     loop.start()
     return loop
+def _set_slowdown(sandbox: Sandbox, pct: float) -> None:
+    from kpmobile.devices.virtual_phone import pacing
+
+    if not 0 <= pct <= 1000:
+        raise ConfigError(f"--slowdown {pct:g} is out of range", "give a percentage from 0 to 1000")
+    if pct > 0 or pacing.control_file(sandbox.root).exists():
+        pacing.set_slowdown(sandbox.root, pct, sandbox.props_file)
 
 
 def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth: str = "none",
           root: Path | None = None, cpuinfo: Path | None = None, host: str = "127.0.0.1",
           disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
-          runner_fault: str = "none", offline: bool = False, battery: str | None = None,
+          runner_fault: str = "none", offline: bool = False, slowdown: float = 0.0, battery: str | None = None,
           battery_status: str = "Discharging") -> None:
     """Give nothing: serve a virtual phone on host:port until interrupted or dropped (blocking)."""
     if host != ALLOWED_HOST:
@@ -410,6 +417,7 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
         sandbox.prepare(spec, getprop, cpuinfo, abi=abi)
         if runner_fault != "none" or faults.control_file(sandbox.root).exists():
             faults.set_runner_fault(sandbox.root, runner_fault)
+        _set_slowdown(sandbox, slowdown)
         try:
             listener = socket.create_server((host, port))
         except OSError as exc:
