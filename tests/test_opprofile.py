@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clitools import kpmobile
@@ -176,3 +177,21 @@ def test_profile_argv_swaps_runner_and_result() -> None:
             "--result_path=/r/x.txt"]
     assert profile_argv(argv, "/p/benchmark_bin", "/r/x.txt.ops.txt") == [
         "/p/benchmark_bin", "--optimized_model_file=m.nb", "--threads=4", "--result_path=/r/x.txt.ops.txt"]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_op_profile_on_the_x86_phone_is_stored_failed_with_the_reason(adb_server: Any, virtual_phone_factory: Any,
+                                                                       tmp_path: Path) -> None:
+    phone = virtual_phone_factory()
+    db = tmp_path / "kp.db"
+    res = kpmobile("bench", "--adb-server", adb_server.address, "--no-virtual", "--device", phone.serial,
+                   "--db", str(db), "--out", str(tmp_path / "out"), "--models", "pp-tinypose-128x96",
+                   "--threads", "1", "--warmup", "1", "--repeats", "3", "--rounds", "2", "--op-profile", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = json.loads(res.stdout)["run_id"]
+    (profile,) = Store(db).op_profiles(run)  # one per cell, not per round
+    assert profile.status == "failed" and "paddlelite's Python API" in (profile.error or "")
+    assert len(Store(db).cases(run)) == 2  # the latency rounds are untouched
+    out = kpmobile("report", "ops", run, "--db", str(db))
+    assert out.returncode == 0 and "failed: the x86 runner has no per-operator times" in out.stdout
