@@ -90,7 +90,7 @@ def cooldown_line(extras: Sequence[dict[str, Any]]) -> str | None:
     """Give the summary line of the cool-down waits before the cases, or None when none was waited for."""
     waits = [(e.get("cooldown") or {}) for e in extras]
     waited = [float(w.get("waited_s") or 0) + float(w.get("rested_s") or 0) for w in waits]
-    cases = sum(1 for w in waited if w > 0.05)
+    cases = sum(1 for w in waited if w >= 0.5)  # a snapshot alone takes up to ~0.3 s; a real wait polls every 2 s
     if not cases:
         return None
     limit = next((w.get("limit_c") for w in waits if w.get("limit_c") is not None), None)
