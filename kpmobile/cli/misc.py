@@ -16,33 +16,17 @@ class Target(str, Enum):
     x86 = "x86"
 
 
-class Auth(str, Enum):
-    none = "none"
-    accept = "accept"
-    deny = "deny"
-
-
 phone_app = typer.Typer(no_args_is_help=True, help="A virtual phone serving the device side of adb.")
 
 
-@phone_app.command()
-def serve(
-    port: int = typer.Option(..., "--port", min=1, max=65535, help="TCP port on 127.0.0.1."),
-    profile: str = typer.Option("virtual", "--profile", help="Device profile name."),
-    getprop: Path = typer.Option(None, "--getprop", help="A real `adb shell getprop` dump."),
-    auth: Auth = typer.Option(Auth.none, "--auth", help="none, accept or deny."),
-    root: Path = typer.Option(None, "--root", help="Sandbox folder standing in for the phone's storage."),
-    cpuinfo: Path = typer.Option(None, "--cpuinfo", help="A /proc/cpuinfo to serve."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Only 127.0.0.1 is allowed."),
-) -> None:
-    """Serve a virtual phone until interrupted."""
-    from kpmobile.devices.virtual_phone.server import serve as serve_phone
+@phone_app.command(add_help_option=False,
+                   context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def serve(ctx: typer.Context) -> None:
+    """Serve a virtual phone until interrupted (--help lists the flags)."""
+    from kpmobile.devices.virtual_phone.command import main
 
-    try:
-        serve_phone(port=port, profile=profile, getprop=getprop, auth=auth.value, root=root, cpuinfo=cpuinfo,
-                    host=host)
-    except KpError as exc:
-        fail_on(exc)
+    # One parser for both entries: the flags are those of `python -m kpmobile.devices.virtual_phone serve`.
+    raise typer.Exit(main(["serve", *ctx.args], prog="kpmobile virtual-phone"))
 
 
 def register(app: typer.Typer) -> None:
