@@ -25,11 +25,11 @@ class Format(str, Enum):
 
 
 def _print(table: object, fmt: Format) -> None:
-    from kpmobile.report.table import Table, to_csv, to_markdown, to_rich
+    from kpmobile.report.table import Table, to_csv, to_json, to_markdown, to_rich
 
     assert isinstance(table, Table)
     if fmt is Format.json:
-        emit_json({"title": table.title, "header": table.header, "rows": table.rows, "cells": table.data})
+        emit_json(to_json(table))
     elif fmt is Format.md:
         print(to_markdown(table), end="")
     elif fmt is Format.csv:
@@ -66,11 +66,10 @@ def mobile(
 
 
 def _print_all(tables: list[object], fmt: Format) -> None:
-    from kpmobile.report.table import Table
+    from kpmobile.report.table import Table, to_json
 
     if fmt is Format.json:
-        emit_json({"tables": [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data,
-                               "notes": t.notes} for t in tables if isinstance(t, Table)]})
+        emit_json({"tables": [to_json(t) for t in tables if isinstance(t, Table)]})
         return
     for i, table in enumerate(tables):
         if i and fmt is not Format.table:
