@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,6 +104,13 @@ def complexity(
     _print(complexity_table(row.plan, cases), fmt)
 
 
+def _flops_measure(no_flops: bool) -> Callable[[Sequence[str]], dict[str, float | None]] | None:
+    """Give the zoo's FLOPs measurement for models a run's plan lacks, or None with --no-flops."""
+    from kpmobile.zoo.complexity import models_flops
+
+    return None if no_flops else models_flops
+
+
 @app.command()
 def plots(
     out: Path = typer.Option(..., "--out", help="Folder for the PNG files."),
@@ -115,7 +123,7 @@ def plots(
     from kpmobile.report.plots import run_flops, run_plots, write_plots
 
     _, row, cases = _load(db, run)
-    figures = run_plots(row, cases, run_flops(row, cases, measure=not no_flops))
+    figures = run_plots(row, cases, run_flops(row, cases, measure=_flops_measure(no_flops)))
     written = write_plots(figures, out)
     if as_json:
         emit_json({"run_id": row.id, "files": [str(p) for p in written],
@@ -141,7 +149,7 @@ def html(
 
     store, row, cases = _load(db, run)
     devices = store.devices()
-    flops = run_flops(row, cases, measure=not no_flops)
+    flops = run_flops(row, cases, measure=_flops_measure(no_flops))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html_report(row, cases, devices, flops), encoding="utf-8")
     console.print(f"wrote {out} ({out.stat().st_size // 1024} KiB) for run {row.id}", highlight=False)
