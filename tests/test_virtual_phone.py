@@ -14,7 +14,7 @@ from pathlib import Path
 
 import adbutils
 import pytest
-from conftest import GETPROP_DIR, AdbServer, PhoneFactory
+from conftest import GETPROP_DIR, AdbServer, KpmobileCli, PhoneFactory
 
 from kpmobile.devices.virtual_phone import protocol as p
 from kpmobile.devices.virtual_phone.launch import start_virtual_phone
@@ -372,11 +372,11 @@ def test_writes_respect_max_payload_and_wait_for_okay() -> None:
             host.close()
 
 
-def test_kpmobile_virtual_phone_serve_takes_the_module_entrys_flags(adb_server: AdbServer, tmp_path: Path) -> None:
+def test_kpmobile_virtual_phone_serve_takes_the_module_entrys_flags(adb_server: AdbServer, tmp_path: Path,
+                                                                   kpmobile_cli: KpmobileCli) -> None:
     """`kpmobile virtual-phone serve` and `python -m kpmobile.devices.virtual_phone serve` share one parser:
     --abi, once only among the module's flags, works through the kpmobile CLI."""
-    help_text = subprocess.run([sys.executable, "-m", "kpmobile", "virtual-phone", "serve", "--help"],
-                               capture_output=True, text=True, timeout=60, check=False)
+    help_text = kpmobile_cli("virtual-phone", "serve", "--help", timeout=60)
     module_help = subprocess.run([sys.executable, "-m", "kpmobile.devices.virtual_phone", "serve", "--help"],
                                  capture_output=True, text=True, timeout=60, check=False)
     assert help_text.returncode == module_help.returncode == 0
