@@ -267,3 +267,33 @@ def test_user_detector_without_infer_cfg(picodet: Path, tmp_path: Path) -> None:
     spec = resolve(str(user_dir / "model.pdmodel"))
     assert spec.family == "user" and spec.task == "det" and spec.input_shape == (1, 3, 192, 192)
     assert json.loads(json.dumps(spec.arch))["inputs"] == ["image"]
+
+
+def test_one_nb_reader_serves_zoo_and_runner_alike(tmp_path: Path) -> None:
+    """zoo's nb_header and the runner's inspect_nb read the same header through kpmobile.nbfile."""
+    import struct
+
+    from kpmobile.nbfile import NB_TRUNCATED, NbFormatError, read_nb
+    from kpmobile.runners import lite_runner as lr
+
+    topology = b"..conv2d/def/2/1/1\x00..feed/def/1/4/2\x00..fetch/def/1/4/2\x00..weird/def/0/0/0\x00"
+    nb = tmp_path / "m.nb"
+    nb.write_bytes(struct.pack("<H16sQ", 2, b"v2.13-rc\x00\xdf", len(topology)) + topology + b"params")
+    info = read_nb(str(nb))
+    assert (info.targets, info.precisions, info.kernels) == (("host", "unk", "x86"), ("any", "fp32", "unk"), 4)
+    assert dict(info.ops) == {"host": ("feed", "fetch"), "unk": ("weird",), "x86": ("conv2d",)}
+    header = nb_header(nb)
+    assert (header.version, header.targets, header.precisions, header.kernels) == (
+        "v2.13-rc", frozenset(info.targets), frozenset(info.precisions), 4)
+    with pytest.raises(lr.RunnerFailure, match=r"was converted for unk"):
+        lr.inspect_nb(str(nb))
+    cut = tmp_path / "cut.nb"
+    cut.write_bytes(nb.read_bytes()[:40])
+    with pytest.raises(NbFormatError) as problem:
+        read_nb(str(cut))
+    assert problem.value.kind == NB_TRUNCATED
+    with pytest.raises(RunnerError, match=r"not a Paddle Lite .nb \(.* is truncated: its topology needs") as info_:
+        nb_header(cut)
+    assert info_.value.hint == "convert the model again"
+    with pytest.raises(RunnerError, match="does not exist"):
+        nb_header(tmp_path / "missing.nb")
