@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import kpmobile
 from conftest import AdbServer, PhoneFactory
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.config import Physics, load_profile
 from kpmobile.devices.energy import (
@@ -151,7 +151,7 @@ def _sampled(server: AdbServer, serial: str, command: str) -> tuple[Energy, str]
     return energy_of(folder, samples, 10.0), proc.stdout
 
 
-BUSY = "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; echo done"
+BUSY = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; echo done"
 
 
 def test_battery_follows_the_cpu_use_through_adb(adb_server: AdbServer, virtual_phone_factory: PhoneFactory) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import kpmobile
 from conftest import AdbServer, PhoneFactory
+from conftest import run_kpmobile as kpmobile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -95,9 +95,9 @@ def slowdown_pct(throttled: bool, phys: Physics) -> float:
 def read_cpu_ns(sessions: Iterable[int], proc: Path = Path("/proc")) -> dict[tuple[int, int], int]:
     """Give the CPU demand so far (ns) of every process in `sessions`, keyed by (pid, start time).
 
-    The demand is the CPU time of `/proc/PID/stat` (utime + stime) plus the time the process waited
-    for a host CPU (`/proc/PID/schedstat`, second field): the host's other load is not the phone's,
-    and on the phone that thread would have run on a core of its own.
+    The demand is the CPU time the process ran plus the time it waited for a host CPU
+    (`/proc/PID/schedstat`, in ns; utime + stime of `/proc/PID/stat` where it is missing): the host's
+    other load is not the phone's, and on the phone that thread would have run on a core of its own.
     """
     wanted = set(sessions)
     out: dict[tuple[int, int], int] = {}
@@ -123,8 +123,9 @@ def _process_ns(folder: str, wanted: set[int]) -> tuple[int, int] | None:
     cpu_ns = (int(fields[11]) + int(fields[12])) * 1_000_000_000 // CLK_TCK  # fields 14, 15: utime, stime
     try:
         with open(f"{folder}/schedstat", "rb") as fh:
-            cpu_ns += int(fh.read().split()[1])
-    except (OSError, IndexError, ValueError):
+            ran, waited = (int(v) for v in fh.read().split()[:2])
+        cpu_ns = ran + waited  # ns exact, where utime + stime come in 10 ms ticks
+    except (OSError, ValueError):
         pass
     return int(fields[19]), cpu_ns  # field 22: start time
 
