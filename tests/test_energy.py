@@ -229,6 +229,10 @@ def test_bench_energy_charging_and_without_battery(adb_server: AdbServer, virtua
     assert len(flagged) == 1 and "dumpsys battery unplug" in flagged[0]["hint"]
     none = [c for c in cells.values() if c["mj_per_inference"] is None and c["mean_w"] is None]
     assert len(none) == 1 and none[0]["notes"] == [NO_BATTERY_NOTE]
+    bench = kpmobile("bench", "--adb-server", adb_server.address, "--no-virtual", "--db", str(tmp_path / "kp.db"),
+                     "--out", str(tmp_path / "out"), "--models", "pp-tinypose-128x96", "--threads", "1",
+                     "--warmup", "1", "--repeats", "3", "--energy", "--energy-idle", "1")
+    assert "flagged charging); for a clean figure unplug" in bench.stdout and NO_BATTERY_NOTE in bench.stdout
     text = kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"])
     assert "dumpsys battery unplug" in text.stdout and "no energy figure" in text.stdout
 

@@ -12,6 +12,8 @@ import pytest
 from conftest import AdbServer, PhoneFactory
 from conftest import run_kpmobile as kpmobile
 
+from kpmobile.stats import mann_whitney_p
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SWEEP = ("--models", "pp-tinypose-128x96", "--threads", "1", "--warmup", "1", "--repeats", "10", "--rounds", "20")
@@ -50,6 +52,7 @@ def test_hot_phone_without_cool_down_throttles_and_slows(adb_server: AdbServer, 
     before = sorted(c[1] for c in curve[:first + 1])
     after = sorted(c[1] for c in curve[first + 1:])
     assert after[len(after) // 2] > 1.3 * before[len(before) // 2]  # medians: slowed by the throttling
+    assert mann_whitney_p(before, after) < 0.05
     flags = table["cells"][0]["flags"]
     assert "throttled" in flags and "hot-start" in flags
 

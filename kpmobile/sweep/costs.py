@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kpmobile.devices.energy import Sampler, energy_of, split_samples
+from kpmobile.devices.energy import CHARGING_HINT, Sampler, energy_of, split_samples
 from kpmobile.errors import DeviceError, KpError
 from kpmobile.records import Energy, KernelTime
 
@@ -96,3 +96,16 @@ def cooldown_line(extras: Sequence[dict[str, Any]]) -> str | None:
     limit = next((w.get("limit_c") for w in waits if w.get("limit_c") is not None), None)
     until = f" (until the hottest zone was below {limit:g} °C)" if isinstance(limit, (int, float)) else ""
     return f"cool-down: waited {sum(waited):.1f} s in all before {cases} of {len(extras)} cases{until}"
+
+
+def energy_lines(extras: Sequence[dict[str, Any]]) -> list[str]:
+    """Give the summary lines of a sweep's energy records: charging cases with the hint, cases without a figure."""
+    records = [e["energy"] for e in extras if isinstance(e.get("energy"), dict)]
+    charging = [r for r in records if "charging" in (r.get("flags") or [])]
+    lines = []
+    if charging:
+        lines.append(f"energy: {len(charging)} of {len(records)} cases ran on external power (flagged charging); "
+                     f"for a clean figure {CHARGING_HINT}")
+    notes = sorted({str(r["note"]) for r in records if r.get("energy_mj") is None and r.get("note")})
+    lines += [f"energy: {note}" for note in notes]
+    return lines

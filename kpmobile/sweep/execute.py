@@ -86,6 +86,7 @@ class BenchOutcome:
     interrupted: bool = False
     skipped_devices: dict[str, Any] = field(default_factory=dict)  # serial -> why the phone was not used
     cooldown: str | None = None  # how long the cool-down waited, when it did
+    energy: list[str] = field(default_factory=list)  # what to know about the energy figures
 
     def to_json(self) -> dict[str, Any]:
         """Give the outcome as plain JSON types."""
@@ -219,6 +220,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchOutc
             outcome.failed = sum(1 for r in rows if r.status == "failed")
             outcome.failures = [f"{r.serial} {r.model} {r.threads}T: {r.error}" for r in rows if r.status == "failed"]
             outcome.cooldown = costs.cooldown_line([r.extra for r in rows])
+            outcome.energy = costs.energy_lines([r.extra for r in rows])
             if outcome.failed and status == "complete":
                 status = "partial"
             plan = store.run(run_id).plan
