@@ -39,7 +39,7 @@ def rec(**fields: Any) -> dict[str, Any]:
 
 
 def _typed_facts(notes: list[str]) -> dict[str, Any]:
-    """Give the typed fields a record carries beside its notes: what the log says of version, shape, threads, persons."""
+    """Give the typed fields a record carries beside its notes: version, input shape, threads applied, persons."""
     said = dict(n.split(": ", 1) for n in notes if ": " in n)
     applied = said.get("threads applied", "").split(" ")[0]
     return {"runner_version": said.get("benchmark_bin version"), "input_shape": said.get("input_shape"),

@@ -90,7 +90,8 @@ def migrate(data: Any) -> dict[str, Any]:
                               "report this as a kpmobile bug")
         version += 1
     _check_v1(data)
-    return data
+    checked: dict[str, Any] = data
+    return checked
 
 
 def _check_v1(data: dict[str, Any]) -> None:

@@ -215,7 +215,7 @@ class PhoneExecutor:
     def _checked(self, case: BenchCase, staged: Staged, rec: RunRecord, extra: CaseExtra) -> CaseExtra:
         """Give the extra with the persons found (pipelines) or the output check (single models)."""
         if case.pipeline is not None:
-            found = rec.persons_found if rec.persons_found is not None else persons_from_notes(rec.notes)
+            found = rec.persons_found
             extra = replace(extra, persons_found=found)
             if found is not None and found != case.persons:
                 extra = extra.with_flag(f"persons-found-{found}")
@@ -259,15 +259,6 @@ def runner_argv(target: Target, case: BenchCase, spec: ModelSpec, nb_remote: str
     if case.precision == "fp16":
         argv.append("--cpu_precision=fp16")
     return argv
-
-
-def persons_from_notes(notes: Sequence[str]) -> int | None:
-    """Give the persons an older parser wrote as a "persons: N" note (records stored before persons_found)."""
-    for note in notes:
-        key, _, value = note.partition(":")
-        if key.strip() == "persons" and value.strip().isdigit():
-            return int(value)
-    return None
 
 
 def plan_options(o: BenchOptions) -> PlanOptions:
