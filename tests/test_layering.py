@@ -104,6 +104,34 @@ def test_nothing_imports_the_cli() -> None:
     assert [(a, b) for a, b in upward_edges() if floor(b) == "cli"] == []
 
 
+# Inside the sweep, floors from the top: a module imports only modules on lower floors.
+SWEEP_FLOORS = (
+    ("run",),
+    ("engine", "phone", "host"),
+    ("prepare",),
+    ("discover",),
+    ("conditions", "faults", "pipeline", "reference", "config"),
+    ("plan", "case"),
+)
+
+
+def test_the_sweep_goes_down_its_floors() -> None:
+    level = {name: i for i, names in enumerate(SWEEP_FLOORS) for name in names}
+    climbs = []
+    for path in (PACKAGE / "sweep").glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        src = path.stem
+        assert src in level, f"sweep/{path.name} has no floor in SWEEP_FLOORS"
+        for target in imports_of(path):
+            parts = target.split(".")
+            if parts[:2] != ["kpmobile", "sweep"] or len(parts) < 3 or parts[2] not in level or parts[2] == src:
+                continue
+            if level[parts[2]] <= level[src]:
+                climbs.append(f"sweep/{src} -> sweep/{parts[2]}")
+    assert sorted(set(climbs)) == []
+
+
 def test_the_checker_sees_an_upward_edge(tmp_path: Path) -> None:
     bad = tmp_path / "kpmobile" / "sweep" / "bad.py"
     bad.parent.mkdir(parents=True)

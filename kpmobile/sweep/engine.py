@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,12 +57,14 @@ class SweepOutcome:
         return data
 
 
-Lease = Callable[[RunPlan], Any]  # gives a context manager held while the cases run
+# Given the run's plan, a context manager held while its cases run (after the host-side preparation,
+# around every push and runner): the shared-bench issue leases the plan's devices here.
+Lease = Callable[[RunPlan], AbstractContextManager[object]]
 
 
 @contextmanager
 def no_lease(plan: RunPlan) -> Iterator[None]:
-    """Hold nothing: the place where the shared-bench issue leases the run's devices."""
+    """Hold nothing (no device is shared yet)."""
     yield
 
 

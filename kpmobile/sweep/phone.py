@@ -184,7 +184,10 @@ class PhoneExecutor:
             return replace(base, status="failed", error=exc.one_line(), raw_log=raw, extra=extra)
         extra = self._checked(case, staged, rec, extra)
         numbers = Numbers(rec.avg_ms, rec.min_ms, rec.max_ms, rec.first_ms, rec.init_ms)
-        return replace(base, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra)
+        # The log's own version ("v2.13-rc") beats the placeholder a phone's runner is known by.
+        version = rec.runner_version or base.runner_version
+        return replace(base, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra,
+                       runner_version=version)
 
     def _base_result(self, case: BenchCase, target: Target, staged: Staged) -> CaseResult:
         hashes = self.models.hashes
