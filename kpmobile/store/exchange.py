@@ -153,10 +153,10 @@ def import_run(store: Store, data: dict[str, Any]) -> ImportResult:
     try:
         with con:
             con.execute(
-                "INSERT INTO runs(id, started, finished, status, command, host, kpmobile_version, plan)"
-                " VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs(id, started, finished, status, command, host, kpmobile_version, plan, error)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
                 (run_id, run["started"], run["finished"], run["status"], run["command"], run["host"],
-                 run["kpmobile_version"], json.dumps(run["plan"])),
+                 run["kpmobile_version"], json.dumps(run["plan"]), run.get("error")),
             )
             now = time.time()
             for fp, info in data.get("devices", {}).items():
