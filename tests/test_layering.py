@@ -94,10 +94,7 @@ def test_floor_does_not_import_upward(src: str) -> None:
 
 
 def test_report_reads_records_and_the_store_only() -> None:
-    edges = _edges_from("report")
-    # report/plots.py measures missing FLOPs through the zoo: helper i11b moves that out (issue 11).
-    pending = {(a, b) for a, b in edges if a == "kpmobile.report.plots" and floor(b) == "zoo"}
-    assert sorted(set(edges) - pending) == []
+    assert _edges_from("report") == []
 
 
 def test_nothing_imports_the_cli() -> None:
