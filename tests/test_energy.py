@@ -155,11 +155,18 @@ BUSY = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; echo done"
 
 
 def test_battery_follows_the_cpu_use_through_adb(adb_server: AdbServer, virtual_phone_factory: PhoneFactory) -> None:
-    """µA-negative and mA-positive virtual phones: the same busy loop reads the same power within 5 %."""
+    """µA-negative and mA-positive virtual phones: the same busy loop reads the same power within 5 %.
+
+    Both run at once, so that the host's load (which moves by the second here) is the same for both."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    phones = {v: virtual_phone_factory("virtual-battery", extra_args=["--battery", v])
+              for v in ("ua-negative", "ma-positive")}
+    with ThreadPoolExecutor(2) as pool:
+        futures = {v: pool.submit(_sampled, adb_server, p.serial, BUSY) for v, p in phones.items()}
+        results = {v: f.result() for v, f in futures.items()}
     records = {}
-    for vendor in ("ua-negative", "ma-positive"):
-        phone = virtual_phone_factory("virtual-battery", extra_args=["--battery", vendor])
-        record, out = _sampled(adb_server, phone.serial, BUSY)
+    for vendor, (record, out) in results.items():
         assert out.strip() == "done"
         assert record.samples >= 2 and record.idle_samples >= 5, record
         assert record.mean_w is not None and record.idle_w is not None

@@ -7,7 +7,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kpmobile.records import Energy
+from kpmobile.records import Energy, RunPlan
 from kpmobile.report.table import Table
 from kpmobile.store import CaseRow
 
@@ -51,10 +51,9 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def energy_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
+def energy_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
     """Give the energy of every measured cell of a run (single models; ok rounds only)."""
-    devices = plan.get("devices", {})
-    models = plan.get("models", {})
+    plan = RunPlan.of(plan)
     cells: dict[tuple[str, str, int, int], list[Energy]] = {}
     for c in cases:
         record = case_energy(c) if c.status == "ok" and c.pipeline is None else None
@@ -64,8 +63,8 @@ def energy_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
     for (model, fp, threads, mode), rounds in cells.items():
         cell = energy_cell(rounds)
         assert cell is not None
-        label = devices.get(fp, {}).get("label", fp)
-        display = str(models.get(model, {}).get("display", model))
+        label = plan.device_label(fp)
+        display = plan.model_display(model)
         rows.append((display, str(label), f"{threads}" + (f" (pm {mode})" if mode else ""),
                      _fmt(cell["mj_per_inference"], ".2f"), _fmt(cell["inferences_per_wh"], ",.0f"),
                      _fmt(cell["mean_w"], ".3f"), _fmt(cell["idle_w"], ".3f"), str(cell["samples"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kpmobile.records import KernelTime
+from kpmobile.records import KernelTime, RunPlan
 from kpmobile.report.table import Table
 from kpmobile.store.ops import OpProfileRow
 
@@ -17,9 +17,10 @@ _HEADER = ("#", "Operator", "Kernel", "Function", "Calls", "Avg ms", "Min ms", "
 _DIFF_HEADER = ("Operator", "Kernel", "Function", "A ms", "B ms", "Δ ms", "B/A", "A share", "B share")
 
 
-def cell_id(plan: Mapping[str, Any], p: OpProfileRow) -> str:
+def cell_id(plan: RunPlan | Mapping[str, Any], p: OpProfileRow) -> str:
     """Give a cell's name: `LABEL/MODEL/Nt/pmM`, plus `/BACKEND/PRECISION/bN` where not arm/fp32/b1."""
-    label = plan.get("devices", {}).get(p.device_fp, {}).get("label", p.serial)
+    meta = RunPlan.of(plan).devices.get(p.device_fp)
+    label = meta.label if meta is not None and meta.label else p.serial
     parts = [str(label), p.model, f"{p.threads}t", f"pm{p.power_mode}"]
     parts += [x for x, default in ((p.backend, "arm"), (p.precision, "fp32"), (f"b{p.batch}", "b1")) if x != default]
     return "/".join(parts)
@@ -31,9 +32,9 @@ def matches(name: str, patterns: Sequence[str]) -> bool:
     return not patterns or any(set(p.split("/")) <= parts for p in patterns)
 
 
-def _mflops(plan: Mapping[str, Any], model: str) -> float | None:
-    flops = plan.get("models", {}).get(model, {}).get("flops")
-    return float(flops) / 1e6 if flops else None
+def _mflops(plan: RunPlan | Mapping[str, Any], model: str) -> float | None:
+    meta = RunPlan.of(plan).models.get(model)
+    return meta.flops / 1e6 if meta is not None and meta.flops else None
 
 
 def _row(rank: int, k: KernelTime) -> tuple[str, ...]:
@@ -46,7 +47,7 @@ def _other(rest: Sequence[KernelTime]) -> tuple[str, ...]:
             f"{sum(k.avg_ms for k in rest):.3f}", "", "", f"{sum(k.share for k in rest):.1f} %")
 
 
-def ops_table(plan: Mapping[str, Any], p: OpProfileRow, top: int = 10) -> Table:
+def ops_table(plan: RunPlan | Mapping[str, Any], p: OpProfileRow, top: int = 10) -> Table:
     """Give one cell's top `top` kernels by average time, plus one row for the rest (shares total 100 %)."""
     name = cell_id(plan, p)
     shown, rest = p.kernels[:top], p.kernels[top:]
@@ -71,13 +72,13 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f} ms"
 
 
-def ops_tables(plan: Mapping[str, Any], profiles: Sequence[OpProfileRow], cells: Sequence[str] = (),
+def ops_tables(plan: RunPlan | Mapping[str, Any], profiles: Sequence[OpProfileRow], cells: Sequence[str] = (),
                top: int = 10) -> list[Table]:
     """Give the top-kernels table of every profiled cell whose name matches `cells` (all when empty)."""
     return [ops_table(plan, p, top) for p in _latest(plan, profiles) if matches(cell_id(plan, p), cells)]
 
 
-def _latest(plan: Mapping[str, Any], profiles: Sequence[OpProfileRow]) -> list[OpProfileRow]:
+def _latest(plan: RunPlan | Mapping[str, Any], profiles: Sequence[OpProfileRow]) -> list[OpProfileRow]:
     """Give one profile per cell: its last stored one (a resumed run may have profiled a cell twice)."""
     by_cell: dict[str, OpProfileRow] = {}
     for p in profiles:
@@ -115,7 +116,7 @@ def _num(k: KernelTime | None, field: str, unit: str = "", digits: int = 3) -> s
     return "-" if k is None else f"{getattr(k, field):.{digits}f}{unit}"
 
 
-def diff_tables(plan_a: Mapping[str, Any], a: Sequence[OpProfileRow], plan_b: Mapping[str, Any],
+def diff_tables(plan_a: RunPlan | Mapping[str, Any], a: Sequence[OpProfileRow], plan_b: RunPlan | Mapping[str, Any],
                 b: Sequence[OpProfileRow], cells: Sequence[str] = (), top: int = 10) -> tuple[list[Table], list[str]]:
     """Give a diff table per cell profiled ok in both runs, and the names of cells only one run has."""
     ok_a = {cell_id(plan_a, p): p for p in _latest(plan_a, a) if p.status == "ok"}

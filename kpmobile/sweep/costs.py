@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from kpmobile.devices.energy import CHARGING_HINT, Sampler, energy_of, split_samples
 from kpmobile.errors import DeviceError, KpError
-from kpmobile.records import Energy, KernelTime
+from kpmobile.paths import DEVICE_DIR
+from kpmobile.records import CaseExtra, Energy, KernelTime
 
 NO_OP_TIMES_X86 = ("the x86 runner has no per-operator times: paddlelite's Python API (MobileConfig /"
                    " LightPredictor) exposes no profiler")
@@ -31,15 +33,24 @@ def wrap(script: str, sampler: Sampler | None) -> str:
     return sampler.wrap(script) if sampler is not None else script
 
 
-def take_energy(stderr: str, sampler: Sampler | None, latency_ms: float | None) -> tuple[str, dict[str, Any] | None]:
-    """Give the runner's stderr without the samples, and the case's energy record as JSON (None without --energy)."""
+def take_energy(stderr: str, sampler: Sampler | None, latency_ms: float | None) -> tuple[str, Energy | None]:
+    """Give the runner's stderr without the samples, and the case's energy record (None without --energy)."""
     if sampler is None:
         return stderr, None
     head, folder, samples = split_samples(stderr)
     record = energy_of(folder or "", samples, latency_ms)
     if folder is None:
         record = Energy(0, 0, note="the battery sampler printed nothing (the case shell was cut short)")
-    return head, record.to_json()
+    return head, record
+
+
+def with_energy(extra: CaseExtra, stderr: str, sampler: Sampler | None, latency_ms: float | None) -> CaseExtra:
+    """Give the case's extra with its energy record and the record's flags (unchanged without --energy)."""
+    _, record = take_energy(stderr, sampler, latency_ms)
+    if record is None:
+        return extra
+    flags = (*extra.flags, *(f for f in record.flags if f not in extra.flags))
+    return replace(extra, energy=record, flags=flags)
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ class OpProfileOutcome:
     avg_ms: float | None = None
     error: str | None = None
     raw_log: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    runner: str | None = None
 
 
 def profile_argv(argv: Sequence[str], runner_remote: str, result_remote: str) -> list[str]:
@@ -109,3 +120,29 @@ def energy_lines(extras: Sequence[dict[str, Any]]) -> list[str]:
     notes = sorted({str(r["note"]) for r in records if r.get("energy_mj") is None and r.get("note")})
     lines += [f"energy: {note}" for note in notes]
     return lines
+
+
+def op_runner(opts: Any, target: Any) -> tuple[Path, str] | None:
+    """Give the profiling runner of --op-profile for an ARM phone (local file, device path), or None."""
+    local = opts.op_runner or opts.runner
+    if not opts.op_profile or target.backend != "arm" or local is None:
+        return None
+    return Path(local), f"{DEVICE_DIR}/bin/profile/{Path(local).name}"
+
+
+def push_op_runner(target: Any, files: tuple[Path, str], counters: Any) -> str | None:
+    """Push the profiling runner when the phone lacks it; give why it cannot run there, or None."""
+    from kpmobile.runners.elf import check_runner_abi
+    from kpmobile.sweep.prepare import file_md5
+
+    local, remote = files
+    try:
+        check_runner_abi(local, target.info.abi or "", target.info.abis)
+        if target.phone.md5sums([remote]).get(remote) == file_md5(local):
+            counters.add(pushes_skipped=1)
+            return None
+        target.phone.push(local, remote, 0o755)
+        counters.add(pushes=1)
+    except KpError as exc:
+        return f"profiling runner: {exc.one_line()}"
+    return None

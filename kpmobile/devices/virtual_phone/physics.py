@@ -1,8 +1,9 @@
 """A virtual phone that behaves physically: battery current, heat and throttling follow the real CPU
 use of what it runs.
 
-Every tick (0.1 s) the phone reads `/proc/PID/stat` (and `schedstat`) of every process in the sessions
-of its shell commands and turns their CPU demand since the last tick into busy cores. Those fill the clusters big
+Every tick (0.1 s) the phone reads `/proc/PID/stat` (and each thread's `schedstat`) of every process in
+the sessions of its shell commands and turns the CPU time of their threads since the last tick into busy
+cores, as if each thread had a core of its own (see `busy_cores`). Those fill the clusters big
 first (as a scheduler places busy threads), and then:
 
 - **battery:** power = idle + Σ per-core-type W × busy cores; current = power / voltage, written to
@@ -92,42 +93,65 @@ def slowdown_pct(throttled: bool, phys: Physics) -> float:
     return (1.0 / phys.throttle_ratio - 1.0) * 100.0 if throttled else 0.0
 
 
-def read_cpu_ns(sessions: Iterable[int], proc: Path = Path("/proc")) -> dict[tuple[int, int], int]:
-    """Give the CPU demand so far (ns) of every process in `sessions`, keyed by (pid, start time).
+Times = dict[tuple[int, int], tuple[int, int]]  # (tid, process start) -> (ns ran, ns waited for a CPU)
 
-    The demand is the CPU time the process ran plus the time it waited for a host CPU
-    (`/proc/PID/schedstat`, in ns; utime + stime of `/proc/PID/stat` where it is missing): the host's
-    other load is not the phone's, and on the phone that thread would have run on a core of its own.
+
+def read_thread_times(sessions: Iterable[int], proc: Path = Path("/proc")) -> Times:
+    """Give the run and wait times so far of every thread of every process in `sessions`.
+
+    The session comes from `/proc/PID/stat`; the times from each thread's `schedstat` (ns ran, ns
+    waited on a run queue). Where schedstat is missing, the process's utime + stime stand in (waited 0).
     """
     wanted = set(sessions)
-    out: dict[tuple[int, int], int] = {}
+    out: Times = {}
     if not wanted:
         return out
     for entry in os.scandir(proc):
         if entry.name.isdigit():
-            found = _process_ns(entry.path, wanted)
-            if found is not None:
-                out[(int(entry.name), found[0])] = found[1]
+            out.update(_process_times(entry.path, wanted))
     return out
 
 
-def _process_ns(folder: str, wanted: set[int]) -> tuple[int, int] | None:
+def _process_times(folder: str, wanted: set[int]) -> Times:
     try:
         with open(f"{folder}/stat", "rb") as fh:
             text = fh.read().decode(errors="replace")
     except OSError:
-        return None
+        return {}
     fields = text[text.rfind(")") + 2:].split()  # fields[0] is field 3 (state)
     if len(fields) <= 19 or int(fields[3]) not in wanted:  # field 6: session
-        return None
-    cpu_ns = (int(fields[11]) + int(fields[12])) * 1_000_000_000 // CLK_TCK  # fields 14, 15: utime, stime
+        return {}
+    start = int(fields[19])  # field 22: start time
+    out: Times = {}
     try:
-        with open(f"{folder}/schedstat", "rb") as fh:
-            ran, waited = (int(v) for v in fh.read().split()[:2])
-        cpu_ns = ran + waited  # ns exact, where utime + stime come in 10 ms ticks
+        for task in os.scandir(f"{folder}/task"):
+            with open(f"{task.path}/schedstat", "rb") as fh:
+                ran, waited = (int(v) for v in fh.read().split()[:2])
+            out[(int(task.name), start)] = (ran, waited)
     except (OSError, ValueError):
-        pass
-    return int(fields[19]), cpu_ns  # field 22: start time
+        cpu_ns = (int(fields[11]) + int(fields[12])) * 1_000_000_000 // CLK_TCK  # fields 14, 15: utime, stime
+        return {(-1, start): (cpu_ns, 0)}
+    return out
+
+
+def busy_cores(before: Times, now: Times, dt: float) -> float:
+    """Give the cores the threads kept busy over `dt` s, as on a phone with a core for each of them.
+
+    A thread that was runnable the whole tick (running, or waiting for a host CPU the host's other
+    load took) counts 1 however loaded the host is: its wait counts as work in proportion to how much
+    of the tick it was runnable. So one that mostly sleeps counts little, and the short waits of its
+    wake-ups do not inflate it.
+    """
+    if dt <= 0:
+        return 0.0
+    tick = dt * 1e9
+    total = 0.0
+    for key, (ran, waited) in now.items():
+        ran0, waited0 = before.get(key, (0, 0))
+        d_ran, d_wait = max(0, ran - ran0), max(0, waited - waited0)
+        runnable = min(1.0, (d_ran + d_wait) / tick)
+        total += min(1.0, (d_ran + d_wait * runnable) / tick)
+    return total
 
 
 @dataclass
@@ -151,7 +175,7 @@ class PhysicsLoop:
         self.state = State(phys.ambient_c)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="physics")
-        self._last: dict[tuple[int, int], int] = {}
+        self._last: Times = {}
 
     def start(self) -> None:
         """Write the first files and start ticking."""
@@ -172,10 +196,9 @@ class PhysicsLoop:
 
     def tick(self, dt: float) -> None:
         """Measure the CPU used over the last `dt` s and update every file."""
-        ticks = read_cpu_ns(self.sessions())
-        used = sum(t - self._last.get(key, 0) for key, t in ticks.items())
-        self._last = ticks
-        busy = max(0.0, used / 1e9 / dt) if dt > 0 else 0.0
+        times = read_thread_times(self.sessions())
+        busy = busy_cores(self._last, times, dt)
+        self._last = times
         power = power_w(self.phys, self.clusters, fill_clusters(busy, self.clusters))
         temp = thermal_step(self.state.temp_c, power, self.phys, dt)
         throttled = throttle_state(temp, self.state.throttled, self.phys)
