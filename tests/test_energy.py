@@ -255,5 +255,5 @@ def test_cooldown_line_and_take_energy() -> None:
     sampler = sampler_for("/r/x.txt", True, 1.0)
     assert sampler is not None and sampler.file == "/r/x.txt.bat" and sampler_for("/r", False, 1.0) is None
     stderr, energy = take_energy("only the runner\n", sampler, 5.0)
-    assert stderr == "only the runner\n" and energy is not None and "printed nothing" in energy["note"]
+    assert stderr == "only the runner\n" and energy is not None and "printed nothing" in (energy.note or "")
     assert take_energy("x", None, 5.0) == ("x", None)

@@ -109,6 +109,7 @@ SWEEP_FLOORS = (
     ("discover",),
     ("conditions", "faults", "pipeline", "reference", "config"),
     ("plan", "case"),
+    ("costs",),
 )
 
 

@@ -128,21 +128,3 @@ def op_runner(opts: Any, target: Any) -> tuple[Path, str] | None:
     if not opts.op_profile or target.backend != "arm" or local is None:
         return None
     return Path(local), f"{DEVICE_DIR}/bin/profile/{Path(local).name}"
-
-
-def push_op_runner(target: Any, files: tuple[Path, str], counters: Any) -> str | None:
-    """Push the profiling runner when the phone lacks it; give why it cannot run there, or None."""
-    from kpmobile.runners.elf import check_runner_abi
-    from kpmobile.sweep.prepare import file_md5
-
-    local, remote = files
-    try:
-        check_runner_abi(local, target.info.abi or "", target.info.abis)
-        if target.phone.md5sums([remote]).get(remote) == file_md5(local):
-            counters.add(pushes_skipped=1)
-            return None
-        target.phone.push(local, remote, 0o755)
-        counters.add(pushes=1)
-    except KpError as exc:
-        return f"profiling runner: {exc.one_line()}"
-    return None

@@ -31,7 +31,15 @@ from kpmobile.sweep import pipeline as pipe
 from kpmobile.sweep.case import CaseResult, Counters, Numbers, Progress
 from kpmobile.sweep.discover import Discovery, Target, device_labels
 from kpmobile.sweep.plan import BenchOptions, plan_cases, split_pipeline
-from kpmobile.sweep.prepare import Models, Staged, build_models, main_case_files, push_files, stage_phones
+from kpmobile.sweep.prepare import (
+    Models,
+    Staged,
+    build_models,
+    file_md5,
+    main_case_files,
+    push_files,
+    stage_phones,
+)
 
 
 @dataclass(frozen=True)
@@ -134,12 +142,28 @@ class PhoneExecutor:
             result = replace(result, op_profile=self._op_profile(case, target))
         return None if result is None else replace(result, label=label)
 
+    def _push_op_runner(self, target: Target, files: tuple[Path, str]) -> str | None:
+        """Push the profiling runner when the phone lacks it; give why it cannot run there, or None."""
+        from kpmobile.runners.elf import check_runner_abi
+
+        local, remote = files
+        try:
+            check_runner_abi(local, target.info.abi or "", target.info.abis)
+            if target.phone.md5sums([remote]).get(remote) == file_md5(local):
+                self.counters.add(pushes_skipped=1)
+                return None
+            target.phone.push(local, remote, 0o755)
+            self.counters.add(pushes=1)
+        except KpError as exc:
+            return f"profiling runner: {exc.one_line()}"
+        return None
+
     def _op_profile(self, case: BenchCase, target: Target) -> costs.OpProfileOutcome:
         """Give the cell's extra invocation with the profiling runner (kept apart from the latency rounds)."""
         files = costs.op_runner(self.opts, target)
         if files is None:
             return costs.OpProfileOutcome("failed", error=costs.NO_OP_TIMES_X86)
-        why = costs.push_op_runner(target, files, self.counters)
+        why = self._push_op_runner(target, files)
         if why is not None:
             return costs.OpProfileOutcome("failed", error=why)
         idx = hashlib.sha1(case.key().encode()).hexdigest()[:12]
