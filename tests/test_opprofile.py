@@ -195,3 +195,9 @@ def test_op_profile_on_the_x86_phone_is_stored_failed_with_the_reason(adb_server
     assert len(Store(db).cases(run)) == 2  # the latency rounds are untouched
     out = kpmobile("report", "ops", run, "--db", str(db))
     assert out.returncode == 0 and "failed: the x86 runner has no per-operator times" in out.stdout
+
+
+def test_op_profile_on_the_host_is_refused(tmp_path: Path) -> None:
+    res = kpmobile("bench", "--device", "host", "--op-profile", "--db", str(tmp_path / "kp.db"))
+    assert res.returncode == 2 and "paddlelite's Python API has no profiler" in res.stderr
+    assert len([ln for ln in res.stderr.splitlines() if ln.strip()]) == 1

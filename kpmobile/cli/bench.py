@@ -98,6 +98,9 @@ def register(app: typer.Typer) -> None:
         }
         try:
             opts = load_options(config, overrides)
+            if opts.on_host and (opts.op_profile or opts.energy):
+                fail("--op-profile and --energy measure phones; the host's backends have neither per-operator"
+                     " times (paddlelite's Python API has no profiler) nor a battery", "drop them for --device host")
             opts.command = "kpmobile bench " + json.dumps({k: str(v) for k, v in overrides.items() if v is not None})
             with RichProgress(enabled=not as_json) as progress:
                 result = run_sweep(opts, progress)
