@@ -4,6 +4,7 @@ for the latency rounds and the shared LITE_WITH_PROFILE build for one extra invo
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,12 @@ def _missing() -> list[str]:
 
 RUNNER, PROFILER = _shared("linux-aarch64"), _shared("linux-aarch64-profile")
 MISSING = _missing()
-pytestmark = [
-    pytest.mark.e2e, pytest.mark.slow,
-    pytest.mark.skipif(bool(MISSING), reason="cannot run aarch64 code here: missing " + "; ".join(MISSING)),
-    pytest.mark.skipif(RUNNER is None or PROFILER is None,
-                       reason="the shared aarch64 benchmark_bin builds (../shared/paddle-lite/v2.13-rc) are absent"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+@pytest.mark.skipif(bool(MISSING), reason="cannot run aarch64 code here: missing " + "; ".join(MISSING))
+@pytest.mark.skipif(RUNNER is None or PROFILER is None,
+                    reason="the shared aarch64 benchmark_bin builds (../shared/paddle-lite/v2.13-rc) are absent")
 def test_sweep_on_the_arm_phone_stores_each_cells_operators(adb_server: Any, virtual_phone_factory: Any,
                                                             tmp_path: Path) -> None:
     phone = virtual_phone_factory(profile="kirin980", extra_args=["--abi", "arm64-v8a"])
@@ -67,3 +66,38 @@ def test_sweep_on_the_arm_phone_stores_each_cells_operators(adb_server: Any, vir
     text = kpmobile("report", "ops", run, "--db", str(db), "--cell", "4t")
     print(text.stdout)
     assert "conv1x1s1_gemm_fp32" in text.stdout
+
+
+QEMU = shutil.which("qemu-aarch64")
+CROSS = Path("/usr/aarch64-linux-gnu/lib/libstdc++.so.6")
+
+
+@pytest.mark.skipif(QEMU is None or not CROSS.exists() or PROFILER is None,
+                    reason="needs qemu-aarch64, the arm64 cross libraries and the shared profiling benchmark_bin")
+def test_run_op_profile_through_adb_with_the_real_profiling_runner(adb_server: Any, virtual_phone_factory: Any,
+                                                                   tmp_path: Path) -> None:
+    """The profiling invocation as the sweep makes it (adb shell, stderr apart, parsed): here the x86 phone
+    starts the aarch64 build through qemu itself, so this runs before the ARM virtual phone exists."""
+    from kpmobile.devices.android import Phone
+    from kpmobile.paths import DEVICE_DIR
+    from kpmobile.sweep.costs import profile_argv, run_op_profile
+    from kpmobile.zoo.build import ensure_model
+    from kpmobile.zoo.catalogue import resolve
+    from kpmobile.zoo.convert import convert_nb
+
+    assert PROFILER is not None
+    phone_proc = virtual_phone_factory()
+    phone = Phone(phone_proc.serial, adb_server.address)
+    nb = convert_nb(ensure_model(resolve("pp-tinypose-128x96")), "arm").path
+    phone.push(PROFILER, f"{DEVICE_DIR}/bin/profile/benchmark_bin", 0o755)
+    phone.push(nb, f"{DEVICE_DIR}/models/tp.nb")
+    argv = [f"{DEVICE_DIR}/bin/benchmark_bin", f"--optimized_model_file={DEVICE_DIR}/models/tp.nb",
+            "--input_shape=1,3,128,96", "--threads=1", "--power_mode=0", "--warmup=1", "--repeats=2",
+            "--backend=arm", f"--result_path={DEVICE_DIR}/r.txt"]
+    argv = profile_argv(argv, f"{DEVICE_DIR}/bin/profile/benchmark_bin", f"{DEVICE_DIR}/r.ops.txt")
+    out = run_op_profile(phone, ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", *argv], DEVICE_DIR, 600)
+    assert out.status == "ok", out.error
+    assert out.kernels[0].op_type == "conv2d" and len(out.kernels) == 14
+    assert abs(sum(k.share for k in out.kernels) - 100) < 1e-6
+    assert out.avg_ms is not None and out.avg_ms > 0  # the profiling build's own stdout avg
+    assert "--- stderr ---" in (out.raw_log or "") and "Concise Dispatch Profiler Summary" in (out.raw_log or "")
