@@ -89,29 +89,29 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def parse(
-        files: list[Path] = typer.Argument(..., help="Runner logs or result files."),
+        files: list[str] = typer.Argument(..., help="Runner logs or result files; '-' reads standard input."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Parse runner logs into records."""
+        """Parse runner logs into records (UTF-8 or UTF-16 text, CRLF, logs pasted into Markdown)."""
         from rich.table import Table
+        from rich.text import Text
 
-        from kpmobile.runners.parsers import parse_log
+        from kpmobile.runners.parsers import parse_input
 
         records = []
-        for path in files:
-            if not path.is_file():
-                fail(f"no log file {path}", "give the path of a saved runner log")
+        for name in files:
             try:
-                records += [(path, r) for r in parse_log(path.read_text(errors="replace"))]
+                records += [(name, r) for r in parse_input(name)]
             except KpError as exc:
-                fail(f"{path}: {exc.one_line()}")
+                fail_on(exc)
         if as_json:
-            emit_json([{"file": str(p), **r.to_json()} for p, r in records])
+            emit_json([{"file": "-" if p == "-" else str(p), **r.to_json()} for p, r in records])
             return
         table = Table(title="Runs")
-        for col in ("file", "format", "model", "threads", "avg ms", "min ms", "max ms"):
+        for col in ("file", "format", "abi", "model", "threads", "avg ms", "min ms", "max ms"):
             table.add_column(col)
         for p, r in records:
-            table.add_row(p.name, r.format, r.model or "", str(r.threads or ""),
+            table.add_row(Text(Path(p).name if p != "-" else "-"), r.format, r.abi or "", Text(r.model or ""),
+                          str(r.threads or ""),
                           *(f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms)))
         console.print(table)

@@ -22,12 +22,14 @@ The formats, as their sources print them:
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kpmobile.errors import ParseError
 from kpmobile.records import LogDevice, OutputStat, RunRecord
+from kpmobile.textfile import decode_text, read_text
 
 FORMAT_BENCHMARK_BIN = "benchmark_bin"
 FORMAT_LEGACY = "benchmark_bin_legacy"
@@ -66,12 +68,24 @@ def parse_log(text: str) -> list[RunRecord]:
 
 
 def parse_file(path: Path) -> list[RunRecord]:
-    """Give the complete runs of a log file; ParseError names the file when it holds none."""
-    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    """Give the complete runs of a log file (UTF-8 or UTF-16, any line ends); the error names the file
+    when it holds none, is binary, empty or a folder."""
+    text = read_text(Path(path), f"log file {path}")
     try:
         return parse_log(text)
     except ParseError as exc:
         raise ParseError(f"{path}: {exc.message}", exc.hint) from None
+
+
+def parse_input(name: str) -> list[RunRecord]:
+    """Give the complete runs of the log file `name`, or of standard input when it is '-'."""
+    if name != "-":
+        return parse_file(Path(name))
+    text = decode_text(sys.stdin.buffer.read(), "standard input")
+    try:
+        return parse_log(text)
+    except ParseError as exc:
+        raise ParseError(f"standard input: {exc.message}", exc.hint) from None
 
 
 def parse_log_report(text: str) -> tuple[list[RunRecord], list[str]]:

@@ -141,14 +141,15 @@ def _profile_cpuinfo(profile: Profile) -> str | None:
 
 
 def cpufreq_clusters(spec: str) -> tuple[CpuCluster, ...]:
-    """Give the cores and max kHz of a --cpufreq SPEC ("0-3:1804800,4-7:2419200"): the cores present
-    and their cpufreq maxima, whatever /proc/cpuinfo lists (a hot-plugged phone lists fewer)."""
+    """Give the cores and max kHz of a --cpufreq SPEC ("0-3:1804800,4-7:2419200,8-9"): the cores present
+    and their cpufreq maxima, whatever /proc/cpuinfo lists (a hot-plugged phone lists fewer); an item
+    without ":KHZ" is present with no cpufreq entry (an offline core on some kernels)."""
     clusters = []
     for item in spec.split(","):
-        cores, _, khz = item.strip().rpartition(":")
-        if not parse_cpu_list(cores) or not khz.isdigit():
-            raise ConfigError(f"bad --cpufreq item '{item}'", "write CORES:KHZ items, e.g. 0-3:1804800,4-7:2419200")
-        clusters.append(CpuCluster(parse_cpu_list(cores), "unknown", int(khz)))
+        cores, colon, khz = item.strip().partition(":")
+        if not parse_cpu_list(cores) or (colon and not khz.isdigit()):
+            raise ConfigError(f"bad --cpufreq item '{item}'", "write CORES[:KHZ] items, e.g. 0-3:1804800,4-7:2419200")
+        clusters.append(CpuCluster(parse_cpu_list(cores), "unknown", int(khz) if colon else 0))
     return tuple(clusters)
 
 
@@ -210,6 +211,8 @@ class Sandbox:
         (base / "kernel_max").write_text(f"{max(cores[-1], 7)}\n")
         for cl in clusters:
             for core in cl.cores:
+                if cl.max_khz <= 0:
+                    continue  # present, without a cpufreq entry
                 freq = base / f"cpu{core}" / "cpufreq"
                 freq.mkdir(parents=True, exist_ok=True)
                 (base / f"cpu{core}" / "online").write_text("1\n")
