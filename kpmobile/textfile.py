@@ -14,12 +14,17 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
 _CONTROL_OK = {9, 10, 11, 12, 13, 27}  # tab, newlines, form feed, escape (colour codes)
 
 
+_MAGIC = (b"\x7fELF", b"PK\x03\x04", b"\x1f\x8b", b"\x89PNG", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf")
+
+
 def _looks_binary(data: bytes) -> bool:
-    """Tell whether bytes with no BOM are not text: a NUL, or more than 1 in 100 other control bytes."""
-    if b"\x00" in data:
+    """Tell whether bytes with no BOM are not text: an executable or archive, or more than 1 in 10
+    bytes NUL or another control byte (a text log with a stray binary tail is still text)."""
+    if data.startswith(_MAGIC):
         return True
-    controls = sum(1 for b in data[:65536] if b < 32 and b not in _CONTROL_OK)
-    return controls * 100 > min(len(data), 65536)
+    sample = data[:65536]
+    controls = sum(1 for b in sample if b < 32 and b not in _CONTROL_OK)
+    return controls * 10 > len(sample)
 
 
 def decode_text(data: bytes, what: str) -> str:

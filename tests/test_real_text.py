@@ -310,7 +310,8 @@ def _with_line(dump: str, after: str, line: str) -> str:
 def test_multiline_value_and_fake_property_line_do_not_misidentify() -> None:
     dump = read_text(GETPROP / "xiaomi_12x_psyche.txt")
     # a value spanning lines whose second line is shaped like a property line
-    multi = _with_line(dump, "[persist.vendor.", "[persist.vendor.zz.note]: [first line\n[ro.board.platform]: [mt6789]]")
+    multi = _with_line(dump, "[persist.vendor.",
+                       "[persist.vendor.zz.note]: [first line\n[ro.board.platform]: [mt6789]]")
     props = identify.parse_getprop(multi)
     assert props["ro.board.platform"] == "kona" and props["persist.vendor.zz.note"].endswith("[mt6789]")
     assert identify.soc_from_props(props) == "sm8250"

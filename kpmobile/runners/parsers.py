@@ -385,6 +385,12 @@ def _model_info(block: _Block) -> tuple[str | None, tuple[OutputStat, ...], list
             notes.append(f"input_data_path: {value}")
         elif key == "output tensor num":
             declared = _int_or_none(value)
+    return model_file, _outputs_of(shapes, fields, declared, warnings), notes, warnings
+
+
+def _outputs_of(shapes: dict[int, tuple[int, ...]], fields: dict[int, dict[str, str]], declared: int | None,
+                warnings: list[str]) -> tuple[OutputStat, ...]:
+    """Give the output tensors whose shape, mean and deviation were printed; warn about the others."""
     outputs = []
     for index in sorted(set(shapes) | set(fields)):
         values = fields.get(index, {})
@@ -402,7 +408,7 @@ def _model_info(block: _Block) -> tuple[str | None, tuple[OutputStat, ...], list
                                   std=_num(values["standard deviation"])))
     if declared is not None and declared != len(outputs):
         warnings.append(f"'output tensor num: {declared}' but {len(outputs)} tensors parsed")
-    return model_file, tuple(outputs), notes, warnings
+    return tuple(outputs)
 
 
 _OPT_LOAD = re.compile(r"^Load paddle model from (?P<path>.*?)(?: and (?P<params>\S+))?\s*$")
@@ -628,9 +634,46 @@ class _DetRun:
         return "'average det time' line missing in 'Time info'"
 
 
-def _parse_det_runs(lines: list[str]) -> _Outcome:
-    """Give the runs of a det(+keypoint) demo log: one per demo invocation."""
-    outcome = _Outcome()
+def _det_flags(run: _DetRun, line: str) -> None:
+    """Note on `run` what a line says of the keypoint stage, the threads and the model names."""
+    if _DET_FORCED.search(line) or line.startswith(("batch_size_keypoint:", "Average time cost per person")):
+        run.keypoint = run.content = True
+    match = _DET_THREADS.match(line)
+    if match:
+        run.threads = int(match.group("value"))
+    match = _DET_MODEL.match(line)
+    if match:
+        name = _basename(match.group("value").strip()) or None
+        if match.group("kind") == "detection":
+            run.det_model = name
+        else:
+            run.keypoint_model = name
+            run.keypoint = True
+
+
+def _det_timings(run: _DetRun, line: str) -> None:
+    """Note on `run` the timings a line gives (totals, stages, pipeline total and split)."""
+    match = _DET_COUNT.match(line)
+    if match:
+        run.counts.append(int(match.group("count")))
+        run.totals.append((int(match.group("count")), _num(match.group("total"))))
+    match = _DET_STAGES.match(line)
+    if match:
+        run.stages.append((_num(match.group("pre")), _num(match.group("inf")), _num(match.group("post"))))
+    match = _DET_TOTAL.match(line)
+    if match:
+        run.total = _num(match.group("value"))
+        run.keypoint = True
+    match = _DET_SPLIT.match(line)
+    if match:
+        run.split = (_num(match.group("det")), _num(match.group("kpt")), _num(match.group("crop")))
+        run.keypoint = True
+    if any(r.match(line) for r in (_DET_THREADS, _DET_MODEL, _DET_COUNT, _DET_STAGES)):
+        run.content = True
+
+
+def _det_runs(lines: list[str]) -> list[_DetRun]:
+    """Give the demo invocations of a log, in order; a usage line or a new Config info starts one."""
     runs: list[_DetRun] = []
     run = _DetRun(line_no=1)
     for number, raw in enumerate(lines, start=1):
@@ -645,40 +688,17 @@ def _parse_det_runs(lines: list[str]) -> _Outcome:
         if section is not None or starts:
             run.content = True
             continue
-        if _DET_FORCED.search(line):
-            run.keypoint = run.content = True
-        if line.startswith("batch_size_keypoint:") or line.startswith("Average time cost per person"):
-            run.keypoint = run.content = True
-        match = _DET_THREADS.match(line)
-        if match:
-            run.threads = int(match.group("value"))
-        match = _DET_MODEL.match(line)
-        if match:
-            name = _basename(match.group("value").strip()) or None
-            if match.group("kind") == "detection":
-                run.det_model = name
-            else:
-                run.keypoint_model = name
-                run.keypoint = True
-        match = _DET_COUNT.match(line)
-        if match:
-            run.counts.append(int(match.group("count")))
-            run.totals.append((int(match.group("count")), _num(match.group("total"))))
-        match = _DET_STAGES.match(line)
-        if match:
-            run.stages.append((_num(match.group("pre")), _num(match.group("inf")), _num(match.group("post"))))
-        match = _DET_TOTAL.match(line)
-        if match:
-            run.total = _num(match.group("value"))
-            run.keypoint = True
-        match = _DET_SPLIT.match(line)
-        if match:
-            run.split = (_num(match.group("det")), _num(match.group("kpt")), _num(match.group("crop")))
-            run.keypoint = True
-        if any(r.match(line) for r in (_DET_THREADS, _DET_MODEL, _DET_COUNT, _DET_STAGES)):
-            run.content = True
+        _det_flags(run, line)
+        _det_timings(run, line)
     if run.content or run.complete():
         runs.append(run)
+    return runs
+
+
+def _parse_det_runs(lines: list[str]) -> _Outcome:
+    """Give the runs of a det(+keypoint) demo log: one per demo invocation."""
+    outcome = _Outcome()
+    runs = _det_runs(lines)
     for index, item in enumerate(runs):
         if item.complete():
             outcome.records.append(_det_record(item))
