@@ -136,6 +136,11 @@ BIN_DOCS = {
 }
 
 
+# the ABI the pasted commands name (build.lite.android.armv8.clang/, build.lite.linux.x86.gcc/, ...)
+BIN_ABI = {"paddlelite_docs_android_mi9.md": "armv8", "paddlelite_docs_armlinux.md": None,
+           "paddlelite_docs_linux_x86.md": "x86", "paddlelite_docs_macos.md": "x86"}
+
+
 @pytest.mark.parametrize("name", sorted(BIN_DOCS))
 def test_benchmark_bin_doc_pastes(name: str) -> None:
     device, backend, version, warmup, repeats, init, first, low, high, avg, std = BIN_DOCS[name]
@@ -148,7 +153,7 @@ def test_benchmark_bin_doc_pastes(name: str) -> None:
     assert (record["threads"], record["power_mode"], record["warmup"], record["repeats"]) == (1, 0, warmup, repeats)
     assert (record["backend"], record["cpu_precision"], record["runner_version"], record["input_shape"]) == (
         backend, "fp32", version, "1,3,224,224")
-    assert record["device"] == device
+    assert record["device"] == device and record["abi"] == BIN_ABI[name]
     assert record["outputs"] == [{"shape": [1, 1000], "mean": 0.001, "std": std}]
     assert (record["init_mb"], record["peak_mb"], record["run_delay"]) == (None, None, None)
 
@@ -160,6 +165,7 @@ def test_precision_evaluation_paste_keeps_accuracy_lines() -> None:
         11.925, 119.312, 6.472, 9.091, 7.785)
     assert record["notes"] == ["Top-1 Accurancy: 0.739", "Top-2 Accurancy: 0.121"]
     assert record["threads"] is None and record["device"] is None and record["outputs"] == []
+    assert record["abi"] == "armv8"  # adb push build.lite.android.armv8.clang/...
 
 
 def test_det_keypoint_pipeline_log_of_paddledetection_pr() -> None:
@@ -390,3 +396,19 @@ def test_core_table_and_peak_arithmetic() -> None:
     profile = identify.choose_profile("kirin980")[0]
     # 4x A55 @1.805 GHz x 8 FLOP/cycle + 2x A76 @1.92 x 16 + 2x A76 @2.6 x 16
     assert profile.peak_gflops == round(4 * 1.805 * 8 + 2 * 1.92 * 16 + 2 * 2.6 * 16, 1)
+
+
+@pytest.mark.parametrize("name, chip", [
+    ("hrw_snapdragon-865.txt", "sm8250"), ("hrw_huawei-p30.txt", "kirin980"), ("meizu-pro-6.txt", "mt6797"),
+    ("galaxy-s8-us.txt", "msm8998"), ("pixel.txt", "msm8996"), ("hrw_snapdragon-765.txt", None),  # "LITO"
+])
+def test_cpuinfo_hardware_line_names_the_chip_when_getprop_does_not(name: str, chip: str | None) -> None:
+    cpu = identify.identify_cpu({"ro.hardware": "qcom"}, read_text(CPUINFO / name))
+    assert cpu.soc == chip
+
+
+def test_samsung_hardware_property_names_a_chip_without_a_profile() -> None:
+    props = {"ro.board.platform": "exynos5", "ro.hardware": "samsungexynos7885"}
+    assert identify_soc(props).name == "exynos7885"
+    assert identify_soc({"ro.board.platform": "kona", "ro.hardware": "timelm"}).name == "sm8250"
+    assert identify_soc({"ro.hardware": "timelm"}).name is None  # a device codename is not a chip

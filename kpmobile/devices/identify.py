@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kpmobile.config import Profile, load_profiles
 from kpmobile.devices import midr
-from kpmobile.devices.soc import identify_soc
+from kpmobile.devices.soc import SocId, identify_soc, soc_from_hardware
 from kpmobile.records import CpuCluster
 
 UNKNOWN_CORE = "unknown"
@@ -63,6 +63,15 @@ def _cpuinfo_blocks(text: str) -> tuple[list[int], list[tuple[list[int], dict[st
         elif blocks and (key in _MIDR_KEYS or key == "model name"):
             blocks[-1][1].setdefault(_MIDR_KEYS.get(key, key), value)
     return numbers, blocks
+
+
+def cpuinfo_hardware(text: str) -> str | None:
+    """Give the value of /proc/cpuinfo's "Hardware" line (older arm kernels print it), or None."""
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "hardware" and value.strip():
+            return value.strip()
+    return None
 
 
 def parse_cpuinfo(text: str) -> dict[int, str]:
@@ -161,6 +170,9 @@ def identify_cpu(props: Mapping[str, str], cpuinfo: str = "", present: str = "",
     """Give the identity of a phone from its getprop values and the texts of /proc/cpuinfo,
     /sys/devices/system/cpu/present and the cpufreq "PATH VALUE" lines (each may be empty)."""
     found = identify_soc(props)
+    if found.name is None or found.warning:  # getprop names no chip: the kernel's Hardware line may
+        hardware = soc_from_hardware(cpuinfo_hardware(cpuinfo))
+        found = SocId(hardware, cpuinfo_hardware(cpuinfo), "Hardware") if hardware else found
     profile, warning = choose_profile(found.name, profiles)
     known = profile if profile.name != "generic" else None
     clusters = clusters_from(parse_cpuinfo(cpuinfo), parse_max_freqs(freqs), parse_cpu_list(present), known)

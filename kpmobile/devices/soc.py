@@ -42,6 +42,7 @@ class SocTable:
     rules: tuple[tuple[re.Pattern[str], str], ...]
     shared: dict[str, tuple[str, ...]]
     aliases: dict[str, str]  # any known name -> part number
+    chip_like: re.Pattern[str] | None = None  # a cleaned value shaped like a chip name
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def load_table(folder: Path = PROFILES_DIR, profile_socs: Iterable[tuple[str, ..
             rules=tuple((re.compile(str(r["pattern"])), str(r["to"])) for r in data.get("rule", [])),
             shared={str(k).lower(): tuple(str(c).lower() for c in v) for k, v in data.get("shared", {}).items()},
             aliases={},
+            chip_like=re.compile(str(data["chip_like"])) if data.get("chip_like") else None,
         )
     except (OSError, tomli.TOMLDecodeError, KeyError, TypeError, ValueError, re.error) as exc:
         raise ConfigError(f"SoC table {path} is unreadable or malformed ({exc})",
@@ -124,9 +126,21 @@ def _candidates(table: SocTable, props: Mapping[str, str], rules: Iterable[PropR
         value = clean(table, raw)
         if value in table.generic or "\n" in value:
             continue
-        if rule.known_only and value not in table.aliases:
+        if rule.known_only and not _chip_named(table, value):
             continue
         yield rule.key, raw, value
+
+
+def _chip_named(table: SocTable, value: str) -> bool:
+    """Tell whether a cleaned value names a chip: a known name, or shaped like one."""
+    return value in table.aliases or bool(table.chip_like and table.chip_like.match(value))
+
+
+def soc_from_hardware(hardware: str | None, table: SocTable | None = None) -> str | None:
+    """Give the chip /proc/cpuinfo's "Hardware" line names ("Qualcomm Technologies, Inc SM8250"), or None."""
+    table = table or default_table()
+    value = clean(table, hardware or "")
+    return _canonical(table, value) if value and _chip_named(table, value) else None
 
 
 def identify_soc(props: Mapping[str, str], table: SocTable | None = None) -> SocId:

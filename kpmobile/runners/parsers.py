@@ -221,10 +221,12 @@ def _parse_bin_runs(lines: list[str]) -> _Outcome:
     outcome = _Outcome()
     runs = _split_bin_runs(lines)
     commands = _command_models(lines)
+    abis = _command_abis(lines)
     for index, blocks in enumerate(runs):
         named = [name for line_no, name in commands if line_no < blocks[0].line_no]
+        abi = [value for line_no, value in abis if line_no < blocks[0].line_no]
         try:
-            record, warnings = _bin_record(blocks, named[-1] if named else None)
+            record, warnings = _bin_record(blocks, named[-1] if named else None, abi[-1] if abi else None)
         except _Incomplete as exc:
             outcome.failures.append(exc.reason)
             where = "trailing" if index == len(runs) - 1 else "incomplete"
@@ -261,7 +263,8 @@ def _model_input_shape(block: _Block | None) -> str | None:
     return pairs.get("input_shape") or None
 
 
-def _bin_record(blocks: list[_Block], command_model: str | None = None) -> tuple[RunRecord, list[str]]:
+def _bin_record(blocks: list[_Block], command_model: str | None = None,
+                command_abi: str | None = None) -> tuple[RunRecord, list[str]]:
     """Give the record of one benchmark_bin run and its warnings; raise _Incomplete without timings."""
     by_name = {block.name: block for block in blocks}
     perf = by_name.get("Perf")
@@ -302,6 +305,7 @@ def _bin_record(blocks: list[_Block], command_model: str | None = None) -> tuple
     record = RunRecord(
         format=FORMAT_BENCHMARK_BIN,
         model=_bin_model_name(model_file, by_name.get("Opt")) or command_model,
+        abi=command_abi,
         runner_version=runtime.get("benchmark_bin version") or None,
         input_shape=_model_input_shape(model_block),
         avg_ms=times.get("avg"),
@@ -429,6 +433,22 @@ def _model_from_path(path: str) -> str | None:
             return stem
         parts.pop()
     return None
+
+
+# The runner's build folder or file name says its ABI: build.lite.android.armv8.clang/,
+# benchmark_bin_v7, build.lite.linux.x86.gcc/ (pasted commands above a run).
+_BUILD_ABI = re.compile(r"(?:\bbuild\.lite\.(?:android|linux|armlinux)\.(?P<arm>armv[78](?:hf)?)\b"
+                        r"|\bbenchmark_bin_v(?P<v>[78])\b|\bbuild\.lite\.(?:linux\.)?(?P<x86>x86)\b)")
+
+
+def _command_abis(lines: Sequence[str]) -> list[tuple[int, str]]:
+    """Give (line number, ABI) of each pasted command line that names the runner's build."""
+    found = []
+    for number, line in enumerate(lines, start=1):
+        match = _BUILD_ABI.search(line)
+        if match:
+            found.append((number, match.group("arm") or (f"armv{match.group('v')}" if match.group("v") else "x86")))
+    return found
 
 
 def _command_models(lines: Sequence[str]) -> list[tuple[int, str]]:
