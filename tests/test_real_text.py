@@ -412,3 +412,37 @@ def test_samsung_hardware_property_names_a_chip_without_a_profile() -> None:
     assert identify_soc(props).name == "exynos7885"
     assert identify_soc({"ro.board.platform": "kona", "ro.hardware": "timelm"}).name == "sm8250"
     assert identify_soc({"ro.hardware": "timelm"}).name is None  # a device codename is not a chip
+
+
+def test_profiles_cover_thirty_socs_with_computed_peaks() -> None:
+    from kpmobile.config import load_profiles
+    from kpmobile.devices.soc import default_table
+    from kpmobile.paths import PROFILES_DIR
+
+    profiles = [p for p in load_profiles().values() if p.name not in ("generic", "virtual")]
+    assert len(profiles) >= 30
+    for profile in profiles:
+        assert profile.clusters and profile.big_cores and profile.thermal_limit_c > 0, profile.name
+        assert set(profile.big_cores) <= {c for cl in profile.clusters for c in cl.cores}, profile.name
+        assert profile.peak_gflops == midr.peak_gflops(profile.clusters) and profile.peak_gflops, profile.name
+        assert profile.soc[0] == profile.name  # filed under its part number
+    typed = [path.name for path in PROFILES_DIR.glob("*.toml")
+             for line in path.read_text().splitlines() if line.strip().startswith("peak_gflops")]
+    assert typed == []  # computed from the clusters, never typed in
+    shared = {code for code in default_table().shared}
+    assert not shared & {s for p in profiles for s in p.soc}  # a shared codename names no profile
+
+
+def test_virtual_phone_refuses_bad_dumps_with_one_error(tmp_path: Path) -> None:
+    from kpmobile.config import load_profile
+    from kpmobile.devices.virtual_phone.sandbox import Sandbox
+
+    binary = tmp_path / "getprop.bin"
+    binary.write_bytes(b"\x7fELF\x02\x01" + bytes(64))
+    for bad, what in ((tmp_path, "folder"), (binary, "binary")):
+        with pytest.raises(ConfigError, match=what):
+            Sandbox(tmp_path / "root").prepare(load_profile("sm8250"), getprop=bad)
+    res = subprocess.run([sys.executable, "-m", "kpmobile.devices.virtual_phone", "serve", "--port", "0",
+                          "--getprop", str(binary)], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and res.stderr.strip().startswith("error: getprop dump")
+    assert len(res.stderr.strip().splitlines()) == 1

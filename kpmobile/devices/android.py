@@ -351,16 +351,18 @@ def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> Dev
 
 
 _CPU_DIR = "/sys/devices/system/cpu"
+_MARK = "--kpmobile-cpufreq--"
 
 
 def _cpu_texts(phone: Phone) -> tuple[str, str, str]:
     """Give the texts of /proc/cpuinfo, the present-core list and every core's cpufreq maximum
     ("PATH VALUE" lines); a hot-plugged core is missing from /proc/cpuinfo but not from these."""
     cpuinfo = phone.read_text("/proc/cpuinfo")
-    present = phone.read_text(f"{_CPU_DIR}/present")
-    script = (f'for f in {_CPU_DIR}/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do '
+    script = (f"cat {_CPU_DIR}/present 2>/dev/null; echo {_MARK}; "
+              f'for f in {_CPU_DIR}/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do '
               '[ -r "$f" ] && echo "$f $(cat "$f" 2>/dev/null)"; done; true')
-    return cpuinfo, present, phone.shell(script).stdout
+    present, _, freqs = phone.shell(script).stdout.partition(_MARK + "\n")
+    return cpuinfo, present, freqs
 
 
 def _to_int(value: str | None) -> int | None:
