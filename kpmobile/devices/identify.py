@@ -10,10 +10,12 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kpmobile.config import Profile, load_profiles
 from kpmobile.devices import midr
 from kpmobile.devices.soc import SocId, identify_soc, soc_from_hardware
+from kpmobile.paths import PROFILES_DIR
 from kpmobile.records import CpuCluster
 
 UNKNOWN_CORE = "unknown"
@@ -141,9 +143,20 @@ def big_cores(clusters: Sequence[CpuCluster], profile: Profile | None) -> tuple[
     return tuple(sorted(big)) if big else tuple(sorted(core for c in clusters for core in c.cores))
 
 
+def _profiles() -> Mapping[str, Profile]:
+    """Give the device profiles, read again only when a profile file changed (50 files take ~70 ms)."""
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(PROFILES_DIR.glob("*.toml")))
+    return _profiles_at(stamp)
+
+
+@lru_cache(maxsize=2)
+def _profiles_at(stamp: tuple[tuple[str, int], ...]) -> Mapping[str, Profile]:
+    return load_profiles()
+
+
 def choose_profile(soc: str | None, profiles: Mapping[str, Profile] | None = None) -> tuple[Profile, str | None]:
     """Give the profile matching `soc`, or the generic one with a warning naming the SoC."""
-    profiles = profiles if profiles is not None else load_profiles()
+    profiles = profiles if profiles is not None else _profiles()
     key = (soc or "").strip().lower()
     for profile in profiles.values():
         if key and key in profile.soc:
