@@ -446,3 +446,16 @@ def test_virtual_phone_refuses_bad_dumps_with_one_error(tmp_path: Path) -> None:
                           "--getprop", str(binary)], capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and res.stderr.strip().startswith("error: getprop dump")
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_model_name_comes_from_the_folder_when_the_file_says_nothing() -> None:
+    from kpmobile.runners.parsers import _model_from_path
+
+    assert _model_from_path("MobileNetV1/inference.pdmodel") == "MobileNetV1"
+    assert _model_from_path("/data/local/tmp/models/picodet_s_320/model.pdmodel") == "picodet_s_320"
+    assert _model_from_path("MobileNetV1/opt.nb") == "MobileNetV1"
+    assert _model_from_path("tinypose_128x96.nb") == "tinypose_128x96"
+    assert _model_from_path("inference.pdmodel") is None and _model_from_path("./") is None
+    log = (LOGS / "paddledetection_issue5181_det_only.log").read_text().replace(
+        "./model_det/", "./output_inference/picodet_s_320_pedestrian/inference.pdmodel")
+    assert parse_log(log)[0].model == "picodet_s_320_pedestrian"

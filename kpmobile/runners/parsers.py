@@ -159,11 +159,6 @@ def _num(text: str) -> float:
     return float(text)
 
 
-def _basename(path: str) -> str:
-    """Give the last path component, trailing slashes ignored."""
-    return path.rstrip("/").rsplit("/", 1)[-1]
-
-
 # ---------------------------------------------------------------------------------------------
 # benchmark_bin (lite/api/tools/benchmark) and kpmobile's lite_runner
 
@@ -663,7 +658,7 @@ def _det_flags(run: _DetRun, line: str) -> None:
         run.threads = int(match.group("value"))
     match = _DET_MODEL.match(line)
     if match:
-        name = _basename(match.group("value").strip()) or None
+        name = _model_from_path(match.group("value").strip())
         if match.group("kind") == "detection":
             run.det_model = name
         else:
