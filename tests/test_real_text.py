@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import kpmobile
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.devices import identify, midr
 from kpmobile.devices.soc import identify_soc

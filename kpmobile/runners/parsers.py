@@ -384,12 +384,15 @@ def _model_info(block: _Block) -> tuple[str | None, tuple[OutputStat, ...], list
             notes.append(f"input_data_path: {value}")
         elif key == "output tensor num":
             declared = _int_or_none(value)
-    return model_file, _outputs_of(shapes, fields, declared, warnings), notes, warnings
+    outputs = _output_stats(shapes, fields, warnings)
+    if declared is not None and declared != len(outputs):
+        warnings.append(f"'output tensor num: {declared}' but {len(outputs)} tensors parsed")
+    return model_file, outputs, notes, warnings
 
 
-def _outputs_of(shapes: dict[int, tuple[int, ...]], fields: dict[int, dict[str, str]], declared: int | None,
-                warnings: list[str]) -> tuple[OutputStat, ...]:
-    """Give the output tensors whose shape, mean and deviation were printed; warn about the others."""
+def _output_stats(shapes: dict[int, tuple[int, ...]], fields: dict[int, dict[str, str]],
+                  warnings: list[str]) -> tuple[OutputStat, ...]:
+    """Give the output tensors whose shape, mean and standard deviation were all printed (warnings for the rest)."""
     outputs = []
     for index in sorted(set(shapes) | set(fields)):
         values = fields.get(index, {})
@@ -405,8 +408,6 @@ def _outputs_of(shapes: dict[int, tuple[int, ...]], fields: dict[int, dict[str, 
             warnings.append(f"output tensor {index}: elem num {elems} != product of shape {product}")
         outputs.append(OutputStat(shape=shape, mean=_num(values["mean value"]),
                                   std=_num(values["standard deviation"])))
-    if declared is not None and declared != len(outputs):
-        warnings.append(f"'output tensor num: {declared}' but {len(outputs)} tensors parsed")
     return tuple(outputs)
 
 
@@ -640,6 +641,45 @@ class _DetRun:
             return self.total is not None and self.split is not None
         return bool(self.stages) or any(count > 0 for count, _ in self.totals)
 
+    def absorb(self, line: str) -> None:
+        """Give nothing: take what one line of the run (not a section header) says."""
+        if _DET_FORCED.search(line):
+            self.keypoint = self.content = True
+        if line.startswith("batch_size_keypoint:") or line.startswith("Average time cost per person"):
+            self.keypoint = self.content = True
+        match = _DET_THREADS.match(line)
+        if match:
+            self.threads = int(match.group("value"))
+        match = _DET_MODEL.match(line)
+        if match:
+            name = _model_from_path(match.group("value").strip())
+            if match.group("kind") == "detection":
+                self.det_model = name
+            else:
+                self.keypoint_model = name
+                self.keypoint = True
+        match = _DET_COUNT.match(line)
+        if match:
+            self.counts.append(int(match.group("count")))
+            self.totals.append((int(match.group("count")), _num(match.group("total"))))
+        self._absorb_times(line)
+        if any(r.match(line) for r in (_DET_THREADS, _DET_MODEL, _DET_COUNT, _DET_STAGES)):
+            self.content = True
+
+    def _absorb_times(self, line: str) -> None:
+        """Give nothing: take a stage-times, pipeline-total or det/keypoint/crop split line."""
+        match = _DET_STAGES.match(line)
+        if match:
+            self.stages.append((_num(match.group("pre")), _num(match.group("inf")), _num(match.group("post"))))
+        match = _DET_TOTAL.match(line)
+        if match:
+            self.total = _num(match.group("value"))
+            self.keypoint = True
+        match = _DET_SPLIT.match(line)
+        if match:
+            self.split = (_num(match.group("det")), _num(match.group("kpt")), _num(match.group("crop")))
+            self.keypoint = True
+
     def reason(self) -> str:
         """Give what an incomplete run is missing."""
         if not self.stages:
@@ -647,44 +687,6 @@ class _DetRun:
         if self.total is None:
             return "'Time info' section missing after 'Perf info'"
         return "'average det time' line missing in 'Time info'"
-
-
-def _det_flags(run: _DetRun, line: str) -> None:
-    """Note on `run` what a line says of the keypoint stage, the threads and the model names."""
-    if _DET_FORCED.search(line) or line.startswith(("batch_size_keypoint:", "Average time cost per person")):
-        run.keypoint = run.content = True
-    match = _DET_THREADS.match(line)
-    if match:
-        run.threads = int(match.group("value"))
-    match = _DET_MODEL.match(line)
-    if match:
-        name = _model_from_path(match.group("value").strip())
-        if match.group("kind") == "detection":
-            run.det_model = name
-        else:
-            run.keypoint_model = name
-            run.keypoint = True
-
-
-def _det_timings(run: _DetRun, line: str) -> None:
-    """Note on `run` the timings a line gives (totals, stages, pipeline total and split)."""
-    match = _DET_COUNT.match(line)
-    if match:
-        run.counts.append(int(match.group("count")))
-        run.totals.append((int(match.group("count")), _num(match.group("total"))))
-    match = _DET_STAGES.match(line)
-    if match:
-        run.stages.append((_num(match.group("pre")), _num(match.group("inf")), _num(match.group("post"))))
-    match = _DET_TOTAL.match(line)
-    if match:
-        run.total = _num(match.group("value"))
-        run.keypoint = True
-    match = _DET_SPLIT.match(line)
-    if match:
-        run.split = (_num(match.group("det")), _num(match.group("kpt")), _num(match.group("crop")))
-        run.keypoint = True
-    if any(r.match(line) for r in (_DET_THREADS, _DET_MODEL, _DET_COUNT, _DET_STAGES)):
-        run.content = True
 
 
 def _det_runs(lines: list[str]) -> list[_DetRun]:
@@ -703,8 +705,7 @@ def _det_runs(lines: list[str]) -> list[_DetRun]:
         if section is not None or starts:
             run.content = True
             continue
-        _det_flags(run, line)
-        _det_timings(run, line)
+        run.absorb(line)
     if run.content or run.complete():
         runs.append(run)
     return runs
