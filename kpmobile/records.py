@@ -113,6 +113,7 @@ class DeviceInfo:
     big_cores: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
     slowdown_pct: float | None = None  # a virtual phone's test-only --slowdown, from its getprop
+    peak_gflops: float | None = None  # FP32, computed from the clusters' core types and frequencies
 
     @property
     def label(self) -> str:

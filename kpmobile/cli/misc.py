@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, fail, fail_on
+from kpmobile.cli.output import console, emit_json, fail_on
 from kpmobile.errors import KpError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from kpmobile.records import RunRecord
 
 
 class Target(str, Enum):
@@ -69,66 +74,76 @@ def convert(
 
 
 def parse(
-    files: list[Path] = typer.Argument(..., help="Runner logs, result files, or a profiling runner's stderr."),
+    files: list[str] = typer.Argument(..., help="Runner logs, result files or a profiling runner's stderr;"
+                                                " '-' reads standard input."),
     top: int = typer.Option(10, "--top", min=1, help="Kernels shown per profiler summary."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Parse runner logs into records; a LITE_WITH_PROFILE runner's stderr gives its time per operator."""
-    parsed = [(path, *_parse_file(path)) for path in files]
+    """Parse runner logs into records (UTF-8 or UTF-16 text, CRLF, logs pasted into Markdown); the stderr of a
+    LITE_WITH_PROFILE benchmark_bin gives its time per operator."""
+    records: list[tuple[str, RunRecord]] = []
+    profiles: list[tuple[str, dict[str, Any]]] = []
+    for name in files:
+        try:
+            runs, profile = _parse_one(name)
+        except KpError as exc:
+            fail_on(exc)
+        records += [(name, r) for r in runs]
+        profiles += [(name, profile)] if profile else []
     if as_json:
-        emit_json([{"file": str(p), **r.to_json()} for p, recs, _ in parsed for r in recs]
-                  + [{"file": str(p), "format": "paddle_lite_profile", **prof} for p, _, prof in parsed if prof])
+        emit_json([{"file": p, **r.to_json()} for p, r in records]
+                  + [{"file": p, "format": "paddle_lite_profile", **prof} for p, prof in profiles])
         return
-    _print_runs([(p, r) for p, recs, _ in parsed for r in recs])
-    for p, _, prof in parsed:
-        if prof:
-            _print_profile(p, prof, top)
+    if records or not profiles:
+        console.print(_runs_table(records))
+    for name, prof in profiles:
+        console.print(_profile_table(name, prof, top))
 
 
-def _print_runs(records: list[tuple[Path, Any]]) -> None:
-    from rich.table import Table
-
-    if not records:
-        return
-    table = Table(title="Runs")
-    for col in ("file", "format", "model", "threads", "avg ms", "min ms", "max ms"):
-        table.add_column(col)
-    for p, r in records:
-        table.add_row(p.name, r.format, r.model or "", str(r.threads or ""),
-                      *(f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms)))
-    console.print(table)
-
-
-def _parse_file(path: Path) -> tuple[list[Any], dict[str, Any] | None]:
-    """Give a file's parsed runs and its profiler summary as JSON (None without one); exit on bad input."""
+def _parse_one(name: str) -> tuple[list[RunRecord], dict[str, Any] | None]:
+    """Give a file's runs and its profiler summary as JSON (None without one); a profile alone has no runs."""
     from kpmobile.runners.opprofile import has_profile, parse_profile, per_kernel
-    from kpmobile.runners.parsers import parse_log
+    from kpmobile.runners.parsers import parse_input, parse_log
+    from kpmobile.textfile import read_text
 
-    if not path.is_file():
-        fail(f"no log file {path}", "give the path of a saved runner log")
-    text = path.read_text(errors="replace")
-    profile: dict[str, Any] | None = None
-    try:
-        if has_profile(text):
-            parsed = parse_profile(text)
-            source, kernels = per_kernel(parsed)
-            profile = {"source": source, "kernels": [k.to_json() for k in kernels], **parsed.to_json()}
-        return (parse_log(text) if profile is None or "Perf Info" in text else []), profile
-    except KpError as exc:
-        fail(f"{path}: {exc.one_line()}")
+    if name == "-" or not Path(name).is_file():
+        return parse_input(name), None
+    text = read_text(Path(name), f"log file {name}")
+    if not has_profile(text):
+        return parse_input(name), None
+    parsed = parse_profile(text)
+    source, kernels = per_kernel(parsed)
+    profile = {"source": source, "kernels": [k.to_json() for k in kernels], **parsed.to_json()}
+    return (parse_log(text) if "Perf Info" in text else []), profile
 
 
-def _print_profile(path: Path, profile: dict[str, Any], top: int) -> None:
-    from rich.markup import escape
+def _profile_table(name: str, profile: dict[str, Any], top: int) -> Table:
+    """Give the top kernels of a parsed profiler summary (names printed as plain text)."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=escape(f"Operators: {path.name}"), caption=profile["source"])
+    table = Table(title=Text(f"Operators: {Path(name).name}"), caption=profile["source"])
     for col in ("#", "operator", "kernel", "function", "calls", "avg ms", "share"):
         table.add_column(col, justify="left" if col in ("operator", "kernel", "function") else "right")
     for i, k in enumerate(profile["kernels"][:top]):
-        table.add_row(str(i + 1), *(escape(k[f]) for f in ("op_type", "kernel", "func")), str(k["calls"]),
+        table.add_row(str(i + 1), *(Text(str(k[f])) for f in ("op_type", "kernel", "func")), str(k["calls"]),
                       f"{k['avg_ms']:.3f}", f"{k['share']:.1f} %")
-    console.print(table)
+    return table
+
+
+def _runs_table(records: list[tuple[str, RunRecord]]) -> Table:
+    """Give the table of parsed runs (file names and model names printed as plain text)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Runs")
+    for col in ("file", "format", "abi", "model", "threads", "avg ms", "min ms", "max ms"):
+        table.add_column(col)
+    for p, r in records:
+        table.add_row(Text(Path(p).name if p != "-" else "-"), r.format, r.abi or "", Text(r.model or ""),
+                      str(r.threads or ""),
+                      *(f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms)))
+    return table
 
 
 def register(app: typer.Typer) -> None:
