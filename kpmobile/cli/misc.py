@@ -34,13 +34,16 @@ def serve(
     root: Path = typer.Option(None, "--root", help="Sandbox folder standing in for the phone's storage."),
     cpuinfo: Path = typer.Option(None, "--cpuinfo", help="A /proc/cpuinfo to serve."),
     host: str = typer.Option("127.0.0.1", "--host", help="Only 127.0.0.1 is allowed."),
+    abi: str = typer.Option("x86_64", "--abi",
+                            help="x86_64 (runs x86 code natively) or arm64-v8a (runs aarch64 executables "
+                                 "through qemu-aarch64; timings are emulated)."),
 ) -> None:
     """Serve a virtual phone until interrupted."""
     from kpmobile.devices.virtual_phone.server import serve as serve_phone
 
     try:
         serve_phone(port=port, profile=profile, getprop=getprop, auth=auth.value, root=root, cpuinfo=cpuinfo,
-                    host=host)
+                    host=host, abi=abi)
     except KpError as exc:
         fail_on(exc)
 

@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is accepted")
     serve.add_argument("--disconnect-after", type=int, help="drop the device at the (N+1)th shell/sync service")
     serve.add_argument("--abi", default="x86_64",
-                       help="ABI to report (default x86_64; others only to test ABI checks: nothing ARM runs)")
+                       help="ABI to report (default x86_64: runs x86 code natively; arm64-v8a: an ARM phone that "
+                            "runs aarch64 executables through qemu-aarch64, its timings emulated)")
     serve.add_argument("--quota", type=int, help="storage quota in bytes; pushes beyond it fail")
     serve.add_argument("--runner-fault", choices=RUNNER_FAULTS, default="none",
                        help="fault the runner plays (switch it at run time in ROOT/faults/runner)")

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -18,8 +19,10 @@ from types import FrameType
 from kpmobile.config import load_profile
 from kpmobile.devices.virtual_phone import faults
 from kpmobile.devices.virtual_phone import protocol as p
+from kpmobile.devices.virtual_phone.emulation import Emulation, is_arm_abi, prepare_emulation
 from kpmobile.devices.virtual_phone.sandbox import Sandbox
 from kpmobile.errors import ConfigError, DeviceError
+from kpmobile.paths import cache_dir
 
 log = logging.getLogger("kpmobile.virtual_phone")
 
@@ -368,6 +371,18 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _emulation_for(abi: str) -> Emulation | None:
+    """Give how an ARM phone runs aarch64 code here; None for x86 phones, or (with a warning on
+    stderr) where qemu-user or the arm64 libraries are missing: the phone then only reports ARM."""
+    if not is_arm_abi(abi):
+        return None
+    try:
+        return prepare_emulation(cache_dir() / "virtual-phone" / "exec-shim")
+    except ConfigError as exc:
+        print(f"warning: {exc.one_line()}", file=sys.stderr, flush=True)
+        return None
+
+
 def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth: str = "none",
           root: Path | None = None, cpuinfo: Path | None = None, host: str = "127.0.0.1",
           disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
@@ -385,7 +400,8 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
     root = Path(tempfile.mkdtemp(prefix="kpmobile-vphone-")) if root is None else root
     try:
         sandbox = Sandbox(root)
-        sandbox.prepare(spec, getprop, cpuinfo, abi=abi)
+        emulation = _emulation_for(abi)
+        sandbox.prepare(spec, getprop, cpuinfo, abi=abi, emulation=emulation)
         if runner_fault != "none" or faults.control_file(sandbox.root).exists():
             faults.set_runner_fault(sandbox.root, runner_fault)
         try:
@@ -399,8 +415,9 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
         try:
             with listener:
                 bound = listener.getsockname()[1]
+                runs = f" abi={abi} runs={emulation.qemu_aarch64}" if emulation is not None else f" abi={abi}"
                 print(f"virtual phone listening on {host}:{bound} profile={spec.name} auth={auth} "
-                      f"root={sandbox.root}", flush=True)
+                      f"root={sandbox.root}{runs}", flush=True)
                 phone.serve_forever(listener)
         except KeyboardInterrupt:
             pass
