@@ -27,6 +27,7 @@ class OutputStat:
     shape: tuple[int, ...]
     mean: float
     std: float
+    dtype: str | None = None  # "float32", "int64", ...: known from the model (the x86 reference), not from a log
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class RunRecord:
     device: LogDevice | None = None
     outputs: tuple[OutputStat, ...] = ()
     stages: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    abi: str | None = None  # "armv7" | "armv8" | "x86_64" ..., as the log or the runner says
+    runner_version: str | None = None  # e.g. "v2.13-rc"
+    input_shape: str | None = None  # as passed to --input_shape, e.g. "1,3,128,96"
+    threads_applied: bool | None = None  # False when the runner could not set threads (x86 MobileConfig)
+    persons_found: int | None = None  # pipeline runs: persons the detector found
     notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +110,7 @@ class DeviceInfo:
     clusters: tuple[CpuCluster, ...] = ()
     big_cores: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+    emulated: bool = False  # the phone says it runs under qemu (ro.kernel.qemu / ro.boot.qemu): not phone timings
 
     @property
     def label(self) -> str:

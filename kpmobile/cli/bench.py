@@ -53,6 +53,11 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Option(None, "--db", help="SQLite store (default in $KPMOBILE_HOME)."),
         resume: str = typer.Option(None, "--resume", help="Run id whose missing cases to run."),
         case_timeout: float = typer.Option(None, help="Seconds before a hung runner is killed (default 600)."),
+        memory: bool = typer.Option(None, "--memory",
+                                    help="One extra run per cell with --enable_memory_profile: init/peak MB."),
+        virtual: str = typer.Option(None, "--virtual",
+                                    help="Use only a virtual phone: x86, or arm (kirin980 running the real "
+                                         "benchmark_bin under qemu; timings emulated)."),
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
@@ -66,7 +71,7 @@ def register(app: typer.Typer) -> None:
             "cooldown_s": cooldown, "backends": _split(backend) or None, "batches": _ints(batch, "--batch") or None,
             "pipelines": _split(pipeline) or None, "persons": _ints(persons, "--persons") or None,
             "pipeline_runner": pipeline_runner, "out_dir": out, "db": db, "resume": resume,
-            "case_timeout_s": case_timeout, "config": config,
+            "case_timeout_s": case_timeout, "config": config, "memory": memory, "virtual": virtual,
         }
         try:
             opts = load_options(config, overrides)

@@ -348,6 +348,7 @@ def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> Dev
         clusters=clusters,
         big_cores=identify.big_cores(clusters, profile if profile.name != "generic" else None),
         warnings=(warning,) if warning else (),
+        emulated=identify.emulated_from_props(props),
     )
 
 

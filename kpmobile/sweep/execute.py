@@ -17,7 +17,8 @@ from typing import Any, Protocol
 from kpmobile.devices import android, telemetry
 from kpmobile.errors import ConfigError, DeviceError, KpError, ParseError, RunnerError
 from kpmobile.paths import DEVICE_DIR, cache_dir, default_db
-from kpmobile.records import BenchCase, DeviceInfo, ModelSpec, OutputStat
+from kpmobile.records import BenchCase, DeviceInfo, ModelSpec, OutputStat, RunRecord
+from kpmobile.runners import checks
 from kpmobile.store import Store
 from kpmobile.sweep import conditions, faults
 from kpmobile.sweep import pipeline as pipe
@@ -250,13 +251,21 @@ def resumed_options(opts: BenchOptions, plan: dict[str, Any]) -> BenchOptions:
         core_sample_s=float(stored.get("core_sample_s", opts.core_sample_s)),
         runner=runner,
         pipeline_runner=main,
+        memory=opts.memory or bool(stored.get("memory")),
     )
 
 
 # devices ---------------------------------------------------------------------------------
+VIRTUAL_PHONES = {"x86": (None, "x86_64"), "arm": ("kirin980", "arm64-v8a")}  # --virtual: (profile, ABI)
+
+
 def _discover(opts: BenchOptions, stack: ExitStack, progress: Progress,
               skipped: dict[str, Any] | None = None) -> list[DeviceInfo]:
     servers = list(opts.servers) or [android.default_server()]
+    if opts.virtual is not None:
+        if opts.virtual not in VIRTUAL_PHONES:
+            raise ConfigError(f"unknown virtual phone '{opts.virtual}'", "use --virtual x86 or --virtual arm")
+        return [_start_virtual(servers[0], opts, stack, progress)]
     found = android.list_devices(servers)
     if opts.devices:
         wanted = set(opts.devices)
@@ -295,10 +304,15 @@ def _discover(opts: BenchOptions, stack: ExitStack, progress: Progress,
 def _start_virtual(server: str, opts: BenchOptions, stack: ExitStack, progress: Progress) -> DeviceInfo:
     from kpmobile.devices.virtual_phone.launch import start_virtual_phone
 
-    progress.note("no phone attached: starting a virtual phone for this run")
+    profile, abi = VIRTUAL_PHONES.get(opts.virtual or "x86", (None, "x86_64"))
+    profile = profile or opts.virtual_profile
+    if opts.virtual == "arm":
+        progress.note("starting the ARM virtual phone (kirin980, aarch64 under qemu: timings are emulated)")
+    elif opts.virtual is None:
+        progress.note("no phone attached: starting a virtual phone for this run")
     # A fixed sandbox keeps it the same phone across runs: same fingerprint, models already pushed.
-    root = cache_dir() / "virtual-phone" / opts.virtual_profile
-    phone = stack.enter_context(start_virtual_phone(profile=opts.virtual_profile, root=root))
+    root = cache_dir() / "virtual-phone" / (profile if abi == "x86_64" else f"{profile}-{abi}")
+    phone = stack.enter_context(start_virtual_phone(profile=profile, root=root, extra_args=["--abi", abi]))
     android.connect(server, phone.serial)
     stack.callback(android.disconnect, server, phone.serial)
     deadline = time.monotonic() + 15
@@ -459,7 +473,8 @@ def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec
         "devices": {fp: {"serial": t.info.serial, "label": names[fp], "profile": t.info.profile,
                          "soc": t.info.soc, "abi": t.info.abi, "model": t.info.model,
                          "peak_gflops": t.peak_gflops, "big_cores": list(t.info.big_cores),
-                         "thermal_limit_c": t.thermal_limit_c, "pipeline_mode": t.pipeline_mode}
+                         "thermal_limit_c": t.thermal_limit_c, "pipeline_mode": t.pipeline_mode,
+                         "emulated": t.info.emulated}
                     for fp, t in zip(fps, targets)},
         "threads": list(opts.phone_threads),
         "power_modes": list(opts.power_modes) or [opts.power_mode],
@@ -470,6 +485,7 @@ def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec
         "options": {"servers": list(opts.servers), "pipelines": list(opts.pipelines), "persons": list(opts.persons),
                     "cooldown_s": opts.cooldown_s, "thermal_wait_s": opts.thermal_wait_s,
                     "core_sample_s": opts.core_sample_s, "warmup": opts.warmup, "repeats": opts.repeats,
+                    "memory": opts.memory,
                     "runner": str(opts.runner) if opts.runner else None,
                     "pipeline_runner": str(opts.pipeline_runner) if opts.pipeline_runner else None},
     }
@@ -559,10 +575,16 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
     extra = conditions.after_case(target.phone, target.watched_cores, watch, cores_file,
                                   target.expected_cores(case.power_mode))
     raw = res.stdout + (("\n--- stderr ---\n" + res.stderr) if res.stderr.strip() else "")
+    extra["emulated"] = target.info.emulated
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
-        reason = faults.runner_exit_reason(res.returncode, last)
+        reason = (checks.failure_hint(res.returncode, res.stdout, res.stderr)
+                  or faults.runner_exit_reason(res.returncode, last))
         store.add_case(run_id, case, status="failed", error=reason, raw_log=raw, extra=extra, **common)
+        return
+    usage = checks.usage_reason(res.stdout, res.stderr) if case.pipeline is None else None
+    if usage is not None:
+        store.add_case(run_id, case, status="failed", error=usage, raw_log=raw, extra=extra, **common)
         return
     try:
         name = f"{case.model}-{case.threads}t-p{case.power_mode}-r{case.round}"
@@ -574,6 +596,12 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
         store.add_case(run_id, case, status="failed", error=exc.one_line(), raw_log=raw, extra=extra, **common)
         return
     rec = records[-1]
+    if case.pipeline is None:
+        rec = checked_record(rec, argv, extra)
+        common["runner_version"] = rec.runner_version or version
+        if opts.memory and case.round == 0:
+            rec, memory_log = _memory_run(target, case, argv, result_remote, opts, rec, extra)
+            raw += memory_log
     if case.pipeline is not None:
         found = next((int(n.split(":")[1]) for n in rec.notes if n.startswith("persons:")), None)
         extra["persons_found"] = found
@@ -582,15 +610,69 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
     if case.pipeline is None and target.reference.get(case.model):
         from kpmobile.report.outputs import check_output_stats, stats_tolerance
 
-        check = check_output_stats(target.reference[case.model], rec.outputs, stats_tolerance(case.precision))
+        check = check_output_stats(target.reference[case.model], rec.outputs, stats_tolerance(case.precision),
+                                   read_as_float=checks.reads_outputs_as_float(rec))
         extra["output_check"] = {"ok": check.ok, "rtol": check.rtol, "detail": check.detail,
-                                 "max_rel": check.max_rel if check.max_rel < 1e300 else None}
+                                 "max_rel": check.max_rel if check.max_rel < 1e300 else None,
+                                 "not_comparable": list(check.skipped)}
         if not check.ok:
             extra.setdefault("flags", []).append("outputs-diverge")
     numbers = {"avg_ms": rec.avg_ms, "min_ms": rec.min_ms, "max_ms": rec.max_ms,
                "first_ms": rec.first_ms, "init_ms": rec.init_ms}
     store.add_case(run_id, case, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra,
                    **common)
+
+
+def checked_record(rec: RunRecord, argv: Sequence[str], extra: dict[str, Any]) -> RunRecord:
+    """Give the record with the runner's version, echoed input shape and threads_applied as fields;
+    each flag whose echo differs from what was asked goes into extra["echo"] and a flag."""
+    from dataclasses import replace
+
+    rec = replace(rec, runner_version=checks.runner_version(rec), input_shape=checks.input_shape(rec),
+                  threads_applied=checks.threads_applied(rec))
+    differs = checks.echo_differences(checks.asked_of(argv), rec)
+    if differs:
+        extra["echo"] = differs
+        flags = extra.setdefault("flags", [])
+        flags += [f"echo-differs:{flag}" for flag in differs if f"echo-differs:{flag}" not in flags]
+        if "threads" in differs:
+            rec = replace(rec, threads_applied=False)
+    return rec
+
+
+def _memory_run(target: Target, case: BenchCase, argv: Sequence[str], result_remote: str, opts: BenchOptions,
+                rec: RunRecord, extra: dict[str, Any]) -> tuple[RunRecord, str]:
+    """Give the record with init/peak MB from one extra runner invocation with the memory profile
+    (warmup 0, repeats 1: the monitor thread perturbs timing, so its times are not kept), and that
+    run's log for the raw log; a failed memory run leaves the latency record as it was, flagged."""
+    from dataclasses import replace
+
+    from kpmobile.runners.parsers import parse_log
+
+    memory_remote = result_remote[: -len(".txt")] + "-memory.txt"
+    keep = [a for a in argv if not a.startswith(("--result_path=", "--warmup=", "--repeats="))]
+    mem_argv = [*keep, "--warmup=0", "--repeats=1", f"--result_path={memory_remote}",
+                "--enable_memory_profile=true"]
+    script = f"cd {shlex.quote(DEVICE_DIR)} && rm -f {shlex.quote(memory_remote)} && {shlex.join(mem_argv)}"
+    log = ""
+    memory: dict[str, Any] = {"source": checks.memory_source(rec)}
+    try:
+        res = target.phone.shell(script, timeout=opts.case_timeout_s)
+        log = "\n--- memory profile run ---\n" + res.stdout + (
+            ("\n--- stderr ---\n" + res.stderr) if res.stderr.strip() else "")
+        mem = parse_log(res.stdout)[-1] if res.returncode == 0 else None
+        if mem is None or mem.peak_mb is None:
+            memory["error"] = (checks.failure_hint(res.returncode, res.stdout, res.stderr)
+                               or f"runner exited {res.returncode} without a Memory Usage block")
+        else:
+            memory.update(init_mb=mem.init_mb, peak_mb=mem.peak_mb)
+            rec = replace(rec, init_mb=mem.init_mb, peak_mb=mem.peak_mb)
+    except (DeviceError, ParseError) as exc:
+        memory["error"] = exc.one_line()
+    if "error" in memory:
+        extra.setdefault("flags", []).append("memory-run-failed")
+    extra["memory"] = memory
+    return rec, log
 
 
 def _pipeline_argv(target: Target, case: BenchCase, specs: dict[str, ModelSpec], result_remote: str) -> list[str]:

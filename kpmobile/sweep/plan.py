@@ -43,6 +43,8 @@ class BenchOptions:
     case_timeout_s: float = 600.0
     command: str = "kpmobile bench"
     virtual_profile: str = "virtual"
+    virtual: str | None = None  # "x86" | "arm": use that virtual phone only (arm: kirin980 under qemu)
+    memory: bool = False  # one extra runner invocation per cell with --enable_memory_profile=true
     config: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
