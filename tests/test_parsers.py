@@ -18,7 +18,8 @@ EMPTY: dict[str, Any] = {
     "format": None, "model": None, "avg_ms": None, "min_ms": None, "max_ms": None, "first_ms": None,
     "init_ms": None, "threads": None, "power_mode": None, "warmup": None, "repeats": None, "backend": None,
     "cpu_precision": None, "run_delay": None, "init_mb": None, "peak_mb": None, "device": None,
-    "outputs": [], "stages": {}, "notes": [],
+    "outputs": [], "stages": {}, "abi": None, "runner_version": None, "input_shape": None,
+    "threads_applied": None, "persons_found": None, "notes": [],
 }
 MI9 = {"brand": "Xiaomi", "device": "cepheus", "model": "MI 9", "android_version": "10", "api_level": 29}
 TINYPOSE_OUT = [{"shape": [1, 17, 32, 24], "mean": 0.0123456, "std": 0.0467812}]
