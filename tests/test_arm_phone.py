@@ -112,7 +112,10 @@ def test_real_benchmark_bin_on_the_arm_phone(adb_server: Any, virtual_phone_fact
         print(f"ARM vs x86 {row['model']} {row['threads']}T: worst rel {check['max_rel']:.3g}")
     table = out["table"]
     assert all(cell.endswith("ms (emulated)") for r in table["rows"] for cell in r[1:])
-    assert any("emulated" in n for n in table["notes"]) if "notes" in table else True
+    assert all(c["emulated"] is True and c["gflops"] is None for c in table["cells"])
+    roofline = [t for t in out["tables"] if t["title"].startswith("Roofline")]
+    for t in roofline:  # refuses GFLOP/s from emulated cells
+        assert all(r[i] == "- (emulated: no roofline)" for r in t["rows"] for i in range(3, len(r), 2))
 
     shown = kpmobile("runs", "show", out["run_id"], "--db", str(tmp_path / "kp.db"), "--json")
     assert shown.returncode == 0, shown.stderr
@@ -162,3 +165,18 @@ def test_faults_with_the_real_runner_are_stored_with_one_line_reasons(
         assert row["status"] == "failed" and "\n" not in row["error"], row["error"]
         assert all(w in row["error"] for w in wanted), (mode, row["error"])
     faults.set_runner_fault(phone.root, "none")
+
+
+def test_bench_virtual_arm_is_a_dry_run_of_the_real_path(adb_server: Any, tmp_path: Path) -> None:
+    res = kpmobile("bench", "--adb-server", adb_server.address, "--virtual", "arm", "--runner", str(RUNNER),
+                   "--db", str(tmp_path / "kp.db"), "--out", str(tmp_path / "out"), "--models", "pp-tinypose-128x96",
+                   "--threads", "1", "--warmup", "0", "--repeats", "1", "--json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    (row,) = rows_of(tmp_path, out["run_id"])
+    assert row["status"] == "ok" and "benchmark_bin version: v2.13-rc" in row["raw_log"]
+    with sqlite3.connect(tmp_path / "kp.db") as db:
+        (plan,) = db.execute("SELECT plan FROM runs WHERE id=?", (out["run_id"],)).fetchone()
+    (device,) = json.loads(plan)["devices"].values()
+    assert device["abi"] == "arm64-v8a" and device["profile"] == "kirin980" and device["emulated"] is True
+    assert out["table"]["rows"][0][1].endswith("ms (emulated)")
