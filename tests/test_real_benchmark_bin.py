@@ -71,6 +71,18 @@ def test_the_result_file_is_written_over_per_invocation() -> None:
         "threads": {"asked": "1", "echoed": "4"}}
 
 
+def test_checked_record_takes_the_echo_as_fields() -> None:
+    (record,) = parse_file(REAL / "benchmark_bin_v2.13-rc_tinypose_result.txt")
+    argv = ["benchmark_bin", "--optimized_model_file=m.nb", "--input_shape=1,3,128,96", "--threads=4",
+            "--power_mode=0", "--warmup=1", "--repeats=2", "--backend=arm", "--result_path=r.txt"]
+    checked, differs = checks.checked_record(record, argv)
+    assert differs == {} and (checked.runner_version, checked.input_shape, checked.threads_applied) == (
+        "v2.13-rc", "1,3,128,96", True)
+    argv[3] = "--threads=2"
+    checked, differs = checks.checked_record(record, argv)
+    assert differs == {"threads": {"asked": "2", "echoed": "4"}} and checked.threads_applied is False
+
+
 def test_usage_on_exit_0_names_the_missing_flag() -> None:
     stdout = (REAL / "benchmark_bin_v2.13-rc_usage_stdout.txt").read_text()
     reason = checks.usage_reason(stdout, (REAL / "benchmark_bin_v2.13-rc_no_input_shape_stderr.txt").read_text())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from kpmobile.records import RunRecord
 
@@ -157,3 +158,14 @@ def memory_source(record: RunRecord) -> str:
     """Give what a runner's init/peak MB measure: benchmark_bin's monitor, or kpmobile's runner's own VmHWM."""
     version = runner_version(record) or ""
     return MEMORY_OWN_PROCESS if version.startswith(OWN_RUNNER_PREFIX) else MEMORY_BENCHMARK_BIN
+
+
+def checked_record(record: RunRecord, argv: Sequence[str]) -> tuple[RunRecord, dict[str, dict[str, str | None]]]:
+    """Give the record with runner_version, input_shape and threads_applied as fields, and the flags
+    whose echo differs from the command line `argv` (threads not echoed as asked: not applied)."""
+    record = replace(record, runner_version=runner_version(record), input_shape=input_shape(record),
+                     threads_applied=threads_applied(record))
+    differs = echo_differences(asked_of(argv), record)
+    if "threads" in differs:
+        record = replace(record, threads_applied=False)
+    return record, differs

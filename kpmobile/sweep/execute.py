@@ -624,19 +624,12 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
 
 
 def checked_record(rec: RunRecord, argv: Sequence[str], extra: dict[str, Any]) -> RunRecord:
-    """Give the record with the runner's version, echoed input shape and threads_applied as fields;
-    each flag whose echo differs from what was asked goes into extra["echo"] and a flag."""
-    from dataclasses import replace
-
-    rec = replace(rec, runner_version=checks.runner_version(rec), input_shape=checks.input_shape(rec),
-                  threads_applied=checks.threads_applied(rec))
-    differs = checks.echo_differences(checks.asked_of(argv), rec)
+    """Give the record with its echo checked (runners.checks); differing echoes go into extra["echo"] and flags."""
+    rec, differs = checks.checked_record(rec, argv)
     if differs:
         extra["echo"] = differs
         flags = extra.setdefault("flags", [])
         flags += [f"echo-differs:{flag}" for flag in differs if f"echo-differs:{flag}" not in flags]
-        if "threads" in differs:
-            rec = replace(rec, threads_applied=False)
     return rec
 
 
