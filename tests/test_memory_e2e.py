@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from clitools import kpmobile
 
-from kpmobile.runners.checks import MEMORY_OWN_PROCESS
+from kpmobile.runners.benchmark_bin import MEMORY_OWN_PROCESS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

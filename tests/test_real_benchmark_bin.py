@@ -9,7 +9,8 @@ import pytest
 
 from kpmobile.records import OutputStat
 from kpmobile.report.outputs import NOT_COMPARABLE, check_output_stats
-from kpmobile.runners import checks, parse_file, parse_log
+from kpmobile.runners import benchmark_bin as bbin
+from kpmobile.runners import parse_file, parse_log
 
 REAL = Path(__file__).parent / "data" / "real"
 TINYPOSE_NB = "/root/.cache/kpmobile/nb/acc13887a53d98e92ad4deaeeac84caeb83f3d9250abeafd5d4c905150c6c1e6.nb"
@@ -56,8 +57,8 @@ GOLDEN = {
 def test_every_field_of_the_real_runner_output(name: str) -> None:
     (record,) = parse_file(REAL / name)
     assert record.to_json() == GOLDEN[name]
-    assert checks.runner_version(record) == "v2.13-rc" and checks.threads_applied(record) is True
-    assert checks.reads_outputs_as_float(record) and checks.memory_source(record) == checks.MEMORY_BENCHMARK_BIN
+    assert bbin.runner_version(record) == "v2.13-rc" and bbin.threads_applied(record) is True
+    assert bbin.reads_outputs_as_float(record) and bbin.memory_source(record) == bbin.MEMORY_BENCHMARK_BIN
 
 
 def test_the_result_file_is_written_over_per_invocation() -> None:
@@ -65,9 +66,9 @@ def test_the_result_file_is_written_over_per_invocation() -> None:
     (record,) = parse_file(REAL / "benchmark_bin_v2.13-rc_picodet_4t_pm2_result.txt")
     assert (record.threads, record.power_mode, record.warmup, record.repeats) == (4, 2, 1, 2)
     assert record.outputs[0] == OutputStat((1, 576, 1), 0.710664, 0.438402) and len(record.outputs) == 8
-    assert checks.echo_differences({"threads": "4", "power_mode": "2", "warmup": "1", "repeats": "2",
+    assert bbin.echo_differences({"threads": "4", "power_mode": "2", "warmup": "1", "repeats": "2",
                                     "backend": "arm", "input_shape": "1,3,192,192"}, record) == {}
-    assert checks.echo_differences({"threads": "1", "power_mode": "2"}, record) == {
+    assert bbin.echo_differences({"threads": "1", "power_mode": "2"}, record) == {
         "threads": {"asked": "1", "echoed": "4"}}
 
 
@@ -75,22 +76,22 @@ def test_checked_record_takes_the_echo_as_fields() -> None:
     (record,) = parse_file(REAL / "benchmark_bin_v2.13-rc_tinypose_result.txt")
     argv = ["benchmark_bin", "--optimized_model_file=m.nb", "--input_shape=1,3,128,96", "--threads=4",
             "--power_mode=0", "--warmup=1", "--repeats=2", "--backend=arm", "--result_path=r.txt"]
-    checked, differs = checks.checked_record(record, argv)
+    checked, differs = bbin.checked_record(record, argv)
     assert differs == {} and (checked.runner_version, checked.input_shape, checked.threads_applied) == (
         "v2.13-rc", "1,3,128,96", True)
     argv[3] = "--threads=2"
-    checked, differs = checks.checked_record(record, argv)
+    checked, differs = bbin.checked_record(record, argv)
     assert differs == {"threads": {"asked": "2", "echoed": "4"}} and checked.threads_applied is False
 
 
 def test_usage_on_exit_0_names_the_missing_flag() -> None:
     stdout = (REAL / "benchmark_bin_v2.13-rc_usage_stdout.txt").read_text()
-    reason = checks.usage_reason(stdout, (REAL / "benchmark_bin_v2.13-rc_no_input_shape_stderr.txt").read_text())
+    reason = bbin.usage_reason(stdout, (REAL / "benchmark_bin_v2.13-rc_no_input_shape_stderr.txt").read_text())
     assert reason is not None and "printed its usage and exited 0" in reason and "missing --input_shape" in reason
-    everything = checks.usage_reason(stdout, (REAL / "benchmark_bin_v2.13-rc_no_args_stderr.txt").read_text())
+    everything = bbin.usage_reason(stdout, (REAL / "benchmark_bin_v2.13-rc_no_args_stderr.txt").read_text())
     assert everything is not None and "missing --optimized_model_file, --backend, --input_shape" in everything
     ok = (REAL / "benchmark_bin_v2.13-rc_picodet_1t_stdout.txt").read_text()
-    assert checks.usage_reason(ok, "") is None
+    assert bbin.usage_reason(ok, "") is None
 
 
 @pytest.mark.parametrize(("name", "rc", "words"), [
@@ -100,7 +101,7 @@ def test_usage_on_exit_0_names_the_missing_flag() -> None:
     ("benchmark_bin_v2.13-rc_unknown_flag_stderr.txt", 1, ["does not know the flag --bogus_flag"]),
 ])
 def test_failure_reasons_from_the_real_stderr(name: str, rc: int, words: list[str]) -> None:
-    reason = checks.failure_hint(rc, "", (REAL / name).read_text())
+    reason = bbin.failure_hint(rc, "", (REAL / name).read_text())
     assert reason is not None and "\n" not in reason and all(w in reason for w in words), reason
     assert reason.startswith(f"runner exited {rc}")
 

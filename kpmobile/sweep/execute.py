@@ -18,7 +18,7 @@ from kpmobile.devices import android, telemetry
 from kpmobile.errors import ConfigError, DeviceError, KpError, ParseError, RunnerError
 from kpmobile.paths import DEVICE_DIR, cache_dir, default_db
 from kpmobile.records import BenchCase, DeviceInfo, ModelSpec, OutputStat, RunRecord
-from kpmobile.runners import checks
+from kpmobile.runners import benchmark_bin as bbin
 from kpmobile.store import Store
 from kpmobile.sweep import conditions, faults
 from kpmobile.sweep import pipeline as pipe
@@ -578,11 +578,11 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
     extra["emulated"] = target.info.emulated
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
-        reason = (checks.failure_hint(res.returncode, res.stdout, res.stderr)
+        reason = (bbin.failure_hint(res.returncode, res.stdout, res.stderr)
                   or faults.runner_exit_reason(res.returncode, last))
         store.add_case(run_id, case, status="failed", error=reason, raw_log=raw, extra=extra, **common)
         return
-    usage = checks.usage_reason(res.stdout, res.stderr) if case.pipeline is None else None
+    usage = bbin.usage_reason(res.stdout, res.stderr) if case.pipeline is None else None
     if usage is not None:
         store.add_case(run_id, case, status="failed", error=usage, raw_log=raw, extra=extra, **common)
         return
@@ -611,7 +611,7 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
         from kpmobile.report.outputs import check_output_stats, stats_tolerance
 
         check = check_output_stats(target.reference[case.model], rec.outputs, stats_tolerance(case.precision),
-                                   read_as_float=checks.reads_outputs_as_float(rec))
+                                   read_as_float=bbin.reads_outputs_as_float(rec))
         extra["output_check"] = {"ok": check.ok, "rtol": check.rtol, "detail": check.detail,
                                  "max_rel": check.max_rel if check.max_rel < 1e300 else None,
                                  "not_comparable": list(check.skipped)}
@@ -625,7 +625,7 @@ def _run_case(store: Store, run_id: str, case: BenchCase, target: Target, specs:
 
 def checked_record(rec: RunRecord, argv: Sequence[str], extra: dict[str, Any]) -> RunRecord:
     """Give the record with its echo checked (runners.checks); differing echoes go into extra["echo"] and flags."""
-    rec, differs = checks.checked_record(rec, argv)
+    rec, differs = bbin.checked_record(rec, argv)
     if differs:
         extra["echo"] = differs
         flags = extra.setdefault("flags", [])
@@ -648,14 +648,14 @@ def _memory_run(target: Target, case: BenchCase, argv: Sequence[str], result_rem
                 "--enable_memory_profile=true"]
     script = f"cd {shlex.quote(DEVICE_DIR)} && rm -f {shlex.quote(memory_remote)} && {shlex.join(mem_argv)}"
     log = ""
-    memory: dict[str, Any] = {"source": checks.memory_source(rec)}
+    memory: dict[str, Any] = {"source": bbin.memory_source(rec)}
     try:
         res = target.phone.shell(script, timeout=opts.case_timeout_s)
         log = "\n--- memory profile run ---\n" + res.stdout + (
             ("\n--- stderr ---\n" + res.stderr) if res.stderr.strip() else "")
         mem = parse_log(res.stdout)[-1] if res.returncode == 0 else None
         if mem is None or mem.peak_mb is None:
-            memory["error"] = (checks.failure_hint(res.returncode, res.stdout, res.stderr)
+            memory["error"] = (bbin.failure_hint(res.returncode, res.stdout, res.stderr)
                                or f"runner exited {res.returncode} without a Memory Usage block")
         else:
             memory.update(init_mb=mem.init_mb, peak_mb=mem.peak_mb)

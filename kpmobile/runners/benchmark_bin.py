@@ -1,4 +1,4 @@
-"""What a runner's run says beyond its timings: usage printed instead of a run, aborts, the echo of
+"""What Paddle Lite's benchmark_bin says beyond its timings: usage printed instead of a run, aborts, the echo of
 the flags it was given, and how it reads its outputs. Pure functions over text and RunRecords.
 
 Facts about Paddle Lite's benchmark_bin (v2.13-rc, seen under qemu and in its sources):
