@@ -71,6 +71,10 @@ def test_shell_forms_run_aarch64_through_qemu_and_wrong_abi_fails_as_on_a_phone(
     props = adb("-s", phone.serial, "shell", "getprop ro.product.cpu.abi; getprop ro.kernel.qemu").stdout.split()
     assert props == ["arm64-v8a", "1"]
     assert "CPU implementer" in adb("-s", phone.serial, "shell", "cat /proc/cpuinfo").stdout
+    listed = kpmobile("devices", "--adb-server", adb_server.address, "--json")
+    entry = next(d for d in json.loads(listed.stdout) if d["serial"] == phone.serial)
+    assert (entry["abi"], entry["profile"], entry["emulated"]) == ("arm64-v8a", "kirin980", True)
+    assert len([c for cl in entry["clusters"] for c in cl["cores"]]) == 8
     for form in ("cd /data/local/tmp/x && ./benchmark_bin", "/data/local/tmp/x/benchmark_bin",
                  "sh -c 'cd /data/local/tmp/x; exec ./benchmark_bin'", "timeout 30 /data/local/tmp/x/benchmark_bin",
                  "cd /data/local/tmp && x/benchmark_bin & wait $!"):
