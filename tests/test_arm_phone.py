@@ -112,7 +112,7 @@ def test_real_benchmark_bin_on_the_arm_phone(adb_server: Any, virtual_phone_fact
         if row["model"] == "pp-tinypose-128x96":  # float heatmap compared, int64 argmax not
             assert check["not_comparable"] == ["output 1 (int64): not comparable on benchmark_bin (read as float)"]
         else:
-            assert check["not_comparable"] == []
+            assert check.get("not_comparable", []) == []
         print(f"ARM vs x86 {row['model']} {row['threads']}T: worst rel {check['max_rel']:.3g}")
     table = out["table"]
     assert all(cell.endswith("ms (emulated)") for r in table["rows"] for cell in r[1:])
