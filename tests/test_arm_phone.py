@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import kpmobile
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.devices.virtual_phone import faults
 from kpmobile.devices.virtual_phone.emulation import missing_parts

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import kpmobile
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.runners.benchmark_bin import MEMORY_OWN_PROCESS
 

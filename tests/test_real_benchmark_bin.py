@@ -128,7 +128,7 @@ def test_an_all_zero_reference_output_accepts_denormal_noise_only() -> None:
 def test_kpmobile_parse_gives_every_field_of_the_real_files() -> None:
     import json
 
-    from clitools import kpmobile
+    from conftest import run_kpmobile as kpmobile
 
     names = ["benchmark_bin_v2.13-rc_tinypose_result.txt", "benchmark_bin_v2.13-rc_tinypose_memory_result.txt"]
     res = kpmobile("parse", *[str(REAL / n) for n in names], "--json")
