@@ -294,7 +294,7 @@ def test_runner_for_the_wrong_abi(adb_server: AdbServer, virtual_phone_factory: 
     assert not (bad.root / "data/local/tmp/kpmobile").exists()  # refused before anything was pushed
 
     # A runner script passes the ELF check, so --resume gets past it and pushes the runner; the ARM
-    # phone then fails to start it, as a phone without its #!python interpreter does (exit 127).
+    # phone then fails to start it, as a phone without its #!python interpreter does (mksh: exit 126).
     runner, _ = own_runner_file()  # a runner script passes the ELF check: it runs wherever its interpreter does
     again = resume(adb_server.address, tmp_path, "--runner", str(runner))
     after = stored(tmp_path)

@@ -7,11 +7,12 @@ posix_spawn(p). Whatever shell form a command uses (`./b`, an absolute path, `cd
 `sh -c`, `exec`, `timeout 10 ./b`), the program is started through one of those calls, and:
 
 - an aarch64 ELF is started as `qemu-aarch64 -L /usr/aarch64-linux-gnu -U LD_PRELOAD -0 ARGV0 FILE ARGS`;
-- any other ELF inside the phone's sandbox fails as it does on a phone's shell (mksh):
-  `/system/bin/sh: FILE: not executable: 64-bit ELF file`, exit 126;
+- any other ELF inside the phone's sandbox fails as it does in Android's shell, mksh (exec.c:
+  execve gives ENOEXEC, scriptexec() finds ELF magic and calls errorf, so the status is 1):
+  `/system/bin/sh: FILE: not executable: 64-bit ELF file`, exit 1;
 - a script inside the sandbox whose interpreter is neither the phone's shell nor a file in the
-  sandbox (kpmobile's `#!python` runner) fails with "No such file or directory", exit 127, as a
-  phone without that interpreter does.
+  sandbox (kpmobile's `#!python` runner) fails as mksh reports a failed execve other than
+  ENOEXEC (errorfx(126, ...)): `/system/bin/sh: FILE: No such file or directory`, exit 126.
 
 Programs outside the sandbox (the host's /bin/sh, md5sum, cat, ...) are the phone's own system
 binaries and run unchanged.
@@ -147,7 +148,7 @@ static int do_execve(const char *path, char *const argv[], char *const envp[]) {
     }
     if (verdict >= 2) {
         refuse(path, verdict, elf_class);
-        _exit(verdict == 2 ? 126 : 127);
+        _exit(verdict == 2 ? 1 : 126);  /* mksh: errorf (1) / errorfx(126, ...) */
     }
     return real(path, argv, envp);
 }
