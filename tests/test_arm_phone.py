@@ -127,6 +127,11 @@ def test_real_benchmark_bin_on_the_arm_phone(adb_server: Any, virtual_phone_fact
     assert shown_json["scaling"] == []  # emulated timings: no scaling conclusion
     scaling = next(t for t in shown_json["tables"] if t["title"] == "Thread scaling")
     assert scaling["rows"] == []
+    plots = kpmobile("report", "plots", "--out", str(tmp_path / "plots"), "--run", out["run_id"],
+                     "--db", str(tmp_path / "kp.db"), "--json")
+    assert plots.returncode == 0, plots.stderr
+    skipped = {p["name"]: p["note"] for p in json.loads(plots.stdout)["skipped"]}
+    assert "emulated" in skipped["roofline.png"]
 
     # --memory: one extra invocation per cell with the memory profile, init and peak MB stored.
     res = bench(adb_server.address, tmp_path, "--models", MODELS, "--threads", "1,4", *TINY, "--memory")
