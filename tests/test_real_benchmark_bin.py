@@ -12,7 +12,7 @@ from kpmobile.report.outputs import NOT_COMPARABLE, check_output_stats
 from kpmobile.runners import benchmark_bin as bbin
 from kpmobile.runners import parse_file, parse_log
 
-REAL = Path(__file__).parent / "data" / "real"
+REAL = Path(__file__).parent / "data" / "real" / "benchmark_bin"
 TINYPOSE_NB = "/root/.cache/kpmobile/nb/acc13887a53d98e92ad4deaeeac84caeb83f3d9250abeafd5d4c905150c6c1e6.nb"
 PICODET_NB = "/root/.cache/kpmobile/nb/7e5cb02d75f827d02728afeb6ed4b995b2200f882aa4d921ee60cfb46282ea7f.nb"
 TINYPOSE_OUT = [{"shape": [1, 17, 32, 24], "mean": 0.000757254, "std": 0.0029032},

@@ -394,7 +394,7 @@ def _emulation_for(abi: str) -> Emulation | None:
 def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth: str = "none",
           root: Path | None = None, cpuinfo: Path | None = None, host: str = "127.0.0.1",
           disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
-          runner_fault: str = "none", offline: bool = False) -> None:
+          runner_fault: str = "none", offline: bool = False, cpufreq: str | None = None) -> None:
     """Give nothing: serve a virtual phone on host:port until interrupted or dropped (blocking)."""
     if host != ALLOWED_HOST:
         raise ConfigError(f"the virtual phone listens on {ALLOWED_HOST} only, not '{host}'",
@@ -409,7 +409,7 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
     try:
         sandbox = Sandbox(root)
         emulation = _emulation_for(abi)
-        sandbox.prepare(spec, getprop, cpuinfo, abi=abi, emulation=emulation)
+        sandbox.prepare(spec, getprop, cpuinfo, abi=abi, cpufreq=cpufreq, emulation=emulation)
         if runner_fault != "none" or faults.control_file(sandbox.root).exists():
             faults.set_runner_fault(sandbox.root, runner_fault)
         try:
