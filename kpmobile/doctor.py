@@ -57,7 +57,7 @@ def run_checks(servers: list[str], runner: Path | None = None) -> list[Check]:
     checks.append(Check("ARM virtual phone (qemu-aarch64)", not missing,
                         "ready: `kpmobile bench --virtual arm --runner benchmark_bin`" if not missing else
                         "missing " + "; ".join(missing) + f" (apt-get install {' '.join(DEBIAN_PACKAGES)} gcc)"))
-    from kpmobile.sweep.execute import own_runner_file
+    from kpmobile.sweep.discover import own_runner_file
 
     local, version = own_runner_file()
     checks.append(Check("runner x86_64", True, f"{local} ({version})"))
