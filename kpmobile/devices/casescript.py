@@ -1,0 +1,190 @@
+"""One device round trip per case: the shell script that runs a case, and the parser of its stream.
+
+The script, in one `adb shell`:
+1. writes its own pid to the pid file (so that stopping the case during the cool-down ends it);
+2. rests `rest_s`, then waits until the hottest thermal zone is below the limit, polling every
+   `poll_s` for at most `max_wait_s`, and reports how long (from /proc/uptime: no forks);
+3. takes the before-snapshot (thermal zones and the watched cores' cpufreq);
+4. runs the runner under the core sampler (telemetry.monitored_script); its stdout is a section
+   of the stream, its stderr is the shell's stderr, its exit code the shell's exit code;
+5. takes the after-snapshot, prints the core samples and the result file;
+6. removes the temporaries (pid, core samples, result file) and prints the end line.
+
+The stream is framed (kpmobile.devices.framing); `parse_case_stream` is pure, and tested on what
+the real script prints under /bin/sh and through the virtual phone's shell.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kpmobile.devices import telemetry
+from kpmobile.devices.framing import Framer, Frames, parse_frames
+from kpmobile.errors import ParseError
+
+SECTIONS = ("wait", "before", "stdout", "rc", "after", "cores", "result")
+_PLAUSIBLE_MC = (-30000, 150000)  # millidegrees; as telemetry._PLAUSIBLE_C
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """Where one case's files live on the device."""
+
+    workdir: str  # the runner's working folder
+    result: str  # the result file the runner writes
+    pid: str  # the running process's pid (the script's during the cool-down, then the runner's)
+    cores: str  # the core samples
+
+    @classmethod
+    def beside(cls, workdir: str, result: str) -> CaseFiles:
+        """Give the files of a case whose temporaries sit beside its result file."""
+        return cls(workdir, result, f"{result}.pid", f"{result}.cores")
+
+
+@dataclass(frozen=True)
+class Cooling:
+    """The cool-down before a case: a fixed rest, then a wait below the thermal limit."""
+
+    limit_c: float = 45.0
+    max_wait_s: float = 120.0
+    rest_s: float = 0.0
+    poll_s: float = 2.0
+
+
+def hottest_script(limit_mc: int) -> str:
+    """Give a shell function `hot` that succeeds while some plausible zone is at or above `limit_mc`
+    millidegrees (degrees are scaled), leaving the hottest reading in $h; builtins only."""
+    low, high = _PLAUSIBLE_MC
+    return (
+        "hot() { h=; for z in " + telemetry.THERMAL_DIR + "/thermal_zone*; do t=; "
+        '{ read -r t < "$z/temp"; } 2>/dev/null; case "$t" in ""|*[!0-9-]*|-|*?-*) continue;; esac; '
+        "[ $t -gt -1000 ] && [ $t -lt 1000 ] && t=$((t * 1000)); "
+        f"[ $t -gt {low} ] && [ $t -lt {high} ] || continue; "
+        '{ [ -z "$h" ] || [ $t -gt $h ]; } && h=$t; done; '
+        f'[ -n "$h" ] && [ $h -ge {limit_mc} ]; }}'
+    )
+
+
+def _uptime(var: str) -> str:
+    return f"read -r {var} _ < /proc/uptime 2>/dev/null || {var}=0"
+
+
+def _wait_script(cooling: Cooling, files: CaseFiles) -> str:
+    """Give the cool-down part; it prints `rest_s`, `waited_s`, `polls` and `hottest_mc` lines."""
+    rest = f"sleep {cooling.rest_s:g}; " if cooling.rest_s > 0 else ""
+    polls = max(0, int(cooling.max_wait_s / cooling.poll_s + 0.999)) if cooling.poll_s > 0 else 0
+    return (
+        f"echo $$ > {shlex.quote(files.pid)}; {_uptime('u0')}; {rest}{_uptime('u1')}; "
+        f"{hottest_script(int(round(cooling.limit_c * 1000)))}; n=0; "
+        f"while hot && [ $n -lt {polls} ]; do sleep {cooling.poll_s:g}; n=$((n + 1)); done; {_uptime('u2')}; "
+        'echo "u $u0 $u1 $u2"; echo "polls $n"; echo "hottest_mc ${h:-?}"'
+    )
+
+
+def case_script(framer: Framer, argv: Sequence[str], files: CaseFiles, watched: Sequence[int],
+                cooling: Cooling, interval_s: float = 0.2) -> str:
+    """Give the whole case as one shell script printing one framed stream (see the module doc)."""
+    q = shlex.quote
+    result_dir = files.result.rsplit("/", 1)[0] or "/"
+    snapshot = telemetry.snapshot_script(watched)
+    monitored = telemetry.monitored_script(argv, files.workdir, files.pid, files.cores, interval_s)
+    return "; ".join([
+        f"mkdir -p {q(result_dir)} && rm -f {q(files.result)} {q(files.cores)}",
+        framer.command("wait", _wait_script(cooling, files)),
+        framer.command("before", snapshot),
+        framer.header("stdout"),
+        # The monitored runner ends with `exit RC`: a subshell keeps this script going.
+        f"( {monitored} ); rc=$?; echo",
+        framer.command("rc", "echo $rc"),
+        framer.command("after", snapshot),
+        framer.file("cores", q(files.cores)),
+        framer.file("result", q(files.result)),
+        f"rm -f {q(files.result)} {q(files.cores)} {q(files.pid)}",
+        framer.end(),
+        "exit $rc",
+    ])
+
+
+@dataclass(frozen=True)
+class CaseStream:
+    """What one case's stream said."""
+
+    returncode: int | None  # the runner's exit code (None when the stream was cut before it)
+    stdout: bytes  # the runner's stdout
+    result: bytes | None  # the result file, or None when the runner wrote none
+    before: telemetry.Snapshot
+    after: telemetry.Snapshot | None
+    core_samples: str
+    rest_s: float
+    waited_s: float
+    polls: int
+    complete: bool
+    frames: Frames = field(repr=False, default_factory=lambda: Frames({}))
+
+
+def parse_case_stream(data: bytes, nonce: str) -> CaseStream:
+    """Give the CaseStream of case_script's output; ParseError when it holds no case at all."""
+    frames = parse_frames(data, nonce)
+    if "wait" not in frames.sections:
+        raise ParseError("the case's device stream has no cool-down section",
+                         "the phone's shell did not run the case script; see the stored raw log")
+    wait = _wait_fields(frames.text("wait"))
+    rc_text = frames.text("rc").strip()
+    return CaseStream(
+        returncode=int(rc_text) if rc_text.lstrip("-").isdigit() else None,
+        stdout=frames.sections.get("stdout") or b"",
+        result=frames.sections.get("result"),
+        before=telemetry.parse_snapshot(frames.text("before")),
+        after=telemetry.parse_snapshot(frames.text("after")) if "after" in frames.sections else None,
+        core_samples=frames.text("cores"),
+        rest_s=wait["rest_s"],
+        waited_s=wait["waited_s"],
+        polls=int(wait["polls"]),
+        complete=frames.complete,
+        frames=frames,
+    )
+
+
+def _wait_fields(text: str) -> dict[str, float]:
+    """Give rest_s, waited_s and polls from the cool-down section (0 for what it lacks)."""
+    out = {"rest_s": 0.0, "waited_s": 0.0, "polls": 0.0}
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:1] == ["u"] and len(parts) == 4:
+            try:
+                u0, u1, u2 = (float(p) for p in parts[1:])
+            except ValueError:
+                continue
+            out["rest_s"], out["waited_s"] = round(max(0.0, u1 - u0), 2), round(max(0.0, u2 - u1), 2)
+        elif parts[:1] == ["polls"] and len(parts) == 2 and parts[1].isdigit():
+            out["polls"] = float(parts[1])
+    return out
+
+
+def case_extra(stream: CaseStream, limit_c: float, expected: tuple[int, ...] | None) -> dict[str, Any]:
+    """Give the case's `extra` (as sweep.conditions gives it): cool-down, snapshots, cores, flags."""
+    before = stream.before
+    flags: list[str] = []
+    if before.hottest_c is not None and before.hottest_c >= limit_c:
+        flags.append("hot-start")
+    extra: dict[str, Any] = {"cooldown": {"rested_s": stream.rest_s, "waited_s": stream.waited_s,
+                                          "limit_c": limit_c, "start_c": before.hottest_c, "polls": stream.polls}}
+    if stream.after is None:
+        extra["telemetry_error"] = "the device stream ended before the after-snapshot"
+        extra["flags"] = flags
+        return extra
+    extra["before"] = before.to_json()
+    drops = telemetry.throttled(before, stream.after)
+    if drops:
+        flags.append("throttled")
+        extra["throttled_cores"] = drops
+    extra["after"] = stream.after.to_json()
+    check = telemetry.core_check(telemetry.parse_core_samples(stream.core_samples), expected)
+    extra["cores"] = check
+    if check["mismatch"]:
+        flags.append("core-mismatch")
+    extra["flags"] = flags
+    return extra
