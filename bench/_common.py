@@ -96,8 +96,9 @@ class Lab:
 
 
 @contextmanager
-def lab(phones: int = 1, prefix: str = "kpmobile-bench-") -> Iterator[Lab]:
-    """Give a Lab with `phones` virtual phones in state "device"; everything is stopped afterwards."""
+def lab(phones: int = 1, prefix: str = "kpmobile-bench-", link: str = "loopback") -> Iterator[Lab]:
+    """Give a Lab with `phones` virtual phones in state "device", each playing the cable `link`
+    (loopback, usb2, usb3); everything is stopped afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     (tmp / "home").mkdir()
     port = free_port()
@@ -106,7 +107,7 @@ def lab(phones: int = 1, prefix: str = "kpmobile-bench-") -> Iterator[Lab]:
     the_lab = Lab(tmp, port, started)
     try:
         for i in range(phones):
-            phone = start_virtual_phone(root=tmp / f"phone{i}")
+            phone = start_virtual_phone(root=tmp / f"phone{i}", extra_args=["--link", link])
             started.append(phone)
             android.connect(the_lab.server, phone.serial)
             _wait_device(the_lab.server, phone.serial)
