@@ -73,13 +73,15 @@ def _uptime(var: str) -> str:
 
 
 def _wait_script(cooling: Cooling, files: CaseFiles) -> str:
-    """Give the cool-down part; it prints `rest_s`, `waited_s`, `polls` and `hottest_mc` lines."""
+    """Give the cool-down part: a `p` line per poll (so that a long wait is not a silent stream,
+    which the host's timeout would take for a hung phone), then the uptimes, polls and hottest zone."""
     rest = f"sleep {cooling.rest_s:g}; " if cooling.rest_s > 0 else ""
     polls = max(0, int(cooling.max_wait_s / cooling.poll_s + 0.999)) if cooling.poll_s > 0 else 0
     return (
         f"echo $$ > {shlex.quote(files.pid)}; {_uptime('u0')}; {rest}{_uptime('u1')}; "
         f"{hottest_script(int(round(cooling.limit_c * 1000)))}; n=0; "
-        f"while hot && [ $n -lt {polls} ]; do sleep {cooling.poll_s:g}; n=$((n + 1)); done; {_uptime('u2')}; "
+        f"while hot && [ $n -lt {polls} ]; do sleep {cooling.poll_s:g}; n=$((n + 1)); echo p; done; "
+        f"{_uptime('u2')}; "
         'echo "u $u0 $u1 $u2"; echo "polls $n"; echo "hottest_mc ${h:-?}"'
     )
 
