@@ -56,6 +56,9 @@ def _profile_from(data: dict[str, Any], source: Path) -> Profile:
 
 def load_profiles(folder: Path = PROFILES_DIR) -> dict[str, Profile]:
     """Give every profile in `folder`, keyed by name."""
+    if not folder.is_dir():
+        raise ConfigError(f"the device profiles folder {folder} does not exist",
+                          "reinstall kpmobile (its wheel ships device_profiles/*.toml)")
     profiles: dict[str, Profile] = {}
     for path in sorted(folder.glob("*.toml")):
         try:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import kpmobile
+from conftest import run_kpmobile as kpmobile
 
 pytestmark = pytest.mark.e2e
 DATA = Path(__file__).parent / "data"

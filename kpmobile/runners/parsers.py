@@ -352,6 +352,15 @@ def _model_info(block: _Block) -> tuple[str | None, tuple[OutputStat, ...], list
             notes.append(f"input_data_path: {value}")
         elif key == "output tensor num":
             declared = _int_or_none(value)
+    outputs = _output_stats(shapes, fields, warnings)
+    if declared is not None and declared != len(outputs):
+        warnings.append(f"'output tensor num: {declared}' but {len(outputs)} tensors parsed")
+    return model_file, outputs, notes, warnings
+
+
+def _output_stats(shapes: dict[int, tuple[int, ...]], fields: dict[int, dict[str, str]],
+                  warnings: list[str]) -> tuple[OutputStat, ...]:
+    """Give the output tensors whose shape, mean and standard deviation were all printed (warnings for the rest)."""
     outputs = []
     for index in sorted(set(shapes) | set(fields)):
         values = fields.get(index, {})
@@ -367,9 +376,7 @@ def _model_info(block: _Block) -> tuple[str | None, tuple[OutputStat, ...], list
             warnings.append(f"output tensor {index}: elem num {elems} != product of shape {product}")
         outputs.append(OutputStat(shape=shape, mean=_num(values["mean value"]),
                                   std=_num(values["standard deviation"])))
-    if declared is not None and declared != len(outputs):
-        warnings.append(f"'output tensor num: {declared}' but {len(outputs)} tensors parsed")
-    return model_file, tuple(outputs), notes, warnings
+    return tuple(outputs)
 
 
 _OPT_LOAD = re.compile(r"^Load paddle model from (?P<path>.*?)(?: and (?P<params>\S+))?\s*$")
@@ -536,6 +543,44 @@ class _DetRun:
             return self.total is not None and self.split is not None
         return bool(self.stages)
 
+    def absorb(self, line: str) -> None:
+        """Give nothing: take what one line of the run (not a section header) says."""
+        if _DET_FORCED.search(line):
+            self.keypoint = self.content = True
+        if line.startswith("batch_size_keypoint:") or line.startswith("Average time cost per person"):
+            self.keypoint = self.content = True
+        match = _DET_THREADS.match(line)
+        if match:
+            self.threads = int(match.group("value"))
+        match = _DET_MODEL.match(line)
+        if match:
+            name = _basename(match.group("value").strip()) or None
+            if match.group("kind") == "detection":
+                self.det_model = name
+            else:
+                self.keypoint_model = name
+                self.keypoint = True
+        match = _DET_COUNT.match(line)
+        if match:
+            self.counts.append(int(match.group("count")))
+        self._absorb_times(line)
+        if any(r.match(line) for r in (_DET_THREADS, _DET_MODEL, _DET_COUNT, _DET_STAGES)):
+            self.content = True
+
+    def _absorb_times(self, line: str) -> None:
+        """Give nothing: take a stage-times, pipeline-total or det/keypoint/crop split line."""
+        match = _DET_STAGES.match(line)
+        if match:
+            self.stages.append((_num(match.group("pre")), _num(match.group("inf")), _num(match.group("post"))))
+        match = _DET_TOTAL.match(line)
+        if match:
+            self.total = _num(match.group("value"))
+            self.keypoint = True
+        match = _DET_SPLIT.match(line)
+        if match:
+            self.split = (_num(match.group("det")), _num(match.group("kpt")), _num(match.group("crop")))
+            self.keypoint = True
+
     def reason(self) -> str:
         """Give what an incomplete run is missing."""
         if not self.stages:
@@ -562,37 +607,7 @@ def _parse_det_runs(lines: list[str]) -> _Outcome:
         if section is not None or starts:
             run.content = True
             continue
-        if _DET_FORCED.search(line):
-            run.keypoint = run.content = True
-        if line.startswith("batch_size_keypoint:") or line.startswith("Average time cost per person"):
-            run.keypoint = run.content = True
-        match = _DET_THREADS.match(line)
-        if match:
-            run.threads = int(match.group("value"))
-        match = _DET_MODEL.match(line)
-        if match:
-            name = _basename(match.group("value").strip()) or None
-            if match.group("kind") == "detection":
-                run.det_model = name
-            else:
-                run.keypoint_model = name
-                run.keypoint = True
-        match = _DET_COUNT.match(line)
-        if match:
-            run.counts.append(int(match.group("count")))
-        match = _DET_STAGES.match(line)
-        if match:
-            run.stages.append((_num(match.group("pre")), _num(match.group("inf")), _num(match.group("post"))))
-        match = _DET_TOTAL.match(line)
-        if match:
-            run.total = _num(match.group("value"))
-            run.keypoint = True
-        match = _DET_SPLIT.match(line)
-        if match:
-            run.split = (_num(match.group("det")), _num(match.group("kpt")), _num(match.group("crop")))
-            run.keypoint = True
-        if any(r.match(line) for r in (_DET_THREADS, _DET_MODEL, _DET_COUNT, _DET_STAGES)):
-            run.content = True
+        run.absorb(line)
     if run.content or run.complete():
         runs.append(run)
     for index, item in enumerate(runs):
