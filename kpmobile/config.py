@@ -45,13 +45,20 @@ def _profile_from(data: dict[str, Any], source: Path) -> Profile:
             thermal_limit_c=float(data.get("thermal_limit_c", 45)),
             big_cores=tuple(int(c) for c in data.get("big_cores", [])),
             clusters=clusters,
-            peak_gflops=float(data["peak_gflops"]) if "peak_gflops" in data else None,
+            peak_gflops=_peak(clusters),
             getprop={str(k): str(v) for k, v in data.get("getprop", {}).items()},
             cpuinfo=data.get("cpuinfo"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"device profile {source} is malformed ({exc})",
                           "fix the file or compare it with device_profiles/kirin980.toml") from exc
+
+
+def _peak(clusters: tuple[CpuCluster, ...]) -> float | None:
+    """Give the peak FP32 GFLOP/s computed from the clusters' core types and frequencies (never typed in)."""
+    from kpmobile.devices.midr import peak_gflops
+
+    return peak_gflops(clusters)
 
 
 def load_profiles(folder: Path = PROFILES_DIR) -> dict[str, Profile]:

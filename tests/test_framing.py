@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kpmobile.devices import android, framing
+from kpmobile.devices import android, framing, identify
 from kpmobile.errors import ParseError
 
 
@@ -75,6 +75,8 @@ def test_identity_script_under_sh_gives_props_cores_and_freqs(tmp_path: Path) ->
               .replace("/proc/cpuinfo", str(tmp_path / "cpuinfo")))
     found = android.parse_identity(_sh(f"PATH={bin_dir}:$PATH; {script}", tmp_path), f.nonce)
     assert found.props == {"ro.product.model": "Pixel 7", "ro.soc.model": "x"}
-    assert found.cores == {0: "Cortex-A55", 1: "Cortex-A55", 2: "Cortex-A76"}
-    assert found.max_khz == {0: 1800000, 1: 1800000, 2: 2400000}
-    assert found.present == "0-2"
+    assert found.cpuinfo == (tmp_path / "cpuinfo").read_text() and found.present.strip() == "0-2"
+    assert len(found.cpufreq.splitlines()) == 3
+    cpu = identify.identify_cpu(found.props, found.cpuinfo, found.present, found.cpufreq)
+    assert [(c.cores, c.core_name, c.max_khz) for c in cpu.clusters] == [
+        ((0, 1), "Cortex-A55", 1800000), ((2,), "Cortex-A76", 2400000)]

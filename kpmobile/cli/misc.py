@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, fail, fail_on
+from kpmobile.cli.output import console, emit_json, fail_on
 from kpmobile.errors import KpError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from kpmobile.records import RunRecord
 
 
 class Target(str, Enum):
@@ -68,32 +74,37 @@ def convert(
 
 
 def parse(
-    files: list[Path] = typer.Argument(..., help="Runner logs or result files."),
+    files: list[str] = typer.Argument(..., help="Runner logs or result files; '-' reads standard input."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Parse runner logs into records."""
-    from rich.table import Table
-
-    from kpmobile.runners.parsers import parse_log
+    """Parse runner logs into records (UTF-8 or UTF-16 text, CRLF, logs pasted into Markdown)."""
+    from kpmobile.runners.parsers import parse_input
 
     records = []
-    for path in files:
-        if not path.is_file():
-            fail(f"no log file {path}", "give the path of a saved runner log")
+    for name in files:
         try:
-            records += [(path, r) for r in parse_log(path.read_text(errors="replace"))]
+            records += [(name, r) for r in parse_input(name)]
         except KpError as exc:
-            fail(f"{path}: {exc.one_line()}")
+            fail_on(exc)
     if as_json:
-        emit_json([{"file": str(p), **r.to_json()} for p, r in records])
+        emit_json([{"file": p, **r.to_json()} for p, r in records])
         return
+    console.print(_runs_table(records))
+
+
+def _runs_table(records: list[tuple[str, RunRecord]]) -> Table:
+    """Give the table of parsed runs (file names and model names printed as plain text)."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="Runs")
-    for col in ("file", "format", "model", "threads", "avg ms", "min ms", "max ms"):
+    for col in ("file", "format", "abi", "model", "threads", "avg ms", "min ms", "max ms"):
         table.add_column(col)
     for p, r in records:
-        table.add_row(p.name, r.format, r.model or "", str(r.threads or ""),
+        table.add_row(Text(Path(p).name if p != "-" else "-"), r.format, r.abi or "", Text(r.model or ""),
+                      str(r.threads or ""),
                       *(f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms)))
-    console.print(table)
+    return table
 
 
 def register(app: typer.Typer) -> None:

@@ -373,11 +373,7 @@ def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> Dev
         return DeviceInfo(serial=serial, state=state, server=server, warnings=(f"{serial} is {state}: {hint}",))
     found = read_identity(Phone(serial, server), with_cpu)
     props = found.props
-    soc = identify.soc_from_props(props)
-    profile, warning = identify.choose_profile(soc)
-    clusters: tuple = ()
-    if with_cpu:
-        clusters = identify.clusters_from(found.cores, found.max_khz)
+    cpu = identify.identify_cpu(props, found.cpuinfo, found.present, found.cpufreq)
     abis = identify.abis_from_props(props)
     return DeviceInfo(
         serial=serial,
@@ -390,26 +386,29 @@ def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> Dev
         abis=abis,
         android_version=props.get("ro.build.version.release"),
         api_level=_to_int(props.get("ro.build.version.sdk")),
-        soc=soc,
-        profile=profile.name,
+        soc=cpu.soc,
+        profile=cpu.profile.name,
         fingerprint=identify.fingerprint(props, serial),
-        clusters=clusters,
-        big_cores=identify.big_cores(clusters, profile if profile.name != "generic" else None),
-        warnings=(warning,) if warning else (),
+        clusters=cpu.clusters if with_cpu else (),
+        big_cores=cpu.big_cores if with_cpu else identify.big_cores((), cpu.profile if cpu.profile.name != "generic"
+                                                                    else None),
+        warnings=cpu.warnings,
+        peak_gflops=cpu.peak_gflops if with_cpu else cpu.profile.peak_gflops,
     )
 
 
 @dataclass(frozen=True)
 class Identity:
-    """What one identification call read from a phone."""
+    """What one identification call read from a phone: its properties and the raw CPU texts,
+    which identify.identify_cpu reads (pure)."""
 
     props: dict[str, str]
-    cores: dict[int, str]  # core id -> core name, from /proc/cpuinfo
-    max_khz: dict[int, int]  # core id -> cpuinfo_max_freq, for the cores /proc/cpuinfo lists
+    cpuinfo: str = ""  # /proc/cpuinfo
     present: str = ""  # /sys/devices/system/cpu/present, e.g. "0-7"
+    cpufreq: str = ""  # "PATH VALUE" lines of every core's cpuinfo_max_freq (hot-plugged cores too)
 
 
-_CPU = "/sys/devices/system/cpu"
+_CPU_DIR = "/sys/devices/system/cpu"
 
 
 def identity_script(framer: framing.Framer, with_cpu: bool = True) -> str:
@@ -419,27 +418,22 @@ def identity_script(framer: framing.Framer, with_cpu: bool = True) -> str:
     if with_cpu:
         parts += [
             framer.command("cpuinfo", "cat /proc/cpuinfo"),
-            framer.command("cpufreq", f"for f in {_CPU}/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do v=; "
-                                      'read -r v < "$f" && echo "$f $v"; done'),
-            framer.command("present", f"read -r v < {_CPU}/present && echo \"$v\""),
+            framer.command("cpufreq", f"for f in {_CPU_DIR}/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do v=; "
+                                      '[ -r "$f" ] && read -r v < "$f" && echo "$f $v"; done'),
+            framer.command("present", f"read -r v < {_CPU_DIR}/present && echo \"$v\""),
         ]
     return "; ".join([*parts, framer.end()])
 
 
 def parse_identity(data: bytes, nonce: str) -> Identity:
-    """Give the Identity of identity_script's stream (pure: the parsing is identify's)."""
+    """Give the Identity of identity_script's stream (pure)."""
     frames = framing.parse_frames(data, nonce)
-    cores = identify.parse_cpuinfo(frames.text("cpuinfo"))
-    freqs: dict[int, int] = {}
-    for line in frames.text("cpufreq").splitlines():
-        match = re.match(r".*/cpu(\d+)/cpufreq/cpuinfo_max_freq (\d+)\s*$", line)
-        if match and int(match.group(1)) in cores:
-            freqs[int(match.group(1))] = int(match.group(2))
-    return Identity(identify.parse_getprop(frames.text("getprop")), cores, freqs, frames.text("present").strip())
+    return Identity(identify.parse_getprop(frames.text("getprop")), frames.text("cpuinfo"), frames.text("present"),
+                    frames.text("cpufreq"))
 
 
 def read_identity(phone: Phone, with_cpu: bool = True) -> Identity:
-    """Give a phone's properties and CPU facts, read in one device round trip."""
+    """Give a phone's properties and CPU texts, read in one device round trip."""
     framer = framing.Framer()
     res = phone.shell_raw(identity_script(framer, with_cpu), timeout=60)
     try:

@@ -30,6 +30,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     serve.add_argument("--auth", choices=("none", "accept", "deny"), default="none")
     serve.add_argument("--root", type=Path, help="sandbox folder (default: a temporary one)")
     serve.add_argument("--cpuinfo", type=Path, help="a /proc/cpuinfo to serve instead of the profile's")
+    serve.add_argument("--cpufreq", metavar="SPEC",
+                       help="cores present and their cpufreq max kHz, e.g. 0-3:1804800,4-7:2419200 "
+                            "(default: the profile's clusters)")
     serve.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is accepted")
     serve.add_argument("--disconnect-after", type=int, help="drop the device at the (N+1)th shell/sync service")
     serve.add_argument("--abi", default="x86_64",
@@ -55,7 +58,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     try:
         serve(args.port, profile=args.profile, getprop=args.getprop, auth=args.auth, root=args.root,
               cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
-              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, link=args.link)
+              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, cpufreq=args.cpufreq,
+              link=args.link)
     except KpError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

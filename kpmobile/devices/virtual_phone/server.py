@@ -385,7 +385,8 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
 def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth: str = "none",
           root: Path | None = None, cpuinfo: Path | None = None, host: str = "127.0.0.1",
           disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
-          runner_fault: str = "none", offline: bool = False, link: str = "loopback") -> None:
+          runner_fault: str = "none", offline: bool = False, cpufreq: str | None = None,
+          link: str = "loopback") -> None:
     """Give nothing: serve a virtual phone on host:port until interrupted or dropped (blocking)."""
     if host != ALLOWED_HOST:
         raise ConfigError(f"the virtual phone listens on {ALLOWED_HOST} only, not '{host}'",
@@ -400,7 +401,7 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
     root = Path(tempfile.mkdtemp(prefix="kpmobile-vphone-")) if root is None else root
     try:
         sandbox = Sandbox(root)
-        sandbox.prepare(spec, getprop, cpuinfo, abi=abi)
+        sandbox.prepare(spec, getprop, cpuinfo, abi=abi, cpufreq=cpufreq)
         if runner_fault != "none" or faults.control_file(sandbox.root).exists():
             faults.set_runner_fault(sandbox.root, runner_fault)
         try:
