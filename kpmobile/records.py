@@ -504,6 +504,7 @@ class CaseExtra:
     check: OutputCheck | None = None  # host: tensors vs the reference backend's
     persons_found: int | None = None
     host: HostFigures | None = None
+    round_trips: int | None = None  # phones: device round trips the case took (adb services opened)
 
     def with_flag(self, flag: str) -> CaseExtra:
         """Give this extra with `flag` added."""
@@ -525,6 +526,8 @@ class CaseExtra:
             data["check"] = self.check.to_json()
         if self.persons_found is not None:
             data["persons_found"] = self.persons_found
+        if self.round_trips is not None:
+            data["round_trips"] = self.round_trips
         return data
 
     @classmethod
@@ -541,8 +544,8 @@ class CaseExtra:
                                float(data.get("std_ms") or 0.0), str(data.get("version") or ""),
                                str(data.get("device") or ""), tuple(str(n) for n in data.get("notes") or ()))
         oc, hc = data.get("output_check"), data.get("check")
-        persons = data.get("persons_found")
+        persons, trips = data.get("persons_found"), data.get("round_trips")
         return cls(tuple(str(f) for f in data.get("flags") or ()), telemetry,
                    OutputCheck.from_json(oc) if isinstance(oc, Mapping) else None,
                    OutputCheck.from_json(hc) if isinstance(hc, Mapping) else None,
-                   None if persons is None else int(persons), host)
+                   None if persons is None else int(persons), host, None if trips is None else int(trips))

@@ -12,6 +12,7 @@ import pytest
 
 from kpmobile.devices import android, casescript, telemetry
 from kpmobile.devices.framing import Framer
+from kpmobile.sweep import conditions
 
 RUNNER = """import sys, time
 args = dict(a.split("=", 1) for a in sys.argv[1:])
@@ -66,7 +67,7 @@ def test_a_cool_phone_runs_at_once_and_everything_comes_back(tmp_path: Path) -> 
     assert s.polls == 0 and s.waited_s < 1.0
     assert sum(telemetry.parse_core_samples(s.core_samples).values()) > 0
     assert not list((tmp_path / "results").iterdir())  # result, samples and pid file removed
-    extra = casescript.case_extra(s, 45.0, None)
+    extra = conditions.from_stream(s, 45.0, None).to_json()
     assert extra["flags"] == [] and extra["cores"]["samples"] > 0 and extra["after"]["max_khz"] == {"0": 2000000}
 
 
@@ -74,11 +75,11 @@ def test_a_hot_phone_waits_then_reports_how_long(tmp_path: Path) -> None:
     cooling = casescript.Cooling(limit_c=45, max_wait_s=0.6, poll_s=0.1)
     _, s = _run_local(tmp_path, cooling, [60000, 31000])
     assert s.polls == 6 and 0.5 <= s.waited_s < 5
-    assert "hot-start" in casescript.case_extra(s, 45.0, None)["flags"]
+    assert "hot-start" in conditions.from_stream(s, 45.0, None).to_json()["flags"]
     _, cooled = _run_local(tmp_path / "b", casescript.Cooling(limit_c=45, max_wait_s=30, poll_s=0.1),
                            [60000], cool_after_s=0.3)
     assert 1 <= cooled.polls < 100 and 0.2 <= cooled.waited_s < 30
-    extra = casescript.case_extra(cooled, 45.0, None)
+    extra = conditions.from_stream(cooled, 45.0, None).to_json()
     assert "hot-start" not in extra["flags"] and extra["before"]["hottest_c"] == 30.0
     assert extra["cooldown"]["waited_s"] == cooled.waited_s
 
@@ -97,7 +98,7 @@ def test_wait_fields_and_a_stream_cut_before_the_runner_ended() -> None:
     s = casescript.parse_case_stream(data, f.nonce)
     assert (s.rest_s, s.waited_s, s.polls) == (0.5, 2.75, 2)
     assert not s.complete and s.returncode is None and s.after is None
-    assert "telemetry_error" in casescript.case_extra(s, 45.0, None)
+    assert "telemetry_error" in conditions.from_stream(s, 45.0, None).to_json()
 
 
 @pytest.mark.e2e

@@ -19,7 +19,6 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from kpmobile.devices import telemetry
 from kpmobile.devices.framing import Framer, Frames, parse_frames
@@ -164,29 +163,3 @@ def _wait_fields(text: str) -> dict[str, float]:
         elif parts[:1] == ["polls"] and len(parts) == 2 and parts[1].isdigit():
             out["polls"] = float(parts[1])
     return out
-
-
-def case_extra(stream: CaseStream, limit_c: float, expected: tuple[int, ...] | None) -> dict[str, Any]:
-    """Give the case's `extra` (as sweep.conditions gives it): cool-down, snapshots, cores, flags."""
-    before = stream.before
-    flags: list[str] = []
-    if before.hottest_c is not None and before.hottest_c >= limit_c:
-        flags.append("hot-start")
-    extra: dict[str, Any] = {"cooldown": {"rested_s": stream.rest_s, "waited_s": stream.waited_s,
-                                          "limit_c": limit_c, "start_c": before.hottest_c, "polls": stream.polls}}
-    if stream.after is None:
-        extra["telemetry_error"] = "the device stream ended before the after-snapshot"
-        extra["flags"] = flags
-        return extra
-    extra["before"] = before.to_json()
-    drops = telemetry.throttled(before, stream.after)
-    if drops:
-        flags.append("throttled")
-        extra["throttled_cores"] = drops
-    extra["after"] = stream.after.to_json()
-    check = telemetry.core_check(telemetry.parse_core_samples(stream.core_samples), expected)
-    extra["cores"] = check
-    if check["mismatch"]:
-        flags.append("core-mismatch")
-    extra["flags"] = flags
-    return extra

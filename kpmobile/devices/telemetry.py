@@ -9,7 +9,6 @@ pure and tested on text.
 from __future__ import annotations
 
 import shlex
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,18 +98,6 @@ def read_snapshot(phone: Shell, cores: Sequence[int], timeout: float = 30) -> Sn
     """Give the phone's temperatures and the frequencies of `cores` now."""
     res = phone.shell(snapshot_script(cores), timeout=timeout)
     return parse_snapshot(res.stdout)
-
-
-def wait_until_cool(phone: Shell, cores: Sequence[int], limit_c: float, max_wait_s: float,
-                    poll_s: float = 2.0) -> tuple[Snapshot, float]:
-    """Give the first snapshot whose hottest zone is below `limit_c` (or the last one after
-    `max_wait_s`) and the seconds waited."""
-    start = time.monotonic()
-    snap = read_snapshot(phone, cores)
-    while snap.hottest_c is not None and snap.hottest_c >= limit_c and time.monotonic() - start < max_wait_s:
-        time.sleep(min(poll_s, max(0.0, max_wait_s - (time.monotonic() - start))))
-        snap = read_snapshot(phone, cores)
-    return snap, time.monotonic() - start
 
 
 def throttled(before: Snapshot, after: Snapshot, drop: float = THROTTLE_DROP) -> list[int]:
