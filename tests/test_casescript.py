@@ -123,3 +123,36 @@ def test_through_the_virtual_phone_one_round_trip(adb_server: Any, virtual_phone
     assert 0.3 <= s.waited_s <= time.monotonic() - start and s.polls >= 1
     assert s.before.hottest_c is not None and s.before.hottest_c < 45
     assert not (phone.root / "data" / "local" / "tmp" / "kpmobile" / "results" / "r1" / "case.txt").exists()
+
+
+@pytest.mark.e2e
+def test_a_sweep_takes_one_round_trip_per_case_and_waits_for_a_hot_phone(
+        adb_server: Any, virtual_phone_factory: Any, tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from clitools import FAST, kpmobile
+
+    phone = virtual_phone_factory()
+    zone = phone.root / "sys" / "class" / "thermal" / "thermal_zone0" / "temp"
+    zone.write_text("95000\n")  # above the virtual profile's 90 °C limit
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text("[sweep]\nthermal_wait_s = 60\n")
+    results = phone.root / "data" / "local" / "tmp" / "kpmobile" / "results"
+    # Cool down a second after the first case script began (it makes the results folder first).
+    cooler = subprocess.Popen(["sh", "-c", f"while [ ! -d {results} ]; do sleep 0.05; done; sleep 1; "
+                                           f"echo 30000 > {zone}"])
+    res = kpmobile("bench", "--config", str(sweep), "--adb-server", adb_server.address, "--no-virtual",
+                   "--models", "pp-tinypose-128x96", "--threads", "1,2", *FAST, "--db", str(tmp_path / "kp.db"),
+                   "--out", str(tmp_path / "out"), "--json")
+    cooler.wait(timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    with sqlite3.connect(tmp_path / "kp.db") as con:
+        rows = con.execute("SELECT extra, avg_ms FROM cases ORDER BY id").fetchall()
+    extras = [json.loads(e) for e, _ in rows]
+    assert [e["round_trips"] for e in extras] == [1, 1]
+    first = extras[0]["cooldown"]
+    assert first["polls"] >= 1 and first["waited_s"] >= 0.5 and "hot-start" not in extras[0]["flags"]
+    assert extras[1]["cooldown"]["polls"] == 0
+    kept = sorted((tmp_path / "out").rglob("*.txt"))
+    assert len(kept) == 2 and all("avg" in p.read_text() for p in kept)  # the result files, kept on disk
