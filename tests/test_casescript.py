@@ -127,11 +127,11 @@ def test_through_the_virtual_phone_one_round_trip(adb_server: Any, virtual_phone
 
 @pytest.mark.e2e
 def test_a_sweep_takes_one_round_trip_per_case_and_waits_for_a_hot_phone(
-        adb_server: Any, virtual_phone_factory: Any, tmp_path: Path) -> None:
+        adb_server: Any, virtual_phone_factory: Any, tmp_path: Path, kpmobile_cli: Any) -> None:
     import json
     import sqlite3
 
-    from clitools import FAST, kpmobile
+    from conftest import FAST
 
     phone = virtual_phone_factory()
     zone = phone.root / "sys" / "class" / "thermal" / "thermal_zone0" / "temp"
@@ -142,7 +142,7 @@ def test_a_sweep_takes_one_round_trip_per_case_and_waits_for_a_hot_phone(
     # Cool down a second after the first case script began (it makes the results folder first).
     cooler = subprocess.Popen(["sh", "-c", f"while [ ! -d {results} ]; do sleep 0.05; done; sleep 1; "
                                            f"echo 30000 > {zone}"])
-    res = kpmobile("bench", "--config", str(sweep), "--adb-server", adb_server.address, "--no-virtual",
+    res = kpmobile_cli("bench", "--config", str(sweep), "--adb-server", adb_server.address, "--no-virtual",
                    "--models", "pp-tinypose-128x96", "--threads", "1,2", *FAST, "--db", str(tmp_path / "kp.db"),
                    "--out", str(tmp_path / "out"), "--json")
     cooler.wait(timeout=60)
