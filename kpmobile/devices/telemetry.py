@@ -120,7 +120,8 @@ def monitored_script(argv: Sequence[str], workdir: str, pid_file: str, cores_fil
                      interval_s: float = 0.2) -> str:
     """Give a shell script that runs `argv` in `workdir` (its output and exit code pass through),
     writing its pid to `pid_file` and, every `interval_s`, the /proc stat line of each of its
-    threads and its children's threads to `cores_file`."""
+    threads and its children's threads to `cores_file`. The caller removes both files (the case
+    script does, with the result file, in one `rm`)."""
     q = shlex.quote
     sample = (
         'for f in /proc/$pid/task/*/stat; do read -r l < "$f" && echo "$l"; done; '
@@ -130,13 +131,13 @@ def monitored_script(argv: Sequence[str], workdir: str, pid_file: str, cores_fil
     # The sampler runs beside the runner and the shell waits on the runner itself, so the script
     # ends as soon as the runner does, not up to `interval_s` later.
     return (
-        f"cd {q(workdir)} || exit 1; rm -f {q(cores_file)}; kids=; "
+        f"cd {q(workdir)} || exit 1; : > {q(cores_file)}; kids=; "
         f"{shlex.join(list(argv))} & pid=$!; echo $pid > {q(pid_file)}; "
         "( while { read -r s < /proc/$pid/stat; } 2>/dev/null; do "
         'case "$s" in *") Z "*|*") X "*) break;; esac; '
         f"{{ {sample}; }} >> {q(cores_file)} 2>/dev/null; "
         f"sleep {interval_s:g}; done ) </dev/null >/dev/null 2>&1 & mon=$!; "
-        f"wait $pid; rc=$?; kill $mon 2>/dev/null; rm -f {q(pid_file)}; exit $rc"
+        "wait $pid; rc=$?; kill $mon 2>/dev/null; exit $rc"
     )
 
 
