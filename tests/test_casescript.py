@@ -84,11 +84,22 @@ def test_a_hot_phone_waits_then_reports_how_long(tmp_path: Path) -> None:
     assert extra["cooldown"]["waited_s"] == cooled.waited_s
 
 
-def test_a_failing_runner_gives_its_exit_code_and_no_result(tmp_path: Path) -> None:
-    runner_fails = casescript.Cooling()
-    done, s = _run_local(tmp_path, runner_fails, [36000], rc=3)
+def test_a_failing_runner_gives_its_exit_code(tmp_path: Path) -> None:
+    done, s = _run_local(tmp_path, casescript.Cooling(), [36000], rc=3)
     assert done.returncode == 3 and s.returncode == 3 and s.complete
     assert s.result is not None  # it wrote one before failing; the sweep stores the case failed anyway
+
+
+def test_a_runner_that_writes_no_result_file(tmp_path: Path) -> None:
+    runner = tmp_path / "quiet.py"
+    runner.write_text("print('nothing written')\n")
+    files = casescript.CaseFiles.beside(str(tmp_path), str(tmp_path / "results" / "case.txt"))
+    framer = Framer()
+    script = casescript.case_script(framer, [sys.executable, str(runner)], files, [], casescript.Cooling())
+    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, timeout=60)
+    s = casescript.parse_case_stream(done.stdout, framer.nonce)
+    assert done.returncode == 0 and s.complete and s.result is None and s.stdout == b"nothing written\n"
+    assert not list((tmp_path / "results").iterdir())
 
 
 def test_wait_fields_and_a_stream_cut_before_the_runner_ended() -> None:
@@ -111,7 +122,9 @@ def test_through_the_virtual_phone_one_round_trip(adb_server: Any, virtual_phone
     framer = Framer()
     argv = ["sh", "-c", f"echo out; echo err >&2; echo 'avg = 2' > {files.result}; sleep 0.3"]
     script = casescript.case_script(framer, argv, files, [0, 1], casescript.Cooling(45, 20, 0, 0.1), 0.05)
-    cooler = subprocess.Popen(["sh", "-c", f"sleep 0.4; echo 30000 > {zone}"])
+    started = phone.root / "data" / "local" / "tmp" / "kpmobile" / "results" / "r1"  # the script's first act
+    cooler = subprocess.Popen(["sh", "-c", f"while [ ! -d {started} ]; do sleep 0.02; done; sleep 0.4; "
+                                           f"echo 30000 > {zone}"])
     start = time.monotonic()
     trips = dev.round_trips
     res = dev.shell_raw(script, timeout=60)

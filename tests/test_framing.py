@@ -80,3 +80,14 @@ def test_identity_script_under_sh_gives_props_cores_and_freqs(tmp_path: Path) ->
     cpu = identify.identify_cpu(found.props, found.cpuinfo, found.present, found.cpufreq)
     assert [(c.cores, c.core_name, c.max_khz) for c in cpu.clusters] == [
         ((0, 1), "Cortex-A55", 1800000), ((2,), "Cortex-A76", 2400000)]
+
+
+def test_files_at_once_frames_present_and_missing_files_in_one_cat(tmp_path: Path) -> None:
+    f = framing.Framer()
+    (tmp_path / "first").write_bytes(f"=KP1 {f.nonce} head\nh\n".encode())
+    (tmp_path / "a.txt").write_bytes(b"a body\nno newline")
+    script = f.files_at_once("first", [("gone", "missing.txt"), ("a", "a.txt"), ("also-gone", "nope")], "hdr")
+    frames = framing.parse_frames(_sh(script, tmp_path), f.nonce)
+    assert frames.complete
+    assert frames.sections == {"head": b"h", "gone": None, "a": b"a body\nno newline", "also-gone": None}
+    assert sorted(p.name for p in tmp_path.glob("hdr.*")) == ["hdr.0", "hdr.1", "hdr.2", "hdr.3"]

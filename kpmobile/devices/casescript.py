@@ -7,8 +7,9 @@ The script, in one `adb shell`:
 3. takes the before-snapshot (thermal zones and the watched cores' cpufreq);
 4. runs the runner under the core sampler (telemetry.monitored_script); its stdout is a section
    of the stream, its stderr is the shell's stderr, its exit code the shell's exit code;
-5. takes the after-snapshot, prints the core samples and the result file;
-6. removes the temporaries (pid, core samples, result file) and prints the end line.
+5. takes the after-snapshot, the core samples and the result file, then the end line;
+6. sends all of it in one `cat` (few adb packets, few acknowledgements) and removes the
+   temporaries (pid, core samples, result file, gathered stream).
 
 The stream is framed (kpmobile.devices.framing); `parse_case_stream` is pure, and tested on what
 the real script prints under /bin/sh and through the virtual phone's shell.
@@ -36,11 +37,12 @@ class CaseFiles:
     result: str  # the result file the runner writes
     pid: str  # the running process's pid (the script's during the cool-down, then the runner's)
     cores: str  # the core samples
+    stream: str  # the framed stream, gathered on the phone and sent in one go
 
     @classmethod
     def beside(cls, workdir: str, result: str) -> CaseFiles:
         """Give the files of a case whose temporaries sit beside its result file."""
-        return cls(workdir, result, f"{result}.pid", f"{result}.cores")
+        return cls(workdir, result, f"{result}.pid", f"{result}.cores", f"{result}.stream")
 
 
 @dataclass(frozen=True)
@@ -72,14 +74,15 @@ def _uptime(var: str) -> str:
 
 
 def _wait_script(cooling: Cooling, files: CaseFiles) -> str:
-    """Give the cool-down part: a `p` line per poll (so that a long wait is not a silent stream,
-    which the host's timeout would take for a hung phone), then the uptimes, polls and hottest zone."""
+    """Give the cool-down part: a `p` line per poll straight to the host (fd 3), so that a long wait
+    is not a silent stream, which the host's timeout would take for a hung phone; then the uptimes,
+    polls and hottest zone."""
     rest = f"sleep {cooling.rest_s:g}; " if cooling.rest_s > 0 else ""
     polls = max(0, int(cooling.max_wait_s / cooling.poll_s + 0.999)) if cooling.poll_s > 0 else 0
     return (
         f"echo $$ > {shlex.quote(files.pid)}; {_uptime('u0')}; {rest}{_uptime('u1')}; "
         f"{hottest_script(int(round(cooling.limit_c * 1000)))}; n=0; "
-        f"while hot && [ $n -lt {polls} ]; do sleep {cooling.poll_s:g}; n=$((n + 1)); echo p; done; "
+        f"while hot && [ $n -lt {polls} ]; do sleep {cooling.poll_s:g}; n=$((n + 1)); echo p >&3; done; "
         f"{_uptime('u2')}; "
         'echo "u $u0 $u1 $u2"; echo "polls $n"; echo "hottest_mc ${h:-?}"'
     )
@@ -92,10 +95,7 @@ def case_script(framer: Framer, argv: Sequence[str], files: CaseFiles, watched: 
     result_dir = files.result.rsplit("/", 1)[0] or "/"
     snapshot = telemetry.snapshot_script(watched)
     monitored = telemetry.monitored_script(argv, files.workdir, files.pid, files.cores, interval_s)
-    return "; ".join([
-        # Builtins where they do: a fork costs milliseconds on a busy phone, next to every case.
-        f"{{ [ -d {q(result_dir)} ] || mkdir -p {q(result_dir)}; }}",
-        f"{{ [ -e {q(files.result)} ] || [ -e {q(files.cores)} ]; }} && rm -f {q(files.result)} {q(files.cores)}",
+    sections = "; ".join([
         framer.command("wait", _wait_script(cooling, files)),
         framer.command("before", snapshot),
         framer.header("stdout"),
@@ -103,10 +103,19 @@ def case_script(framer: Framer, argv: Sequence[str], files: CaseFiles, watched: 
         f"( {monitored} ); rc=$?; echo",
         framer.command("rc", "echo $rc"),
         framer.command("after", snapshot),
-        framer.file("cores", q(files.cores)),
-        framer.file("result", q(files.result)),
-        f"rm -f {q(files.result)} {q(files.cores)} {q(files.pid)}",
-        framer.end(),
+    ])
+    items = [("cores", q(files.cores)), ("result", q(files.result))]
+    heads = [f"{files.stream}.{i}" for i in range(len(items) + 1)]
+    temporaries = " ".join(q(f) for f in (files.result, files.cores, files.pid, files.stream, *heads))
+    return "; ".join([
+        # Builtins where they do: a fork costs milliseconds on a busy phone, next to every case.
+        f"{{ [ -d {q(result_dir)} ] || mkdir -p {q(result_dir)}; }}",
+        f"{{ [ -e {q(files.result)} ] || [ -e {q(files.cores)} ]; }} && rm -f {q(files.result)} {q(files.cores)}",
+        # The sections gather in a file and go out in one `cat`: every write to adb is a packet the
+        # host must acknowledge before the next one, a round trip each over USB.
+        f"{{ {sections}; }} 3>&1 > {q(files.stream)}",
+        framer.files_at_once(q(files.stream), items, q(files.stream)),
+        f"rm -f {temporaries}",
         "exit $rc",
     ])
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kpmobile.errors import ParseError
@@ -64,6 +65,23 @@ class Framer:
         `word` is the file as one shell word: a path through shlex.quote, or a "$variable"."""
         return (f"if [ -f {word} ]; then {self.header(name)}; cat {word} 2>/dev/null; echo; "
                 f"else echo '{MAGIC} {self.nonce} {name} -'; fi")
+
+    def files_at_once(self, first: str, items: Sequence[tuple[str, str]], scratch: str) -> str:
+        """Give a snippet printing the file `first` (sections already framed), then each (name, word)
+        file as a section and the end line, all through ONE `cat` (one fork, few writes).
+
+        `first`, `scratch` and the words are shell words (paths through shlex.quote); the header
+        lines go to the files `scratch`.0, `scratch`.1, ..., which the caller removes."""
+        parts = [f"set -- {first}"]
+        for i, (name, word) in enumerate(items):
+            head = f"{scratch}.{i}"
+            lead = "\\n" if i else ""  # the separator after the previous file's body
+            parts.append(f"if [ -f {word} ]; then printf '{lead}{MAGIC} {self.nonce} {check_name(name)}\\n' > {head}; "
+                         f'set -- "$@" {head} {word}; else printf \'{lead}{MAGIC} {self.nonce} {name} -\\n\' > {head}; '
+                         f'set -- "$@" {head}; fi')
+        tail = f"{scratch}.{len(items)}"
+        parts.append(f"printf '\\n{MAGIC} {self.nonce} end\\n' > {tail}; set -- \"$@\" {tail}; cat \"$@\"")
+        return "; ".join(parts)
 
     def end(self) -> str:
         """Give the command printing the last line, which says the stream is whole."""
