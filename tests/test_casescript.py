@@ -139,6 +139,7 @@ def test_through_the_virtual_phone_one_round_trip(adb_server: Any, virtual_phone
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # builds the model on a cold cache
 def test_a_sweep_takes_one_round_trip_per_case_and_waits_for_a_hot_phone(
         adb_server: Any, virtual_phone_factory: Any, tmp_path: Path, kpmobile_cli: Any) -> None:
     import json
