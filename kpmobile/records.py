@@ -543,6 +543,7 @@ class CaseExtra:
     emulated: bool = False  # the phone said it runs under qemu: these timings are not a phone's
     memory: MemoryFigures | None = None
     echo: tuple[EchoDifference, ...] = ()
+    round_trips: int | None = None  # phones: device round trips the case took (adb services opened)
 
     def with_flag(self, flag: str) -> CaseExtra:
         """Give this extra with `flag` added."""
@@ -570,6 +571,8 @@ class CaseExtra:
             data["memory"] = self.memory.to_json()
         if self.echo:
             data["echo"] = {e.flag: {"asked": e.asked, "echoed": e.echoed} for e in self.echo}
+        if self.round_trips is not None:
+            data["round_trips"] = self.round_trips
         return data
 
     @classmethod
@@ -586,7 +589,7 @@ class CaseExtra:
                                float(data.get("std_ms") or 0.0), str(data.get("version") or ""),
                                str(data.get("device") or ""), tuple(str(n) for n in data.get("notes") or ()))
         oc, hc = data.get("output_check"), data.get("check")
-        persons = data.get("persons_found")
+        persons, trips = data.get("persons_found"), data.get("round_trips")
         memory, echo = data.get("memory"), data.get("echo")
         echoes = tuple(EchoDifference(str(k), str(v.get("asked")), _opt_str(v.get("echoed")))
                        for k, v in (echo.items() if isinstance(echo, Mapping) else ()) if isinstance(v, Mapping))
@@ -594,4 +597,5 @@ class CaseExtra:
                    OutputCheck.from_json(oc) if isinstance(oc, Mapping) else None,
                    OutputCheck.from_json(hc) if isinstance(hc, Mapping) else None,
                    None if persons is None else int(persons), host, bool(data.get("emulated")),
-                   MemoryFigures.from_json(memory) if isinstance(memory, Mapping) else None, echoes)
+                   MemoryFigures.from_json(memory) if isinstance(memory, Mapping) else None, echoes,
+                   None if trips is None else int(trips))

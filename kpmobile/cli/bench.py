@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from kpmobile.cli.output import console, emit_json, fail, fail_on
-from kpmobile.cli.progress import RichProgress
 from kpmobile.errors import KpError
-from kpmobile.report.table import Table, to_json, to_rich
+
+if TYPE_CHECKING:
+    from kpmobile.report.table import Table
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -74,6 +76,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
+        from kpmobile.cli.progress import RichProgress
+        from kpmobile.report.table import to_json, to_rich
         from kpmobile.sweep import run_sweep
         from kpmobile.sweep.config import load_options
 

@@ -12,7 +12,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kpmobile.backends.probe import cuda_gpus
 from kpmobile.devices import android, telemetry
 from kpmobile.errors import ConfigError, DeviceError, KpError, RunnerError
 from kpmobile.paths import DEVICE_DIR, cache_dir
@@ -254,6 +253,8 @@ def cpu_model() -> str:
 
 def gpu_names() -> tuple[str, ...]:
     """Give the CUDA GPU names nvidia-smi lists ("NVIDIA H100 80GB HBM3"), without index or UUID."""
+    from kpmobile.backends.probe import cuda_gpus  # the backends package imports numpy: host sweeps only
+
     names = []
     for line in cuda_gpus():  # "GPU 0: NVIDIA T4 (UUID: GPU-...)"
         name = line.split(":", 1)[1] if ":" in line else line
