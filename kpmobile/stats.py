@@ -100,6 +100,15 @@ def bootstrap_ratio_ci(a: Sequence[float], b: Sequence[float], iters: int = 2000
     return lo, hi
 
 
+def bootstrap_median_ci(values: Sequence[float], iters: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> tuple[float, float]:
+    """Give a percentile bootstrap confidence interval of the median of values."""
+    rng = random.Random(seed)
+    vals = list(values)
+    meds = sorted(statistics.median(rng.choices(vals, k=len(vals))) for _ in range(iters))
+    return meds[int((1 - level) / 2 * iters)], meds[min(iters - 1, int((1 + level) / 2 * iters))]
+
+
 @functools.lru_cache(maxsize=256)
 def u_cdf_counts(m: int, n: int) -> tuple[float, ...]:
     """Give the cumulative counts of orderings with U <= u, u = 0..m*n (exact null distribution of U).
