@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from kpmobile import __version__
 from kpmobile.errors import ConfigError
 from kpmobile.records import BenchCase, DeviceInfo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the samples table
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +75,42 @@ CREATE TABLE IF NOT EXISTS cases (
 CREATE INDEX IF NOT EXISTS cases_run ON cases(run_id);
 """
 
+# Per-iteration times of a case, as the runner printed them (kpmobile's runners; benchmark_bin prints none).
+_SAMPLES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    case_id INTEGER NOT NULL REFERENCES cases(id),
+    idx INTEGER NOT NULL,
+    ms REAL NOT NULL,
+    PRIMARY KEY (case_id, idx)
+);
+"""
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: add the samples table and fill it from the samples_ms of stored records."""
+    db.executescript(_SAMPLES_SCHEMA)
+    for case_id, record in db.execute("SELECT id, record FROM cases WHERE record LIKE '%samples_ms%'").fetchall():
+        values = (json.loads(record) or {}).get("samples_ms") or []
+        db.executemany("INSERT OR IGNORE INTO samples(case_id, idx, ms) VALUES (?,?,?)",
+                       [(case_id, i, float(v)) for i, v in enumerate(values)])
+
+
+# version N -> N + 1, run in order on a store of an older version
+MIGRATIONS = {1: _migrate_1_to_2}
+
+
+def _open_schema(db: sqlite3.Connection) -> None:
+    """Create the tables of a new store, or bring an older store up to SCHEMA_VERSION."""
+    db.executescript(_SCHEMA)
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    version = int(row[0]) if row else SCHEMA_VERSION
+    if not row:
+        db.executescript(_SAMPLES_SCHEMA)
+    for step in range(version, SCHEMA_VERSION):
+        MIGRATIONS[step](db)
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+               (str(max(version, SCHEMA_VERSION)),))
+
 
 @dataclass(frozen=True)
 class RunRow:
@@ -125,6 +161,7 @@ class CaseRow:
     raw_log: str | None
     extra: dict[str, Any]
     created: float
+    samples_ms: tuple[float, ...] = ()  # per-iteration times (the samples table), () where the runner printed none
 
 
 class Store:
@@ -137,10 +174,7 @@ class Store:
         try:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            _open_schema(self._db)
             self._db.commit()
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"store {self.path} is not a kpmobile SQLite store ({exc})",
@@ -232,10 +266,16 @@ class Store:
         runner: str | None = None,
         runner_version: str | None = None,
         extra: dict[str, Any] | None = None,
+        samples: Sequence[float] | None = None,
     ) -> int:
-        """Store one case and commit at once; give its row id."""
+        """Store one case and its per-iteration samples (default: the record's samples_ms), commit at once;
+        give its row id."""
         nums = numbers or {}
+        if samples is None:
+            samples = (record or {}).get("samples_ms") or ()
         with self._lock:
+            self._db.execute("DELETE FROM samples WHERE case_id IN (SELECT id FROM cases WHERE run_id=? AND"
+                             " case_key=?)", (run_id, case.key()))
             cur = self._db.execute(
                 "INSERT OR REPLACE INTO cases(run_id, case_key, device_fp, serial, model, model_hash,"
                 " artifact_hash, runner, runner_version, backend, threads, power_mode, warmup, repeats,"
@@ -252,8 +292,10 @@ class Store:
                     json.dumps(extra or {}), time.time(),
                 ),
             )
+            case_id = int(cur.lastrowid or 0)
+            add_samples(self._db, case_id, samples)
             self._db.commit()
-            return int(cur.lastrowid or 0)
+            return case_id
 
     def cases(self, run_id: str, status: str | None = None) -> list[CaseRow]:
         """Give a run's cases in the order they were stored."""
@@ -264,7 +306,15 @@ class Store:
             args = (run_id, status)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id", args).fetchall()
-        return [_case_row(r) for r in rows]
+            samples = self._samples("SELECT s.case_id, s.ms FROM samples s JOIN cases c ON c.id = s.case_id"
+                                    " WHERE c.run_id=? ORDER BY s.case_id, s.idx", (run_id,))
+        return [_case_row(r, samples.get(r[0], ())) for r in rows]
+
+    def _samples(self, query: str, args: tuple[Any, ...]) -> dict[int, tuple[float, ...]]:
+        out: dict[int, list[float]] = {}
+        for case_id, ms in self._db.execute(query, args):
+            out.setdefault(case_id, []).append(float(ms))
+        return {k: tuple(v) for k, v in out.items()}
 
     def done_keys(self, run_id: str) -> set[str]:
         """Give the keys of a run's cases that finished successfully (resume skips them)."""
@@ -283,12 +333,19 @@ class Store:
         """Give every stored case."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM cases ORDER BY id").fetchall()
+            samples = self._samples("SELECT case_id, ms FROM samples ORDER BY case_id, idx", ())
         for r in rows:
-            yield _case_row(r)
+            yield _case_row(r, samples.get(r[0], ()))
 
 
-def _case_row(r: tuple[Any, ...]) -> CaseRow:
+def add_samples(db: sqlite3.Connection, case_id: int, samples: Sequence[float]) -> None:
+    """Give nothing: store a case's per-iteration times (uncommitted)."""
+    db.executemany("INSERT OR REPLACE INTO samples(case_id, idx, ms) VALUES (?,?,?)",
+                   [(case_id, i, float(v)) for i, v in enumerate(samples)])
+
+
+def _case_row(r: tuple[Any, ...], samples: tuple[float, ...] = ()) -> CaseRow:
     values = list(r)
     values[27] = json.loads(values[27]) if values[27] else None  # record
     values[29] = json.loads(values[29]) if values[29] else {}  # extra
-    return CaseRow(*values)
+    return CaseRow(*values, samples_ms=samples)
