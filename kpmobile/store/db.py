@@ -348,4 +348,5 @@ def _case_row(r: tuple[Any, ...], samples: tuple[float, ...] = ()) -> CaseRow:
     values = list(r)
     values[27] = json.loads(values[27]) if values[27] else None  # record
     values[29] = json.loads(values[29]) if values[29] else {}  # extra
-    return CaseRow(*values, samples_ms=samples)
+    values.append(samples)
+    return CaseRow(*values)
