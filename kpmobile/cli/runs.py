@@ -118,7 +118,9 @@ def show(
 
 COMPARE_HELP = "\n\n".join((
     "Compare run B against run A cell by cell: the ratio B/A, its interval, a test and a verdict.",
-    "A cell's samples are its rounds (each round's avg_ms).",
+    "A cell's samples: where the runner printed per-iteration times (kpmobile's own runners), every timed"
+    " iteration of its rounds, and a verdict needs 2 rounds a side (one round's iterations share one moment of"
+    " load); else (benchmark_bin) its rounds, each round's avg_ms, and a verdict needs 4 rounds a side.",
     "Verdicts. slower / faster: the two-sided Mann-Whitney U test gives p < 0.05 and the Hodges-Lehmann"
     " ratio B/A (the median of all pairwise ratios) is beyond 1 +- --threshold. same: not significant, or"
     " significant but within --threshold. insufficient (need >= N rounds): at these sample sizes even"
