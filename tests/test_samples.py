@@ -6,6 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from kpmobile.records import BenchCase
 from kpmobile.store import Store
 from kpmobile.store.db import _SCHEMA
@@ -57,3 +59,46 @@ def test_samples_travel_through_export_and_import(tmp_path: Path) -> None:
     assert not import_run(dst, data).already_present
     assert [c.samples_ms for c in dst.cases(run)] == [(1.5, 2.5)]
     assert import_run(dst, data).already_present  # identical, samples included
+
+
+NOT_APPLIED = "threads applied: no (x86 MobileConfig has no set_threads)"
+
+
+def _x86_run(store: Store, rounds: int) -> str:
+    plan = {"models": {"m": {"display": "M"}}, "threads": [1, 4],
+            "devices": {"fpV": {"label": "Virtual phone"}, "fpA": {"label": "Kirin 980"}}}
+    run = store.new_run("test", plan)
+    for rnd in range(rounds):
+        for t in (1, 4):
+            samples = [10.0 + i / 10 + rnd / 100 for i in range(10)]  # 10.0 .. 10.9
+            store.add_case(run, BenchCase("m", "fpV", t, backend="x86", round=rnd), serial="V", status="ok",
+                           numbers={"avg_ms": sum(samples) / 10}, record={"notes": [NOT_APPLIED]}, samples=samples)
+            store.add_case(run, BenchCase("m", "fpA", t, round=rnd), serial="A", status="ok",
+                           numbers={"avg_ms": 20.0 / t + rnd * 0.01}, record={"notes": []})
+    return run
+
+
+def test_mobile_table_gives_p50_p90_rounds_and_the_threads_footnote(tmp_path: Path) -> None:
+    from kpmobile.report.compare import rounds_table
+    from kpmobile.report.mobile import THREADS_NOTE, mobile_table
+
+    store = Store(tmp_path / "kp.db")
+    run = _x86_run(store, 3)
+    table = mobile_table(store.run(run).plan, store.cases(run))
+    assert table.header == ("Model", "Virtual phone (1-thread) [1]", "Virtual phone (4-threads) [1]",
+                            "Kirin 980 (1-thread)", "Kirin 980 (4-threads)")
+    assert THREADS_NOTE in table.notes and any("mean ± std of 3 round(s)" in n for n in table.notes)
+    v1, _, a1, _ = table.data
+    assert (v1["threads_applied"], a1["threads_applied"]) == (False, None)  # benchmark_bin's log says nothing
+    assert v1["samples"] == "iterations" and v1["n_samples"] == 30
+    assert v1["p50_ms"] == pytest.approx(10.46, abs=0.01) and v1["p90_ms"] == pytest.approx(10.82, abs=0.01)
+    p50_p90 = f"(p50 {v1['p50_ms']:.2f}, p90 {v1['p90_ms']:.2f})"
+    assert table.rows[0][1] == f"{v1['mean_ms']:.2f} ± {v1['std_ms']:.2f} ms {p50_p90}"
+    assert table.rows[0][3] == "20.01 ± 0.01 ms" and a1["samples"] == "rounds" and not a1["starred"]
+    shown = rounds_table(store.run(run), store.cases(run))
+    assert shown.header[9:11] == ("p50", "p90")
+    by_device = {(d["device"], d["threads"]): d for d in shown.data}
+    assert by_device[("fpV", 1)]["p90_ms"] == pytest.approx(10.82, abs=0.01)
+    assert by_device[("fpA", 1)]["samples"] == "rounds"
+    quick = _x86_run(store, 1)
+    assert mobile_table(store.run(quick).plan, store.cases(quick)).rows[0][3] == "20.00 ms (1 round)"

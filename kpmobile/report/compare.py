@@ -313,25 +313,32 @@ def _fmt_ms(mean: float | None, n: int) -> str:
 
 
 def rounds_table(run: RunRow, cases: Sequence[CaseRow]) -> Table:
-    """Give one row per cell of a run: rounds, mean, std, median, min, max, CV and flags of the round values."""
-    from kpmobile.stats import summarize
+    """Give one row per cell of a run: rounds, mean, std, median, min, max, CV and flags of the round values,
+    and p50 / p90 of every timed iteration where the runner printed them (else of the round values)."""
+    from kpmobile.stats import percentile, summarize
 
-    header = ("Device", "Cell", "Rounds", "Mean (ms)", "Std", "Median", "Min", "Max", "CV", "Flags")
+    header = ("Device", "Cell", "Rounds", "Mean (ms)", "Std", "Median", "Min", "Max", "CV", "p50", "p90", "Flags")
     models = run.plan.get("models", {})
     order = {fp: i for i, fp in enumerate(device_order(run, cases))}
     rows: list[tuple[str, ...]] = []
     data: list[dict[str, Any]] = []
-    for (fp, s), values in sorted(cell_values(cases).items(), key=lambda kv: (order.get(kv[0][0], 0), kv[0][1])):
+    for (fp, s), cell in sorted(cell_samples(cases).items(), key=lambda kv: (order.get(kv[0][0], 0), kv[0][1])):
+        values = list(cell.rounds)
         sm = summarize(values)
+        pool = list(cell.iterations or cell.rounds)
+        p50, p90 = percentile(pool, 50), percentile(pool, 90)
         display = str(models.get(s.model, {}).get("display") or s.model)
         rows.append((device_label(run, fp), s.label().replace(s.model, display, 1), str(sm.n), f"{sm.mean:.2f}",
                      f"{sm.std:.2f}", f"{sm.median:.2f}", f"{sm.min:.2f}", f"{sm.max:.2f}", f"{sm.cv:.1%}",
-                     ", ".join(sm.flags)))
+                     f"{p50:.2f}", f"{p90:.2f}", ", ".join(sm.flags)))
         data.append({"device": fp, "label": device_label(run, fp), "model": s.model, "threads": s.threads,
                      "backend": s.backend, "batch": s.batch, "pipeline": s.pipeline or None,
                      "persons": s.persons or None, "values_ms": values, "n": sm.n, "mean_ms": sm.mean,
                      "std_ms": sm.std, "median_ms": sm.median, "min_ms": sm.min, "max_ms": sm.max, "cv": sm.cv,
-                     "flags": list(sm.flags)})
+                     "p50_ms": p50, "p90_ms": p90, "samples": "iterations" if cell.iterations else "rounds",
+                     "n_samples": len(pool), "flags": list(sm.flags)})
     failed = sum(1 for c in cases if c.status != "ok")
-    notes = (f"{failed} case(s) failed and are left out.",) if failed else ()
+    notes: tuple[str, ...] = ("p50 / p90: of every timed iteration where the runner printed them (kpmobile's"
+                              " runners), else of the round values.",)
+    notes += (f"{failed} case(s) failed and are left out.",) if failed else ()
     return Table("Rounds per cell", header, tuple(rows), data, notes)
