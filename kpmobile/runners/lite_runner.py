@@ -513,15 +513,13 @@ SLOWDOWN = float(os.environ.get("KPMOBILE_SLOWDOWN_PCT") or 0) / 100  # only the
 
 def paced(start: float, slowdown: float = SLOWDOWN) -> None:
     """Give nothing once (1 + slowdown) times the time since `start` has passed: the test-only slowdown
-    of the virtual phone (devices/virtual_phone/pacing.py) stretches each timed iteration so."""
+    of the virtual phone (devices/virtual_phone/pacing.py) stretches each timed iteration so. It spins:
+    a sleep would let other processes cool this one's caches and slow the next iteration further."""
     if slowdown <= 0:
         return
     deadline = start + (time.perf_counter() - start) * (1 + slowdown)
-    while True:
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            return
-        time.sleep(left - 0.0005 if left > 0.001 else 0)  # sleep, then yield-spin the last half ms
+    while time.perf_counter() < deadline:
+        pass
 
 
 def _cpu_seconds() -> float:

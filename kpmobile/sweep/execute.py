@@ -446,7 +446,8 @@ def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec
                               "attach them (or their adb server via --adb-server) and resume again")
         return run.id, cases
     piped = [t.fp for t in targets if t.pipeline_mode != pipe.MODE_COMPOSED]
-    cases = plan_cases(list(specs), fps, opts.phone_threads, power_mode=opts.power_mode, warmup=opts.warmup,
+    cases = plan_cases(list(specs), fps, opts.phone_threads, shuffle_seed=opts.shuffle_seed, power_mode=opts.power_mode,
+                       warmup=opts.warmup,
                        repeats=opts.repeats, precision=opts.precision, rounds=opts.rounds, backends=backends,
                        power_modes=opts.power_modes, pipelines=opts.pipelines, persons=opts.persons,
                        pipeline_devices=piped)

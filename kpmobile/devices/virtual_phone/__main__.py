@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--slowdown", type=float, default=0.0, metavar="PCT",
                        help="tests only: slow every shell command by PCT %% (switch it at run time in"
                             " ROOT/faults/slowdown); getprop and `devices --json` show it")
+    serve.add_argument("--nice", type=int, default=0, metavar="N",
+                       help="tests only: run every shell command (its session) at nice N, -20 to 19 (root for N < 0)")
     serve.add_argument("--offline", action="store_true",
                        help="never answer the host's CNXN: adb lists the phone as offline")
     serve.add_argument("-v", "--verbose", action="store_true", help="log connections and services")
@@ -50,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         serve(args.port, profile=args.profile, getprop=args.getprop, auth=args.auth, root=args.root,
               cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
-              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, slowdown=args.slowdown)
+              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, slowdown=args.slowdown,
+              nice=args.nice)
     except KpError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
