@@ -63,8 +63,13 @@ class RunRecord:
     device: LogDevice | None = None
     outputs: tuple[OutputStat, ...] = ()
     stages: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
-    notes: tuple[str, ...] = ()
+    abi: str | None = None  # "armv7" | "armv8" | "x86_64" ..., as the log or the runner says
+    runner_version: str | None = None  # e.g. "v2.13-rc"
+    input_shape: str | None = None  # as passed to --input_shape, e.g. "1,3,128,96"
+    threads_applied: bool | None = None  # False when the runner could not set threads (x86 MobileConfig)
+    persons_found: int | None = None  # pipeline runs: persons the detector found
     samples_ms: tuple[float, ...] = ()  # per-iteration times where the runner printed them (kpmobile's)
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Give the record as plain JSON types."""
@@ -106,6 +111,7 @@ class DeviceInfo:
     clusters: tuple[CpuCluster, ...] = ()
     big_cores: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+    peak_gflops: float | None = None  # FP32, computed from the clusters' core types and frequencies
     slowdown_pct: float | None = None  # a virtual phone's test-only --slowdown, from its getprop
 
     @property

@@ -19,6 +19,7 @@ EMPTY: dict[str, Any] = {
     "init_ms": None, "threads": None, "power_mode": None, "warmup": None, "repeats": None, "backend": None,
     "cpu_precision": None, "run_delay": None, "init_mb": None, "peak_mb": None, "device": None,
     "outputs": [], "stages": {}, "notes": [], "samples_ms": [],
+    "abi": None, "runner_version": None, "input_shape": None, "threads_applied": None, "persons_found": None,
 }
 MI9 = {"brand": "Xiaomi", "device": "cepheus", "model": "MI 9", "android_version": "10", "api_level": 29}
 TINYPOSE_OUT = [{"shape": [1, 17, 32, 24], "mean": 0.0123456, "std": 0.0467812}]
@@ -28,6 +29,8 @@ RUNNER_NOTES = [
     "threads applied: no (x86 MobileConfig has no set_threads)",
     "power_mode applied: no (x86 MobileConfig has no set_power_mode)",
 ]
+
+RUNNER_TYPED = {"runner_version": "kpmobile-lite-runner 0.1 (paddlelite 2.13rc0)", "input_shape": "1,3,32,24"}
 
 
 def rec(**fields: Any) -> dict[str, Any]:
@@ -44,6 +47,7 @@ def bin_run(threads: int, run_delay: float | None, times: tuple[float, ...], ver
         first_ms=first, init_ms=init, threads=threads, power_mode=0, warmup=10, repeats=50,
         backend="arm", cpu_precision="fp32", run_delay=run_delay, device=MI9, outputs=TINYPOSE_OUT,
         notes=[f"benchmark_bin version: {version}", "input_shape: 1,3,128,96"],
+        runner_version=version, input_shape="1,3,128,96",
     )
 
 
@@ -56,7 +60,7 @@ def legacy(model: str, low: float, high: float, avg: float, threads: int | None 
            swapped: bool = False) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if threads is not None:
-        settings = {"threads": threads, "warmup": 10, "repeats": 30, "power_mode": 3}
+        settings = {"threads": threads, "warmup": 10, "repeats": 30, "power_mode": 3, "input_shape": "1,3,224,224"}
     notes = ["min/max swapped back: benchmark_bin v2.3-v2.8 wrote them the wrong way round"] if swapped else []
     return rec(format="benchmark_bin_legacy", model=model, min_ms=low, max_ms=high, avg_ms=avg, notes=notes,
                **settings)
@@ -84,6 +88,7 @@ GOLDEN: dict[str, tuple[str, list[dict[str, Any]]]] = {
         outputs=[{"shape": [1, 2125, 4], "mean": 21.7563, "std": 18.2204},
                  {"shape": [1, 80, 2125], "mean": 6.10352e-05, "std": 0.00213767}],
         notes=["benchmark_bin version: v2.13-rc", "input_shape: 1,3,320,320"],
+        runner_version="v2.13-rc", input_shape="1,3,320,320",
     )]),
     "benchmark_bin_v2_11_x86.log": ("benchmark_bin", [rec(
         format="benchmark_bin", model="MobileNetV1", avg_ms=33.918, min_ms=31.982, max_ms=38.947,
@@ -92,22 +97,25 @@ GOLDEN: dict[str, tuple[str, list[dict[str, Any]]]] = {
         notes=["benchmark_bin version: v2.11", "input_shape: 1,3,224,224",
                "memory usage not measured: benchmark_bin printed 'Memory Usage(unit: kB):' with "
                "'Not supported yet'"],
+        runner_version="v2.11", input_shape="1,3,224,224",
     )]),
     "lite_runner_stdout.log": ("benchmark_bin", [rec(
         format="benchmark_bin", model="tiny_conv_bn_x86", avg_ms=0.053, min_ms=0.049, max_ms=0.056,
         first_ms=0.545, init_ms=5.795, threads=4, power_mode=0, warmup=5, repeats=20, backend="x86",
         cpu_precision="fp32", init_mb=65.281, peak_mb=66.203,
-        outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES,
+        outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES, **RUNNER_TYPED,
     )]),
     "lite_runner_result_2runs.txt": ("benchmark_bin", [
         rec(format="benchmark_bin", model="tiny_conv_bn_x86", avg_ms=0.053, min_ms=0.049, max_ms=0.056,
             first_ms=0.545, init_ms=5.795, threads=4, power_mode=0, warmup=5, repeats=20, backend="x86",
             cpu_precision="fp32", init_mb=65.281, peak_mb=66.203,
-            outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES),
+            outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES,
+            **RUNNER_TYPED),
         rec(format="benchmark_bin", model="tiny_conv_bn_x86", avg_ms=0.093, min_ms=0.085, max_ms=0.124,
             first_ms=0.607, init_ms=18.148, threads=1, power_mode=3, warmup=5, repeats=20, backend="x86",
             cpu_precision="fp32", run_delay=2.0,
-            outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES),
+            outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES,
+            **RUNNER_TYPED),
     ]),
     "legacy_result.txt": ("benchmark_bin_legacy", [
         legacy("mobilenet_v1", 31.9821, 38.9473, 33.9182),
@@ -186,6 +194,7 @@ def test_android_run_as_records() -> None:
         cpu_precision="fp32", device=LogDevice("Xiaomi", "cepheus", "MI 9", "10", 29),
         outputs=(OutputStat((1, 17, 32, 24), 0.0123456, 0.0467812),),
         notes=("benchmark_bin version: v2.13-rc", "input_shape: 1,3,128,96"),
+        runner_version="v2.13-rc", input_shape="1,3,128,96",
     )
 
 
@@ -345,6 +354,6 @@ def test_per_iteration_lines_of_kpmobiles_runners_become_samples() -> None:
     assert parse_log(lr.format_report(report))[0].samples_ms == ()
     flags = pr.Flags(det_model="d.nb", keypoint_model="k.nb", image="i.ppm", persons=1, repeats=2)
     times = pr.Times(det_pre=4, det_inf=40, det_post=6, crop=1, kpt_pre=2, kpt_inf=40, kpt_post=2, total=100)
-    log = "".join(pr.format_report(flags, times, [(0, 0, 10, 10, 0.5)]) + f"{pr.SAMPLES_PREFIX}{v} {v + 2}\n"
+    log = "".join(pr.format_report(flags, times, [(0, 0, 10, 10, 0.5)]) + f"per-iteration(ms): {v} {v + 2}\n"
                   for v in (49.0, 60.0))
     assert [r.samples_ms for r in parse_log(log)] == [(49.0, 51.0), (60.0, 62.0)]

@@ -19,6 +19,12 @@ class Table:
     notes: tuple[str, ...] = ()
 
 
+def to_json(table: Table) -> dict[str, Any]:
+    """Give the table as plain JSON types: title, header, rows (text cells), cells (the numbers), notes."""
+    return {"title": table.title, "header": list(table.header), "rows": [list(r) for r in table.rows],
+            "cells": table.data, "notes": list(table.notes)}
+
+
 def to_markdown(table: Table) -> str:
     """Give the table as GitHub markdown, first column left-aligned, others centred (the seed's layout)."""
     lines = ["| " + " | ".join(table.header) + " |"]
