@@ -37,7 +37,16 @@ def rec(**fields: Any) -> dict[str, Any]:
     """Give a full RunRecord JSON dict: the fields given, every other field at its empty value."""
     unknown = set(fields) - set(EMPTY)
     assert not unknown, unknown
-    return {**EMPTY, **fields}
+    return {**EMPTY, **_typed_facts(fields.get("notes", [])), **fields}
+
+
+def _typed_facts(notes: list[str]) -> dict[str, Any]:
+    """Give the typed fields a record carries beside its notes: version, input shape, threads applied, persons."""
+    said = dict(n.split(": ", 1) for n in notes if ": " in n)
+    applied = said.get("threads applied", "").split(" ")[0]
+    return {"runner_version": said.get("benchmark_bin version"), "input_shape": said.get("input_shape"),
+            "threads_applied": {"no": False, "yes": True}.get(applied),
+            "persons_found": int(said["persons"]) if "persons" in said else None}
 
 
 def bin_run(threads: int, run_delay: float | None, times: tuple[float, ...], version: str) -> dict[str, Any]:

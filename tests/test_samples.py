@@ -102,3 +102,21 @@ def test_mobile_table_gives_p50_p90_rounds_and_the_threads_footnote(tmp_path: Pa
     assert by_device[("fpA", 1)]["samples"] == "rounds"
     quick = _x86_run(store, 1)
     assert mobile_table(store.run(quick).plan, store.cases(quick)).rows[0][3] == "20.00 ms (1 round)"
+
+
+def test_rounds_run_round_robin_in_a_seeded_shuffled_order_that_the_plan_keeps() -> None:
+    from kpmobile.records import RunPlan
+    from kpmobile.sweep.plan import BenchOptions, plan_cases
+
+    models = ["a", "b", "c", "d"]
+    cases = plan_cases(models, ["fp"], [1, 4], rounds=3, shuffle_seed=0)
+    rounds = [[(c.model, c.threads) for c in cases if c.round == r] for r in range(3)]
+    assert [c.round for c in cases] == sorted(c.round for c in cases)  # round-robin: a round ends first
+    assert all(sorted(r) == sorted((m, t) for m in models for t in (1, 4)) for r in rounds)
+    assert len({tuple(r) for r in rounds}) == 3  # a different order each round
+    assert cases == plan_cases(models, ["fp"], [1, 4], rounds=3, shuffle_seed=0)  # the same for the same seed
+    assert cases != plan_cases(models, ["fp"], [1, 4], rounds=3, shuffle_seed=1)
+    assert BenchOptions().rounds == 3 and BenchOptions().shuffle_seed == 0
+    plan = RunPlan(cases=tuple(cases), rounds=3, shuffle_seed=0)
+    back = RunPlan.from_json(json.loads(json.dumps(plan.to_json())))
+    assert back.shuffle_seed == 0 and back.cases == tuple(cases)  # the order is stored

@@ -153,7 +153,8 @@ def test_pipeline_total_is_det_plus_persons_times_pose(adb_server: AdbServer, vi
     virtual_phone_factory()
     res = kpmobile("bench", "--adb-server", adb_server.address, "--no-virtual", "--models", "picodet-s-192,"
                    "pp-tinypose-128x96", "--threads", "1", "--pipeline", PIPE, "--persons", "1,6", "--warmup", "1",
-                   "--repeats", "5", "--quick", "--db", str(tmp_path / "kp.db"), "--out", str(tmp_path / "out"), "--json")
+                   "--repeats", "5", "--quick",
+                   "--db", str(tmp_path / "kp.db"), "--out", str(tmp_path / "out"), "--json")
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout)
     assert out["ok"] == 2 + 2 and out["failed"] == 0

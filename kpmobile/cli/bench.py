@@ -10,7 +10,7 @@ import typer
 from kpmobile.cli.output import console, emit_json, fail, fail_on
 from kpmobile.cli.progress import RichProgress
 from kpmobile.errors import KpError
-from kpmobile.report.table import to_rich
+from kpmobile.report.table import Table, to_json, to_rich
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -25,6 +25,19 @@ def _ints(values: list[str] | None, flag: str) -> list[int]:
     if any(v < 1 for v in out):
         fail(f"{flag} values must be 1 or more", f"e.g. {flag} 1,4")
     return out
+
+
+def _tables(db: Path, run_id: str) -> list[Table]:
+    """Give the tables of a finished sweep's run, read back from its store."""
+    from kpmobile.report.run import sweep_tables
+    from kpmobile.store import Store
+
+    store = Store(db)
+    try:
+        run = store.run(run_id)
+        return sweep_tables(run.plan, store.cases(run.id))
+    finally:
+        store.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -80,12 +93,17 @@ def register(app: typer.Typer) -> None:
                 result = run_sweep(opts, progress)
         except KpError as exc:
             fail_on(exc)
+        tables = _tables(result.outcome.db, result.run_id)
         if as_json:
-            emit_json(result.to_json())
+            data = result.to_json()
+            data["tables"] = [to_json(t) for t in tables]
+            if tables:
+                data["table"] = data["tables"][0]
+            emit_json(data)
         else:
             for line in result.summary_lines():
                 console.print(line, highlight=False, soft_wrap=True)  # one line each, for logs and greps
-            for table in result.tables:
+            for table in tables:
                 console.print(to_rich(table))
         if result.failed:
             raise typer.Exit(1)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from kpmobile.cli.output import console, emit_json, err_console, fail_on
 from kpmobile.errors import KpError
+from kpmobile.records import PlanDevice
 
 if TYPE_CHECKING:
     from kpmobile.report.compare import CellComparison
@@ -41,15 +42,15 @@ def list_runs(
 
     try:
         store = _store(db)
-        entries = []
+        entries: list[dict[str, Any]] = []
         for run in store.runs():
             cases = store.cases(run.id)
             entries.append({
                 "id": run.id, "started": run.started, "finished": run.finished, "status": run.status,
                 "host": run.host, "command": run.command,
-                "models": list(run.plan.get("models", {})) or sorted({c.model for c in cases}),
-                "devices": [d.get("label", fp) for fp, d in run.plan.get("devices", {}).items()],
-                "threads": run.plan.get("threads", []),
+                "models": list(run.plan.models) or sorted({c.model for c in cases}),
+                "devices": [run.plan.device_label(fp) for fp in run.plan.devices],
+                "threads": list(run.plan.threads),
                 "ok": sum(c.status == "ok" for c in cases), "failed": sum(c.status != "ok" for c in cases),
             })
     except KpError as exc:
@@ -88,13 +89,15 @@ def show(
     fps = device_order(row, cases)
     scaling = thread_scaling(row, cases)
     tables = [mobile_table(row.plan, cases), rounds_table(row, cases),
-              scaling_table(scaling, row.plan.get("models", {}))]
+              scaling_table(scaling, row.plan.models)]
     if as_json:
         emit_json({
             "run": {"id": row.id, "started": row.started, "finished": row.finished, "status": row.status,
                     "command": row.command, "host": row.host, "kpmobile_version": row.kpmobile_version,
-                    "threads": row.plan.get("threads", []), "models": row.plan.get("models", {})},
-            "devices": {fp: {**row.plan.get("devices", {}).get(fp, {}), "info": known.get(fp)} for fp in fps},
+                    "threads": list(row.plan.threads),
+                    "models": {name: m.to_json() for name, m in row.plan.models.items()}},
+            "devices": {fp: {**(row.plan.devices[fp].to_json() if fp in row.plan.devices else {}),
+                             "info": known.get(fp)} for fp in fps},
             "tables": [to_json(t) for t in tables],
             "scaling": [s.to_json() for s in scaling],
             "failures": [{"model": c.model, "device": c.device_fp, "threads": c.threads, "round": c.round,
@@ -104,10 +107,11 @@ def show(
     console.print(f"[bold]run {row.id}[/] {row.status}; started {_when(row.started)}, finished "
                   f"{_when(row.finished)} on {row.host} (kpmobile {row.kpmobile_version})", highlight=False)
     for fp in fps:
-        d = row.plan.get("devices", {}).get(fp, {})
+        d = row.plan.devices.get(fp, PlanDevice())
         info = known.get(fp, {})
-        console.print(f"  device {d.get('label', fp)}: fingerprint {fp}, serial {d.get('serial') or info.get('serial')}"
-                      f", soc {info.get('soc') or d.get('soc')}, abi {info.get('abi') or d.get('abi')}",
+        console.print(f"  device {row.plan.device_label(fp)}: fingerprint {fp}, serial "
+                      f"{d.text('serial') or info.get('serial')}, soc {info.get('soc') or d.soc}, "
+                      f"abi {info.get('abi') or d.abi}",
                       highlight=False)
     for table in tables:
         console.print(to_rich(table))
@@ -161,7 +165,7 @@ def compare(
         data["insufficient"] = len(unsure)
         emit_json(data)
     else:
-        console.print(to_rich(comparison_table(result, {**a.plan.get("models", {}), **b.plan.get("models", {})})))
+        console.print(to_rich(comparison_table(result, {**a.plan.models, **b.plan.models})))
     _gate(bad, unsure, fail_above)
 
 

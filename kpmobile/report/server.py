@@ -14,6 +14,7 @@ from typing import Any
 
 from kpmobile.backends.registry import BACKENDS
 from kpmobile.errors import ConfigError
+from kpmobile.records import PlanDevice, RunPlan
 from kpmobile.report.table import Table
 from kpmobile.stats import summarize
 from kpmobile.store import CaseRow, RunRow, Store
@@ -35,9 +36,9 @@ def backend_label(backend: str) -> str:
     return LABELS.get(backend, backend)
 
 
-def model_label(plan: Mapping[str, Any], model: str) -> str:
+def model_label(plan: RunPlan | Mapping[str, Any], model: str) -> str:
     """Give a model's row label without the mobile table's " (pose)" / " (det)" suffix."""
-    display = str(plan.get("models", {}).get(model, {}).get("display", model))
+    display = RunPlan.of(plan).model_display(model)
     for suffix in (" (pose)", " (det)"):
         display = display.removesuffix(suffix)
     return display
@@ -80,22 +81,22 @@ def cell(cases: Sequence[CaseRow], model: str, backend: str, batch: int, threads
     latency = summarize([float(c.avg_ms) for c in ok if c.avg_ms is not None])
     times = [float(t) for c in ok for t in (c.record or {}).get("times_ms", ()) if float(t) > 0]
     fps = summarize([1000.0 / t for t in times]) if times else None
-    checks: list[dict[str, Any]] = [c.extra["check"] for c in ok if isinstance(c.extra.get("check"), dict)]
-    worst = next((ch for ch in checks if ch.get("ok") is False), checks[0] if checks else None)
+    checks = [check for c in ok if (check := c.case_extra.check) is not None]
+    worst = next((ch for ch in checks if ch.ok is False), checks[0] if checks else None)
     return Cell("ok", mean_ms=latency.mean, fps_mean=fps.mean if fps else None, fps_std=fps.std if fps else None,
-                rounds=len(ok), iterations=len(times), diverged=any(ch.get("ok") is False for ch in checks),
-                check=worst)
+                rounds=len(ok), iterations=len(times), diverged=any(ch.ok is False for ch in checks),
+                check=worst.to_json() if worst is not None else None)
 
 
 def _pick(values: Sequence[int], preferred: int) -> int:
     return preferred if preferred in values else min(values)
 
 
-def _run_axes(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> tuple[list[str], list[str], list[int], list[int]]:
-    models = list(plan.get("models", {})) or sorted({c.model for c in cases})
-    backends = list(plan.get("backends", [])) or sorted({c.backend for c in cases})
-    batches = sorted({int(b) for b in plan.get("batches", [])} | {c.batch for c in cases}) or [1]
-    threads = sorted({int(t) for t in plan.get("threads", [])} | {c.threads for c in cases}) or [1]
+def _run_axes(plan: RunPlan, cases: Sequence[CaseRow]) -> tuple[list[str], list[str], list[int], list[int]]:
+    models = list(plan.models) or sorted({c.model for c in cases})
+    backends = list(plan.backends) or sorted({c.backend for c in cases})
+    batches = sorted(set(plan.batches) | {c.batch for c in cases}) or [1]
+    threads = sorted(set(plan.threads) | {c.threads for c in cases}) or [1]
     return models, backends, batches, threads
 
 
@@ -114,7 +115,7 @@ def _skip_notes(cases: Sequence[CaseRow], backends: Sequence[str], batch: int, t
     return [f"{backend_label(b)} ({b}) not run: {reason}" for (b, reason) in seen]
 
 
-def _backend_table(title: str, plan: Mapping[str, Any], cases: Sequence[CaseRow], columns: Sequence[str],
+def _backend_table(title: str, plan: RunPlan, cases: Sequence[CaseRow], columns: Sequence[str],
                    column_backend: Mapping[str, str | None], batch: int, threads: int,
                    notes: Sequence[str]) -> Table:
     models, _, _, _ = _run_axes(plan, cases)
@@ -132,27 +133,28 @@ def _backend_table(title: str, plan: Mapping[str, Any], cases: Sequence[CaseRow]
     run_backends = [b for b in column_backend.values() if b]
     all_notes = list(notes) + _skip_notes(cases, run_backends, batch, threads)
     if any(d["diverged"] for d in data):
-        all_notes.append(f"{DIVERGED} outputs diverge from the {plan.get('reference', 'paddle-cpu')} reference "
+        all_notes.append(f"{DIVERGED} outputs diverge from the {plan.reference or 'paddle-cpu'} reference "
                          "beyond the backend's tolerance (details with --format json)")
     return Table(title, ("Model", *columns), tuple(rows), data, tuple(all_notes))
 
 
-def _host_notes(plan: Mapping[str, Any], batch: int, threads: int) -> list[str]:
-    device: dict[str, Any] = next(iter(plan.get("devices", {}).values()), {})
-    label = device.get("label") or device.get("model") or "this host"
-    if device.get("cpus") and device.get("load_avg") is not None:
-        label += f" ({device['cpus']} CPUs, load average {device['load_avg']} at the start)"
+def _host_notes(plan: RunPlan, batch: int, threads: int) -> list[str]:
+    device = next(iter(plan.devices.values()), PlanDevice())
+    label = device.label or device.model or "this host"
+    if device.cpus and device.load_avg is not None:
+        label += f" ({device.cpus} CPUs, load average {device.load_avg} at the start)"
     return [f"Measured on {label} with kpmobile's backend workers (one process per case).",
             f"Batch size {batch}; {threads} CPU thread(s); the time only includes inference time "
             "(one run plus copying its outputs to host memory), mean over iterations."]
 
 
-def server_tables(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> list[Table]:
+def server_tables(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> list[Table]:
     """Give the server table in the seed's layout and, when other backends ran, a second table of them.
 
     Cells are the latency at batch 1 (the smallest batch when 1 was not run) and 1 thread (the
     fewest threads run), in ms: the mean over rounds of each case's mean per-iteration time.
     """
+    plan = RunPlan.of(plan)
     _, backends, batches, threads_run = _run_axes(plan, cases)
     batch, threads = _pick(batches, 1), _pick(threads_run, 1)
     notes = _host_notes(plan, batch, threads)
@@ -170,7 +172,7 @@ def server_tables(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> list[Tab
 
 def is_host_run(run: RunRow) -> bool:
     """Tell whether a stored run is a host sweep (its plan says kind "host")."""
-    return run.plan.get("kind") == "host"
+    return run.plan.is_host
 
 
 def pick_host_run(runs: Sequence[RunRow], run_id: str | None = None) -> RunRow | None:

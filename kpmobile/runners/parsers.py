@@ -330,12 +330,21 @@ def _bin_record(blocks: list[_Block], command_model: str | None = None,
         peak_mb=memory.get("peak"),
         device=_log_device(by_name["Device"]) if "Device" in by_name else None,
         outputs=outputs,
+        threads_applied=_applied(runtime.get("threads applied")),
         notes=tuple(notes),
         samples_ms=_samples(perf.lines),
     )
     if memory and ("init" not in memory or "peak" not in memory):
         warnings.append("'Memory Usage' lines incomplete")
     return record, warnings
+
+
+def _applied(value: str | None) -> bool | None:
+    """Give whether a runtime line such as "threads applied: no (...)" says the setting took effect."""
+    if not value:
+        return None
+    word = value.split()[0].lower()
+    return True if word == "yes" else False if word == "no" else None
 
 
 def _perf_values(block: _Block) -> tuple[dict[str, float], dict[str, float], list[str]]:
@@ -779,6 +788,7 @@ def _det_record(run: _DetRun) -> RunRecord:
         avg_ms=avg,
         threads=run.threads,
         stages=stages,
+        persons_found=run.counts[1] if len(run.counts) > 1 else None,
         notes=tuple(notes),
         samples_ms=run.samples,
     )

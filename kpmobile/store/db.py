@@ -8,14 +8,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from kpmobile import __version__
 from kpmobile.errors import ConfigError
-from kpmobile.records import BenchCase, DeviceInfo
+from kpmobile.records import BenchCase, CaseExtra, DeviceInfo, RunPlan
 
 SCHEMA_VERSION = 2  # 2: the samples table
 
@@ -123,7 +123,8 @@ class RunRow:
     command: str
     host: str
     kpmobile_version: str
-    plan: dict[str, Any]
+    plan: RunPlan
+    error: str | None = None  # why a failed run stopped
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,11 @@ class CaseRow:
     created: float
     samples_ms: tuple[float, ...] = ()  # per-iteration times (the samples table), () where the runner printed none
 
+    @property
+    def case_extra(self) -> CaseExtra:
+        """Give the case's extra as a typed record."""
+        return CaseExtra.from_json(self.extra)
+
 
 class Store:
     """A SQLite file holding runs, devices and cases; safe to share between worker threads."""
@@ -175,6 +181,10 @@ class Store:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             _open_schema(self._db)
+            self._db.row_factory = sqlite3.Row
+            columns = {str(r["name"]) for r in self._db.execute("PRAGMA table_info(runs)")}
+            if "error" not in columns:  # stores written before runs kept their failure reason
+                self._db.execute("ALTER TABLE runs ADD COLUMN error TEXT")
             self._db.commit()
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"store {self.path} is not a kpmobile SQLite store ({exc})",
@@ -186,28 +196,37 @@ class Store:
             self._db.close()
 
     # runs -------------------------------------------------------------------------------
-    def new_run(self, command: str, plan: dict[str, Any], run_id: str | None = None) -> str:
-        """Give the id of a newly created run."""
+    def new_run(self, command: str, plan: RunPlan | Mapping[str, Any], run_id: str | None = None) -> str:
+        """Give the id of a newly created run (status "running")."""
+        plan = RunPlan.of(plan)
         run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         with self._lock:
             self._db.execute(
                 "INSERT INTO runs(id, started, status, command, host, kpmobile_version, plan)"
                 " VALUES (?, ?, 'running', ?, ?, ?, ?)",
-                (run_id, time.time(), command, socket.gethostname(), __version__, json.dumps(plan)),
+                (run_id, time.time(), command, socket.gethostname(), __version__, json.dumps(plan.to_json())),
             )
             self._db.commit()
         return run_id
 
-    def finish_run(self, run_id: str, status: str) -> None:
-        """Mark a run finished with `status` (complete / interrupted / failed)."""
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Mark a run finished with `status` (complete / partial / interrupted / failed) and why it failed."""
         with self._lock:
-            self._db.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
+            self._db.execute("UPDATE runs SET finished=?, status=?, error=? WHERE id=?",
+                             (time.time(), status, error, run_id))
             self._db.commit()
 
-    def set_plan(self, run_id: str, plan: dict[str, Any]) -> None:
+    def reopen_run(self, run_id: str, plan: RunPlan) -> None:
+        """Mark a resumed run running again, with its (possibly extended) plan."""
+        with self._lock:
+            self._db.execute("UPDATE runs SET finished=NULL, status='running', error=NULL, plan=? WHERE id=?",
+                             (json.dumps(plan.to_json()), run_id))
+            self._db.commit()
+
+    def set_plan(self, run_id: str, plan: RunPlan | Mapping[str, Any]) -> None:
         """Replace a run's stored plan."""
         with self._lock:
-            self._db.execute("UPDATE runs SET plan=? WHERE id=?", (json.dumps(plan), run_id))
+            self._db.execute("UPDATE runs SET plan=? WHERE id=?", (json.dumps(RunPlan.of(plan).to_json()), run_id))
             self._db.commit()
 
     def run(self, run_id: str | None = None) -> RunRow:
@@ -221,13 +240,13 @@ class Store:
             if run_id is None:
                 raise ConfigError(f"the store {self.path} holds no run yet", "run `kpmobile bench` first")
             raise ConfigError(f"no run '{run_id}' in {self.path}", "list runs with `kpmobile runs list`")
-        return RunRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]))
+        return _run_row(row)
 
     def runs(self) -> list[RunRow]:
         """Give every run, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM runs ORDER BY started").fetchall()
-        return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+        return [_run_row(r) for r in rows]
 
     # devices ----------------------------------------------------------------------------
     def upsert_device(self, info: DeviceInfo) -> None:
@@ -247,7 +266,7 @@ class Store:
         """Give stored device info keyed by fingerprint."""
         with self._lock:
             rows = self._db.execute("SELECT fingerprint, info FROM devices").fetchall()
-        return {fp: json.loads(info) for fp, info in rows}
+        return {str(r["fingerprint"]): json.loads(r["info"]) for r in rows}
 
     # cases ------------------------------------------------------------------------------
     def add_case(
@@ -265,7 +284,7 @@ class Store:
         artifact_hash: str | None = None,
         runner: str | None = None,
         runner_version: str | None = None,
-        extra: dict[str, Any] | None = None,
+        extra: CaseExtra | Mapping[str, Any] | None = None,
         samples: Sequence[float] | None = None,
     ) -> int:
         """Store one case and its per-iteration samples (default: the record's samples_ms), commit at once;
@@ -289,7 +308,7 @@ class Store:
                     status, error, nums.get("avg_ms"), nums.get("min_ms"), nums.get("max_ms"),
                     nums.get("first_ms"), nums.get("init_ms"),
                     json.dumps(record) if record is not None else None, raw_log,
-                    json.dumps(extra or {}), time.time(),
+                    json.dumps(extra.to_json() if isinstance(extra, CaseExtra) else dict(extra or {})), time.time(),
                 ),
             )
             case_id = int(cur.lastrowid or 0)
@@ -308,7 +327,7 @@ class Store:
             rows = self._db.execute(query + " ORDER BY id", args).fetchall()
             samples = self._samples("SELECT s.case_id, s.ms FROM samples s JOIN cases c ON c.id = s.case_id"
                                     " WHERE c.run_id=? ORDER BY s.case_id, s.idx", (run_id,))
-        return [_case_row(r, samples.get(r[0], ())) for r in rows]
+        return [_case_row(r, samples.get(int(r["id"]), ())) for r in rows]
 
     def _samples(self, query: str, args: tuple[Any, ...]) -> dict[int, tuple[float, ...]]:
         out: dict[int, list[float]] = {}
@@ -322,12 +341,12 @@ class Store:
             rows = self._db.execute(
                 "SELECT case_key FROM cases WHERE run_id=? AND status='ok'", (run_id,)
             ).fetchall()
-        return {r[0] for r in rows}
+        return {str(r["case_key"]) for r in rows}
 
     def count_cases(self) -> int:
         """Give the number of stored cases across all runs."""
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM cases").fetchone()[0])
+            return int(self._db.execute("SELECT COUNT(*) AS n FROM cases").fetchone()["n"])
 
     def iter_all_cases(self) -> Iterator[CaseRow]:
         """Give every stored case."""
@@ -335,7 +354,7 @@ class Store:
             rows = self._db.execute("SELECT * FROM cases ORDER BY id").fetchall()
             samples = self._samples("SELECT case_id, ms FROM samples ORDER BY case_id, idx", ())
         for r in rows:
-            yield _case_row(r, samples.get(r[0], ()))
+            yield _case_row(r, samples.get(int(r["id"]), ()))
 
 
 def add_samples(db: sqlite3.Connection, case_id: int, samples: Sequence[float]) -> None:
@@ -344,9 +363,18 @@ def add_samples(db: sqlite3.Connection, case_id: int, samples: Sequence[float]) 
                    [(case_id, i, float(v)) for i, v in enumerate(samples)])
 
 
-def _case_row(r: tuple[Any, ...], samples: tuple[float, ...] = ()) -> CaseRow:
-    values = list(r)
-    values[27] = json.loads(values[27]) if values[27] else None  # record
-    values[29] = json.loads(values[29]) if values[29] else {}  # extra
-    values.append(samples)
-    return CaseRow(*values)
+_CASE_COLUMNS = tuple(f.name for f in fields(CaseRow) if f.name != "samples_ms")
+_RUN_COLUMNS = ("id", "started", "finished", "status", "command", "host", "kpmobile_version")
+
+
+def _run_row(r: sqlite3.Row) -> RunRow:
+    values: dict[str, Any] = {name: r[name] for name in _RUN_COLUMNS}
+    return RunRow(**values, plan=RunPlan.from_json(json.loads(r["plan"] or "{}")),
+                  error=r["error"] if "error" in r.keys() else None)
+
+
+def _case_row(r: sqlite3.Row, samples: tuple[float, ...] = ()) -> CaseRow:
+    values: dict[str, Any] = {name: r[name] for name in _CASE_COLUMNS}
+    values["record"] = json.loads(values["record"]) if values["record"] else None
+    values["extra"] = json.loads(values["extra"]) if values["extra"] else {}
+    return CaseRow(**values, samples_ms=samples)

@@ -12,6 +12,7 @@ from typing import Any
 
 from kpmobile import __version__
 from kpmobile.errors import ConfigError
+from kpmobile.records import RunPlan
 from kpmobile.store.db import CaseRow, RunRow, Store, add_samples
 
 SCHEMA = "kpmobile-run"
@@ -33,13 +34,13 @@ def export_run(store: Store, run_id: str | None = None) -> dict[str, Any]:
     run = store.run(run_id)
     cases = store.cases(run.id)
     known = store.devices()
-    fps = list(dict.fromkeys([*run.plan.get("devices", {}), *(c.device_fp for c in cases)]))
+    fps = list(dict.fromkeys([*run.plan.devices, *(c.device_fp for c in cases)]))
     return {
         "schema": SCHEMA,
         "version": VERSION,
         "exported": time.time(),
         "exported_by": f"kpmobile {__version__}",
-        "run": dataclasses.asdict(run),
+        "run": {**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)}, "plan": run.plan.to_json()},
         "devices": {fp: known[fp] for fp in fps if fp in known},
         "cases": [{k: v for k, v in dataclasses.asdict(c).items() if k != "id"} for c in cases],
     }
@@ -89,7 +90,8 @@ def migrate(data: Any) -> dict[str, Any]:
                               "report this as a kpmobile bug")
         version += 1
     _check_v1(data)
-    return data
+    checked: dict[str, Any] = data
+    return checked
 
 
 def _check_v1(data: dict[str, Any]) -> None:
@@ -109,7 +111,9 @@ def _check_v1(data: dict[str, Any]) -> None:
 
 def _canonical(data: dict[str, Any]) -> str:
     cases = sorted((_case_values(c) for c in data["cases"]), key=lambda c: str(c["case_key"]))
-    return json.dumps({"run": {k: data["run"].get(k) for k in _RUN_FIELDS}, "cases": cases}, sort_keys=True)
+    run = {k: data["run"].get(k) for k in _RUN_FIELDS}
+    run["plan"] = RunPlan.from_json(run["plan"]).to_json()  # an export of an older version reads the same
+    return json.dumps({"run": run, "cases": cases}, sort_keys=True)
 
 
 def _case_values(case: dict[str, Any]) -> dict[str, Any]:
@@ -150,10 +154,10 @@ def import_run(store: Store, data: dict[str, Any]) -> ImportResult:
     try:
         with con:
             con.execute(
-                "INSERT INTO runs(id, started, finished, status, command, host, kpmobile_version, plan)"
-                " VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs(id, started, finished, status, command, host, kpmobile_version, plan, error)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
                 (run_id, run["started"], run["finished"], run["status"], run["command"], run["host"],
-                 run["kpmobile_version"], json.dumps(run["plan"])),
+                 run["kpmobile_version"], json.dumps(run["plan"]), run.get("error")),
             )
             now = time.time()
             for fp, info in data.get("devices", {}).items():
