@@ -46,6 +46,17 @@ def summarize(values: Sequence[float], cv_limit: float = CV_LIMIT) -> Summary:
     return Summary(len(vals), mean, std, statistics.median(vals), min(vals), max(vals), cv, tuple(flags))
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """Give the q-th percentile (0-100) of values, linear between order statistics (numpy's default)."""
+    if not values:
+        raise ValueError("no values")
+    vals = sorted(values)
+    pos = (len(vals) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(vals) - 1)
+    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+
+
 def trends_upward(values: Sequence[float], min_rise: float = 0.03) -> bool:
     """Tell whether values rise steadily: every step up and the last at least `min_rise` above the first."""
     if len(values) < 3:
@@ -98,6 +109,15 @@ def bootstrap_ratio_ci(a: Sequence[float], b: Sequence[float], iters: int = 2000
     lo = ratios[int((1 - level) / 2 * iters)]
     hi = ratios[min(iters - 1, int((1 + level) / 2 * iters))]
     return lo, hi
+
+
+def bootstrap_median_ci(values: Sequence[float], iters: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> tuple[float, float]:
+    """Give a percentile bootstrap confidence interval of the median of values."""
+    rng = random.Random(seed)
+    vals = list(values)
+    meds = sorted(statistics.median(rng.choices(vals, k=len(vals))) for _ in range(iters))
+    return meds[int((1 - level) / 2 * iters)], meds[min(iters - 1, int((1 + level) / 2 * iters))]
 
 
 @functools.lru_cache(maxsize=256)

@@ -205,7 +205,7 @@ def test_bench_energy_on_a_virtual_phone_with_a_battery(adb_server: AdbServer, v
     """bench --energy: every cell has mean, idle and mJ/inference; picodet-s-320 costs more than tinypose."""
     phone = virtual_phone_factory("virtual-battery")
     out = _bench(adb_server, tmp_path, "--device", phone.serial, "--models", "pp-tinypose-128x96,picodet-s-320",
-                 "--threads", "1", "--warmup", "1", "--repeats", "20", "--energy", "--energy-idle", "1.5")
+                 "--threads", "1", "--warmup", "1", "--repeats", "20", "--rounds", "1", "--energy", "--energy-idle", "1.5")
     assert out["ok"] == 2 and out["failed"] == 0
     report = kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"], "--format", "json")
     assert report.returncode == 0, report.stderr
@@ -226,7 +226,7 @@ def test_bench_energy_charging_and_without_battery(adb_server: AdbServer, virtua
     charging = virtual_phone_factory("virtual-battery", extra_args=["--battery-status", "Charging"])
     bare = virtual_phone_factory("virtual")
     out = _bench(adb_server, tmp_path, "--models", "pp-tinypose-128x96", "--threads", "1", "--warmup", "1",
-                 "--repeats", "5", "--energy", "--energy-idle", "1")
+                 "--repeats", "5", "--rounds", "1", "--energy", "--energy-idle", "1")
     assert out["ok"] == 2
     report = kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"], "--format", "json")
     cells = {c["label"]: c for c in json.loads(report.stdout)["cells"]}
@@ -238,7 +238,7 @@ def test_bench_energy_charging_and_without_battery(adb_server: AdbServer, virtua
     assert len(none) == 1 and none[0]["notes"] == [NO_BATTERY_NOTE]
     bench = kpmobile("bench", "--adb-server", adb_server.address, "--no-virtual", "--db", str(tmp_path / "kp.db"),
                      "--out", str(tmp_path / "out"), "--models", "pp-tinypose-128x96", "--threads", "1",
-                     "--warmup", "1", "--repeats", "3", "--energy", "--energy-idle", "1")
+                     "--warmup", "1", "--repeats", "3", "--rounds", "1", "--energy", "--energy-idle", "1")
     assert "flagged charging); for a clean figure unplug" in bench.stdout and NO_BATTERY_NOTE in bench.stdout
     text = kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"])
     assert "dumpsys battery unplug" in text.stdout and "no energy figure" in text.stdout

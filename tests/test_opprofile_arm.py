@@ -45,7 +45,7 @@ def test_sweep_on_the_arm_phone_stores_each_cells_operators(adb_server: Any, vir
     res = kpmobile("bench", "--adb-server", adb_server.address, "--no-virtual", "--device", phone.serial,
                    "--db", str(db), "--out", str(tmp_path / "out"), "--runner", str(RUNNER), "--op-profile",
                    "--op-runner", str(PROFILER), "--models", "pp-tinypose-128x96", "--threads", "1,4",
-                   "--warmup", "1", "--repeats", "2", "--json", timeout=1500)
+                   "--warmup", "1", "--repeats", "2", "--rounds", "1", "--json", timeout=1500)
     assert res.returncode == 0, res.stderr[-3000:]
     run = json.loads(res.stdout)["run_id"]
     profiles = Store(db).op_profiles(run)

@@ -363,6 +363,6 @@ def test_per_iteration_lines_of_kpmobiles_runners_become_samples() -> None:
     assert parse_log(lr.format_report(report))[0].samples_ms == ()
     flags = pr.Flags(det_model="d.nb", keypoint_model="k.nb", image="i.ppm", persons=1, repeats=2)
     times = pr.Times(det_pre=4, det_inf=40, det_post=6, crop=1, kpt_pre=2, kpt_inf=40, kpt_post=2, total=100)
-    log = "".join(pr.format_report(flags, times, [(0, 0, 10, 10, 0.5)]) + f"{pr.SAMPLES_PREFIX}{v} {v + 2}\n"
+    log = "".join(pr.format_report(flags, times, [(0, 0, 10, 10, 0.5)]) + f"per-iteration(ms): {v} {v + 2}\n"
                   for v in (49.0, 60.0))
     assert [r.samples_ms for r in parse_log(log)] == [(49.0, 51.0), (60.0, 62.0)]

@@ -175,3 +175,28 @@ def test_rounds_table_summarises_each_cell(store: Store) -> None:
     table = rounds_table(store.run(run), store.cases(run))
     assert len(table.rows) == 4 and all(row[2] == "3" for row in table.rows)
     assert table.data[0]["values_ms"] and table.data[0]["cv"] >= 0
+
+
+def _iterations_run(store: Store, rounds: int, factor: float, per_round: int = 10) -> str:
+    """Give a run whose cases carry per-iteration samples, as kpmobile's runners print them."""
+    run = store.new_run("test", {"models": MODELS, "threads": [1], "devices": {"fpV": {"label": "Virtual phone"}}})
+    for rnd in range(rounds):
+        samples = [factor * (20.0 + 0.3 * ((i * 7 + rnd * 3) % 5)) for i in range(per_round)]
+        store.add_case(run, BenchCase(model="pp-tinypose-128x96", device="fpV", threads=1, backend="x86", round=rnd),
+                       serial="V", status="ok", numbers={"avg_ms": sum(samples) / len(samples)}, samples=samples)
+    store.finish_run(run, "complete")
+    return run
+
+
+def test_iterations_are_the_samples_where_the_runner_printed_them_from_2_rounds_on(store: Store) -> None:
+    base, slowed = _iterations_run(store, 2, 1.0), _iterations_run(store, 2, 1.1)
+    (cell,) = _compare(store, base, slowed).cells
+    assert (cell.verdict, cell.samples, cell.n_samples) == ("slower", "iterations", (20, 20))
+    assert cell.ratio == pytest.approx(1.1, rel=0.01) and cell.p_value is not None and cell.p_value < 1e-4
+    assert cell.ci is not None and cell.ci[0] < 1.1 < cell.ci[1]
+    (same,) = _compare(store, base, _iterations_run(store, 2, 1.0)).cells
+    assert same.verdict == "same"
+    # One round a side: its iterations share one moment of load, so no verdict however many there are.
+    (one,) = _compare(store, _iterations_run(store, 1, 1.0, 50), _iterations_run(store, 1, 1.3, 50)).cells
+    assert (one.verdict, one.need_rounds, one.p_value) == ("insufficient", 2, None)
+    assert one.verdict_text == "insufficient (need >= 2 rounds)"

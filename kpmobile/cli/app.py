@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from kpmobile.cli import bench, devices, misc, models, report, runs
+from kpmobile.cli import bench, devices, misc, models, quickparams, report, runs
 from kpmobile.cli.output import fail_on
 from kpmobile.errors import KpError
+
+quickparams.install()  # plain option values without importing pydantic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark keypoint and detection models on Android phones and servers.")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from kpmobile.cli.output import console, emit_json, fail, fail_on
-from kpmobile.cli.progress import RichProgress
 from kpmobile.errors import KpError
-from kpmobile.report.table import Table, to_json, to_rich
+
+if TYPE_CHECKING:
+    from kpmobile.report.table import Table
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -54,7 +56,7 @@ def register(app: typer.Typer) -> None:
         runner: Path = typer.Option(None, "--runner", help="Paddle Lite benchmark_bin for ARM phones."),
         warmup: int = typer.Option(None, min=0, help="Warm-up runs per case (default 10)."),
         repeats: int = typer.Option(None, min=1, help="Timed runs per case (default 30)."),
-        rounds: int = typer.Option(None, min=1, help="Separate runner invocations per cell (default 1)."),
+        rounds: int = typer.Option(None, min=1, help="Separate runner invocations per cell, interleaved (default 3)."),
         power_mode: int = typer.Option(None, min=0, max=3, help="0 big cores, 1 little, 2 all, 3 no bind."),
         cooldown: float = typer.Option(None, min=0, help="Seconds to rest before each case."),
         thermal_wait: float = typer.Option(None, "--thermal-wait", min=0,
@@ -69,6 +71,13 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Option(None, "--db", help="SQLite store (default in $KPMOBILE_HOME)."),
         resume: str = typer.Option(None, "--resume", help="Run id whose missing cases to run."),
         case_timeout: float = typer.Option(None, help="Seconds before a hung runner is killed (default 600)."),
+        memory: bool = typer.Option(None, "--memory",
+                                    help="One extra run per cell with --enable_memory_profile: init/peak MB."),
+        virtual: str = typer.Option(None, "--virtual",
+                                    help="Use only a virtual phone: x86, or arm (kirin980 running the real "
+                                         "benchmark_bin under qemu; timings emulated)."),
+        quick: bool = typer.Option(False, "--quick", help="One round, for a dry look: no spread, cells say"
+                                                           " '1 round' and runs compare says 'insufficient'."),
         energy: bool = typer.Option(None, "--energy",
                                     help="Sample the battery (~10 Hz) around each case, after an idle baseline:"
                                          " mean and idle W, mJ per inference (`report energy`)."),
@@ -82,9 +91,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
+        from kpmobile.cli.progress import RichProgress
+        from kpmobile.report.table import to_json, to_rich
         from kpmobile.sweep import run_sweep
         from kpmobile.sweep.config import load_options
 
+        if quick and rounds not in (None, 1):
+            fail("--quick and --rounds disagree", "--quick means --rounds 1; give one of them")
+        rounds = 1 if quick else rounds
         overrides = {
             "models": _split(models) or None, "threads": _ints(threads, "--threads") or None,
             "devices": _split(device) or None, "servers": _split(adb_server) or None, "no_virtual": no_virtual,
@@ -93,7 +107,8 @@ def register(app: typer.Typer) -> None:
             "backends": _split(backend) or None, "batches": _ints(batch, "--batch") or None,
             "pipelines": _split(pipeline) or None, "persons": _ints(persons, "--persons") or None,
             "pipeline_runner": pipeline_runner, "out_dir": out, "db": db, "resume": resume,
-            "case_timeout_s": case_timeout, "config": config, "energy": energy, "energy_idle_s": energy_idle,
+            "case_timeout_s": case_timeout, "config": config, "memory": memory, "virtual": virtual,
+            "energy": energy, "energy_idle_s": energy_idle,
             "op_profile": op_profile or (True if op_runner else None), "op_runner": op_runner,
         }
         try:

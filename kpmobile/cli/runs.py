@@ -76,7 +76,7 @@ def show(
     """Show a run: metadata, devices, the mobile table, rounds per cell and thread scaling."""
     from kpmobile.report.compare import device_order, rounds_table
     from kpmobile.report.mobile import mobile_table
-    from kpmobile.report.scaling import scaling_table, thread_scaling
+    from kpmobile.report.scaling import emulated_labels, scaling_table, thread_scaling
     from kpmobile.report.table import to_json, to_rich
 
     try:
@@ -89,7 +89,7 @@ def show(
     fps = device_order(row, cases)
     scaling = thread_scaling(row, cases)
     tables = [mobile_table(row.plan, cases), rounds_table(row, cases),
-              scaling_table(scaling, row.plan.models)]
+              scaling_table(scaling, row.plan.models, emulated_labels(row, cases))]
     if as_json:
         emit_json({
             "run": {"id": row.id, "started": row.started, "finished": row.finished, "status": row.status,
@@ -122,7 +122,9 @@ def show(
 
 COMPARE_HELP = "\n\n".join((
     "Compare run B against run A cell by cell: the ratio B/A, its interval, a test and a verdict.",
-    "A cell's samples are its rounds (each round's avg_ms).",
+    "A cell's samples: where the runner printed per-iteration times (kpmobile's own runners), every timed"
+    " iteration of its rounds, and a verdict needs 2 rounds a side (one round's iterations share one moment of"
+    " load); else (benchmark_bin) its rounds, each round's avg_ms, and a verdict needs 4 rounds a side.",
     "Verdicts. slower / faster: the two-sided Mann-Whitney U test gives p < 0.05 and the Hodges-Lehmann"
     " ratio B/A (the median of all pairwise ratios) is beyond 1 +- --threshold. same: not significant, or"
     " significant but within --threshold. insufficient (need >= N rounds): at these sample sizes even"

@@ -45,8 +45,9 @@ class Sampler:
         dirs = " ".join(BATTERY_DIRS)
         named = "|".join(f"*/{d.rsplit('/', 1)[1]}" for d in BATTERY_DIRS)
         count = max(1, round(self.idle_s / self.interval_s))
+        folder = self.file.rsplit("/", 1)[0] or "/"
         return (
-            f"rm -f {q(self.file)}; kpbat=; for d in {dirs} {ANY_SUPPLY}; do "
+            f"mkdir -p {q(folder)}; rm -f {q(self.file)}; kpbat=; for d in {dirs} {ANY_SUPPLY}; do "
             '[ -r "$d/current_now" ] && [ -r "$d/voltage_now" ] || continue; '
             f'case "$d" in {named}) kpbat=$d; break;; esac; '
             't=; read -r t < "$d/type" 2>/dev/null; [ "$t" = Battery ] && { kpbat=$d; break; }; done; '

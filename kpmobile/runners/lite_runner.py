@@ -46,7 +46,9 @@ from kpmobile.runners.runner_common import (
     EXIT_USAGE,
     RunnerFailure,
     _usage_error,
+    format_samples,
     import_numpy,
+    paced,
     parse_gflags,
     run_main,
 )
@@ -84,6 +86,7 @@ class Flags:
     cpu_precision: str = "fp32"
     enable_memory_profile: bool = False
     memory_check_interval_ms: int = 5  # accepted, unused: VmHWM is already a high-water mark
+    print_output_dtype: bool = False  # kpmobile's own: an `output tensor N dtype:` line per output
     shapes: list[list[int]] = field(default_factory=list)
 
 
@@ -91,6 +94,7 @@ _FLAG_TYPES: dict[str, type] = {
     "optimized_model_file": str, "input_shape": str, "input_data_path": str, "threads": int,
     "power_mode": int, "warmup": int, "repeats": int, "run_delay": float, "result_path": str,
     "backend": str, "cpu_precision": str, "enable_memory_profile": bool, "memory_check_interval_ms": int,
+    "print_output_dtype": bool,
 }
 _UNSUPPORTED = {
     "uncombined_model_dir": "converts Paddle models", "model_file": "converts Paddle models",
@@ -177,6 +181,7 @@ class OutputInfo:
     elem_num: int
     mean: float
     std: float
+    dtype: str = ""  # printed only with --print_output_dtype (benchmark_bin has no such line)
 
 
 @dataclass
@@ -212,14 +217,6 @@ def _g(value: float, precision: int) -> str:
     return f"{value:.{precision}g}"
 
 
-SAMPLES_PREFIX = "per-iteration(ms): "
-
-
-def format_samples(samples_ms: list[float]) -> str:
-    """Give the line of per-iteration times kpmobile adds to the result file only (stdout stays benchmark_bin's)."""
-    return SAMPLES_PREFIX + " ".join(f"{v:.3f}" for v in samples_ms) + "\n" if samples_ms else ""
-
-
 def format_report(report: Report) -> str:
     """Give the text benchmark_bin writes for one run: the Info blocks, from the leading blank line."""
     out = [f"output tensor num: {len(report.outputs)}"]
@@ -227,6 +224,8 @@ def format_report(report: Report) -> str:
         out.append(f"\n--- output tensor {index} ---\n")
         out.append("output shape(NCHW): " + "".join(f"{d} " for d in tensor.shape) + "\n")
         out.append(f"output tensor {index} elem num: {tensor.elem_num}\n")
+        if tensor.dtype:
+            out.append(f"output tensor {index} dtype: {tensor.dtype}\n")
         out.append(f"output tensor {index} mean value: {_g(tensor.mean, 6)}\n")
         out.append(f"output tensor {index} standard deviation: {_g(tensor.std, 6)}\n")
     text = []
@@ -381,7 +380,8 @@ def run_benchmark(flags: Flags, phase: Any = None) -> Report:
         flat = values.astype(np.float64).ravel()
         mean = float(flat.mean()) if flat.size else float("nan")
         std = float(np.sqrt(np.mean((flat - mean) ** 2))) if flat.size else float("nan")
-        outputs.append(OutputInfo(shape=shape, elem_num=int(flat.size), mean=mean, std=std))
+        outputs.append(OutputInfo(shape=shape, elem_num=int(flat.size), mean=mean, std=std,
+                                  dtype=str(values.dtype) if flags.print_output_dtype else ""))
 
     memory = None
     if flags.enable_memory_profile:
@@ -423,22 +423,6 @@ def run_benchmark(flags: Flags, phase: Any = None) -> Report:
             "power_mode applied: no (x86 MobileConfig has no set_power_mode)",
         ],
     )
-
-
-SLOWDOWN = float(os.environ.get("KPMOBILE_SLOWDOWN_PCT") or 0) / 100  # only the virtual phone's --slowdown sets it
-
-
-def paced(start: float, slowdown: float = SLOWDOWN) -> None:
-    """Give nothing once (1 + slowdown) times the time since `start` has passed: the test-only slowdown
-    of the virtual phone (devices/virtual_phone/pacing.py) stretches each timed iteration so."""
-    if slowdown <= 0:
-        return
-    deadline = start + (time.perf_counter() - start) * (1 + slowdown)
-    while True:
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            return
-        time.sleep(left - 0.0005 if left > 0.001 else 0)  # sleep, then yield-spin the last half ms
 
 
 def _cpu_seconds() -> float:

@@ -654,7 +654,6 @@ class _DetRun:
     split: tuple[float, float, float] | None = None
     content: bool = False
     samples: tuple[float, ...] = ()
-
     totals: list[tuple[int, float]] = field(default_factory=list)  # (images, total ms) per Perf info
 
     def complete(self) -> bool:

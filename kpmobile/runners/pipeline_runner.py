@@ -46,7 +46,9 @@ from kpmobile.runners.runner_common import (
     EXIT_OK,
     EXIT_USAGE,
     RunnerFailure,
+    format_samples,
     import_numpy,
+    paced,
     parse_gflags,
     run_main,
 )
@@ -312,21 +314,6 @@ def _predictor(path: str) -> Any:
     return lite.create_paddle_predictor(config)
 
 
-SLOWDOWN = float(os.environ.get("KPMOBILE_SLOWDOWN_PCT") or 0) / 100  # only the virtual phone's --slowdown sets it
-
-
-def paced(start: float, slowdown: float = SLOWDOWN) -> None:
-    """Give nothing once (1 + slowdown) times the time since `start` has passed (as lite_runner.paced)."""
-    if slowdown <= 0:
-        return
-    deadline = start + (time.perf_counter() - start) * (1 + slowdown)
-    while True:
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            return
-        time.sleep(left - 0.0005 if left > 0.001 else 0)
-
-
 def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, float]], int, list[float]]:
     """Give the summed stage times of `repeats` iterations (after `warmup`), the persons, how many are fixed
     and each timed iteration's total (ms)."""
@@ -377,9 +364,6 @@ def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, fl
             for name in Times.__dataclass_fields__:
                 setattr(times, name, getattr(times, name) + getattr(t, name))
     return times, persons, fixed, totals
-
-
-SAMPLES_PREFIX = "per-iteration(ms): "  # the result file's extra line, as lite_runner writes it
 
 
 def _g(value: float) -> str:
@@ -452,7 +436,7 @@ def _run(args: list[str]) -> int:
     if flags.result_path:
         try:
             with open(flags.result_path, "a", encoding="utf-8") as fh:
-                fh.write(text + SAMPLES_PREFIX + " ".join(f"{v:.3f}" for v in totals) + "\n")
+                fh.write(text + format_samples(totals))
         except OSError as exc:
             raise Failure(f"cannot write result file {flags.result_path} ({exc.strerror})", EXIT_FAILED) from None
     return EXIT_OK

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from kpmobile.errors import ConfigError
 from kpmobile.records import BenchCase, CaseExtra, DeviceInfo, RunPlan
 from kpmobile.store.ops import OPS_SCHEMA, OpStoreMixin
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3  # 2: the samples table; 3: op profiles (op_profiles, op_times)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,6 +76,48 @@ CREATE TABLE IF NOT EXISTS cases (
 CREATE INDEX IF NOT EXISTS cases_run ON cases(run_id);
 """
 
+# Per-iteration times of a case, as the runner printed them (kpmobile's runners; benchmark_bin prints none).
+_SAMPLES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    case_id INTEGER NOT NULL REFERENCES cases(id),
+    idx INTEGER NOT NULL,
+    ms REAL NOT NULL,
+    PRIMARY KEY (case_id, idx)
+);
+"""
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: add the samples table and fill it from the samples_ms of stored records."""
+    db.executescript(_SAMPLES_SCHEMA)
+    for case_id, record in db.execute("SELECT id, record FROM cases WHERE record LIKE '%samples_ms%'").fetchall():
+        values = (json.loads(record) or {}).get("samples_ms") or []
+        db.executemany("INSERT OR IGNORE INTO samples(case_id, idx, ms) VALUES (?,?,?)",
+                       [(case_id, i, float(v)) for i, v in enumerate(values)])
+
+
+# version N -> N + 1, run in order on a store of an older version
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: add the op-profile tables of `bench --op-profile` (empty: older runs had none)."""
+    db.executescript(OPS_SCHEMA)
+
+
+MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+
+
+def _open_schema(db: sqlite3.Connection) -> None:
+    """Create the tables of a new store, or bring an older store up to SCHEMA_VERSION."""
+    db.executescript(_SCHEMA)
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    version = int(row[0]) if row else SCHEMA_VERSION
+    if not row:
+        db.executescript(_SAMPLES_SCHEMA)
+        db.executescript(OPS_SCHEMA)
+    for step in range(version, SCHEMA_VERSION):
+        MIGRATIONS[step](db)
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+               (str(max(version, SCHEMA_VERSION)),))
+
 
 @dataclass(frozen=True)
 class RunRow:
@@ -127,6 +169,7 @@ class CaseRow:
     raw_log: str | None
     extra: dict[str, Any]
     created: float
+    samples_ms: tuple[float, ...] = ()  # per-iteration times (the samples table), () where the runner printed none
 
     @property
     def case_extra(self) -> CaseExtra:
@@ -144,12 +187,11 @@ class Store(OpStoreMixin):
         try:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            self._db.executescript(OPS_SCHEMA)  # op profiles (issue 17)
+            # A commit is then durable once in the WAL file, without an fsync per case (~5 ms here);
+            # a crashed or killed kpmobile loses nothing, only a power cut can lose the last cases.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            _open_schema(self._db)
             self._db.row_factory = sqlite3.Row
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
             columns = {str(r["name"]) for r in self._db.execute("PRAGMA table_info(runs)")}
             if "error" not in columns:  # stores written before runs kept their failure reason
                 self._db.execute("ALTER TABLE runs ADD COLUMN error TEXT")
@@ -253,10 +295,16 @@ class Store(OpStoreMixin):
         runner: str | None = None,
         runner_version: str | None = None,
         extra: CaseExtra | Mapping[str, Any] | None = None,
+        samples: Sequence[float] | None = None,
     ) -> int:
-        """Store one case and commit at once; give its row id."""
+        """Store one case and its per-iteration samples (default: the record's samples_ms), commit at once;
+        give its row id."""
         nums = numbers or {}
+        if samples is None:
+            samples = (record or {}).get("samples_ms") or ()
         with self._lock:
+            self._db.execute("DELETE FROM samples WHERE case_id IN (SELECT id FROM cases WHERE run_id=? AND"
+                             " case_key=?)", (run_id, case.key()))
             cur = self._db.execute(
                 "INSERT OR REPLACE INTO cases(run_id, case_key, device_fp, serial, model, model_hash,"
                 " artifact_hash, runner, runner_version, backend, threads, power_mode, warmup, repeats,"
@@ -273,8 +321,10 @@ class Store(OpStoreMixin):
                     json.dumps(extra.to_json() if isinstance(extra, CaseExtra) else dict(extra or {})), time.time(),
                 ),
             )
+            case_id = int(cur.lastrowid or 0)
+            add_samples(self._db, case_id, samples)
             self._db.commit()
-            return int(cur.lastrowid or 0)
+            return case_id
 
     def cases(self, run_id: str, status: str | None = None) -> list[CaseRow]:
         """Give a run's cases in the order they were stored."""
@@ -285,7 +335,15 @@ class Store(OpStoreMixin):
             args = (run_id, status)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id", args).fetchall()
-        return [_case_row(r) for r in rows]
+            samples = self._samples("SELECT s.case_id, s.ms FROM samples s JOIN cases c ON c.id = s.case_id"
+                                    " WHERE c.run_id=? ORDER BY s.case_id, s.idx", (run_id,))
+        return [_case_row(r, samples.get(int(r["id"]), ())) for r in rows]
+
+    def _samples(self, query: str, args: tuple[Any, ...]) -> dict[int, tuple[float, ...]]:
+        out: dict[int, list[float]] = {}
+        for case_id, ms in self._db.execute(query, args):
+            out.setdefault(case_id, []).append(float(ms))
+        return {k: tuple(v) for k, v in out.items()}
 
     def done_keys(self, run_id: str) -> set[str]:
         """Give the keys of a run's cases that finished successfully (resume skips them)."""
@@ -304,11 +362,18 @@ class Store(OpStoreMixin):
         """Give every stored case."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM cases ORDER BY id").fetchall()
+            samples = self._samples("SELECT case_id, ms FROM samples ORDER BY case_id, idx", ())
         for r in rows:
-            yield _case_row(r)
+            yield _case_row(r, samples.get(int(r["id"]), ()))
 
 
-_CASE_COLUMNS = tuple(f.name for f in fields(CaseRow))
+def add_samples(db: sqlite3.Connection, case_id: int, samples: Sequence[float]) -> None:
+    """Give nothing: store a case's per-iteration times (uncommitted)."""
+    db.executemany("INSERT OR REPLACE INTO samples(case_id, idx, ms) VALUES (?,?,?)",
+                   [(case_id, i, float(v)) for i, v in enumerate(samples)])
+
+
+_CASE_COLUMNS = tuple(f.name for f in fields(CaseRow) if f.name != "samples_ms")
 _RUN_COLUMNS = ("id", "started", "finished", "status", "command", "host", "kpmobile_version")
 
 
@@ -318,8 +383,8 @@ def _run_row(r: sqlite3.Row) -> RunRow:
                   error=r["error"] if "error" in r.keys() else None)
 
 
-def _case_row(r: sqlite3.Row) -> CaseRow:
+def _case_row(r: sqlite3.Row, samples: tuple[float, ...] = ()) -> CaseRow:
     values: dict[str, Any] = {name: r[name] for name in _CASE_COLUMNS}
     values["record"] = json.loads(values["record"]) if values["record"] else None
     values["extra"] = json.loads(values["extra"]) if values["extra"] else {}
-    return CaseRow(**values)
+    return CaseRow(**values, samples_ms=samples)

@@ -13,7 +13,7 @@ from typing import Any
 from kpmobile import __version__
 from kpmobile.errors import ConfigError
 from kpmobile.records import RunPlan
-from kpmobile.store.db import CaseRow, RunRow, Store
+from kpmobile.store.db import CaseRow, RunRow, Store, add_samples
 
 SCHEMA = "kpmobile-run"
 VERSION = 1
@@ -24,7 +24,7 @@ Migration = Callable[[dict[str, Any]], dict[str, Any]]
 MIGRATIONS: dict[int, Migration] = {}
 
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRow))
-_CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseRow) if f.name != "id")
+_CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseRow) if f.name not in ("id", "samples_ms"))
 _CASE_REQUIRED = ("case_key", "device_fp", "serial", "model", "backend", "threads", "power_mode", "warmup",
                   "repeats", "precision", "batch", "round", "status", "created")
 
@@ -119,6 +119,7 @@ def _canonical(data: dict[str, Any]) -> str:
 def _case_values(case: dict[str, Any]) -> dict[str, Any]:
     out = {k: case.get(k) for k in _CASE_FIELDS}
     out["extra"] = out["extra"] or {}
+    out["samples_ms"] = list(case.get("samples_ms") or ())
     return out
 
 
@@ -172,7 +173,9 @@ def import_run(store: Store, data: dict[str, Any]) -> ImportResult:
                 values["run_id"] = run_id
                 values["record"] = json.dumps(values["record"]) if values["record"] is not None else None
                 values["extra"] = json.dumps(values["extra"])
-                con.execute(f"INSERT INTO cases({columns}) VALUES ({marks})", [values[k] for k in _CASE_FIELDS])
+                cur = con.execute(f"INSERT INTO cases({columns}) VALUES ({marks})",
+                                  [values[k] for k in _CASE_FIELDS])
+                add_samples(con, int(cur.lastrowid or 0), case.get("samples_ms") or ())
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"could not import run {run_id} into {store.path}: {exc}",
                           "check the file was written by `kpmobile runs export`") from exc

@@ -33,6 +33,11 @@ def wrap(script: str, sampler: Sampler | None) -> str:
     return sampler.wrap(script) if sampler is not None else script
 
 
+def strip_samples(stderr: str) -> str:
+    """Give the runner's stderr without the battery sampler's part."""
+    return split_samples(stderr)[0]
+
+
 def take_energy(stderr: str, sampler: Sampler | None, latency_ms: float | None) -> tuple[str, Energy | None]:
     """Give the runner's stderr without the samples, and the case's energy record (None without --energy)."""
     if sampler is None:

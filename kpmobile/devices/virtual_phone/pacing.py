@@ -2,7 +2,7 @@
 
 While a slowdown is in force, every shell command gets `KPMOBILE_SLOWDOWN_PCT=PCT` in its
 environment, and kpmobile's runners (lite_runner, pipeline_runner) stretch each timed iteration
-with a measured wait to (1 + PCT/100) times its own run time: the wall time and every printed time
+by spinning to (1 + PCT/100) times its own run time: the wall time and every printed time
 grow by PCT %, whatever else the machine runs.
 
 Why not stop the command's process group with SIGSTOP / SIGCONT for PCT % of its run: on a loaded
@@ -12,10 +12,17 @@ duty cycle slowed a CPU-bound command by only about 10 % (median of 15 pairs at 
 `ROOT/faults/slowdown` holds PCT; the phone reads it for every shell command, so a test can switch
 the slowdown on and off without restarting the phone. getprop shows it as
 `kpmobile.virtual.slowdown_pct`, and `kpmobile devices --json` as `slowdown_pct`.
+
+`--nice N` (tests only, root for N < 0) gives every shell command's session (its autogroup, which
+the kernel schedules as one) and process that nice value. A virtual phone shares the host's CPUs
+with whatever else runs there; at load 10 on 2 cores a runner got a fifth of a CPU and its
+iterations varied two-fold, which no statistics can see through. `--nice -20` gives the phone's
+runner a CPU of its own, as a real phone has (a CPU-bound loop: 2.08 s at nice 0, 0.46 s at -20).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -68,3 +75,36 @@ def _replace(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def nice_file(root: Path) -> Path:
+    """Give the file whose content is the nice value of the phone's shell commands."""
+    return Path(root) / "faults" / "nice"
+
+
+def set_nice(root: Path, nice: int) -> None:
+    """Give nothing: run the phone's shell commands from the next one on at `nice` (-20 to 19)."""
+    if not -20 <= nice <= 19:
+        raise ValueError(f"nice {nice} is out of range; give -20 to 19")
+    path = nice_file(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _replace(path, f"{nice}\n")
+
+
+def prioritise(pid: int, root: Path) -> None:
+    """Give nothing: set the session (autogroup) and the process `pid` to the phone's nice value, if any."""
+    try:
+        nice = int(nice_file(root).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if nice == 0:
+        return
+    try:
+        with open(f"/proc/{pid}/autogroup", "w", encoding="ascii") as fh:
+            fh.write(str(nice))
+    except OSError:
+        pass  # no autogroup scheduling here: the process nice below still counts
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:
+        pass

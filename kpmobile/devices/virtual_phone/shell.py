@@ -62,6 +62,7 @@ def run_shell(stream: Stream, phone: VirtualPhone, command: str, mode: str) -> N
             stream.write(message)
         return
     phone.track(proc, alive=True)
+    pacing.prioritise(proc.pid, sandbox.root)  # the test-only --nice
     try:
         fed = threading.Event()
         feeder = threading.Thread(target=_forward_stdin, args=(stream, proc.stdin, mode == "v2", fed),
