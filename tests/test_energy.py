@@ -205,7 +205,8 @@ def test_bench_energy_on_a_virtual_phone_with_a_battery(adb_server: AdbServer, v
     """bench --energy: every cell has mean, idle and mJ/inference; picodet-s-320 costs more than tinypose."""
     phone = virtual_phone_factory("virtual-battery")
     out = _bench(adb_server, tmp_path, "--device", phone.serial, "--models", "pp-tinypose-128x96,picodet-s-320",
-                 "--threads", "1", "--warmup", "1", "--repeats", "20", "--rounds", "1", "--energy", "--energy-idle", "1.5")
+                 "--threads", "1", "--warmup", "1", "--repeats", "20", "--rounds", "1", "--energy",
+                 "--energy-idle", "1.5")
     assert out["ok"] == 2 and out["failed"] == 0
     report = kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"], "--format", "json")
     assert report.returncode == 0, report.stderr
