@@ -16,13 +16,28 @@ from kpmobile.stats import mann_whitney_p
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SWEEP = ("--models", "pp-tinypose-128x96", "--threads", "1", "--warmup", "1", "--repeats", "10", "--rounds", "20")
+MODEL = ("--models", "pp-tinypose-128x96", "--threads", "1", "--warmup", "1")
 
 
-def _sweep(server: AdbServer, phone: Any, tmp: Path, *extra: str) -> tuple[dict[str, Any], str, list[tuple[Any, ...]]]:
+def sweep_args(server: AdbServer, phone: Any, tmp: Path, case_s: float) -> tuple[str, ...]:
+    """Give the 20-round sweep's flags, with --repeats sized so that a case keeps the phone busy about
+    `case_s` seconds at this host's present speed.
+
+    The phone heats with the runner's busy time, so a fixed --repeats would heat it twice as much on a
+    host loaded twice as much: a short calibration run (which heats the phone by well under a degree)
+    measures the latency first, and the sweep's heat then depends on time, not on the host's load.
+    """
+    table, _, rows = _sweep(server, phone, tmp / "calibrate", (*MODEL, "--repeats", "5", "--rounds", "1"))
+    avg_ms = float(rows[0][1])
+    repeats = max(5, min(2000, round(case_s * 1000 / avg_ms)))
+    return (*MODEL, "--repeats", str(repeats), "--rounds", "20")
+
+
+def _sweep(server: AdbServer, phone: Any, tmp: Path, sweep: tuple[str, ...],
+           *extra: str) -> tuple[dict[str, Any], str, list[tuple[Any, ...]]]:
     db = tmp / "kp.db"
     res = kpmobile("bench", "--adb-server", server.address, "--no-virtual", "--device", phone.serial, "--db", str(db),
-                   "--out", str(tmp / "out"), *SWEEP, *extra, timeout=1500)
+                   "--out", str(tmp / "out"), *sweep, *extra, timeout=1500)
     assert res.returncode == 0, res.stderr[-3000:]
     with sqlite3.connect(db) as conn:
         run = conn.execute("SELECT id FROM runs ORDER BY started DESC LIMIT 1").fetchone()[0]
@@ -41,7 +56,10 @@ def heat_curve(rows: list[tuple[Any, ...]]) -> list[tuple[int, float, float | No
 def test_hot_phone_without_cool_down_throttles_and_slows(adb_server: AdbServer, virtual_phone_factory: PhoneFactory,
                                                          tmp_path: Path) -> None:
     phone = virtual_phone_factory("virtual-hot")
-    table, out, rows = _sweep(adb_server, phone, tmp_path, "--thermal-wait", "0")
+    # About 80 s busy in all: past the 55 C trip (30 C ambient, 79 C steady at one busy core, tau 40 s)
+    # by the middle of the sweep, even if the host's speed halves after the calibration.
+    sweep = sweep_args(adb_server, phone, tmp_path, case_s=4.0)
+    table, out, rows = _sweep(adb_server, phone, tmp_path, sweep, "--thermal-wait", "0")
     curve = heat_curve(rows)
     print("heat curve (round, ms, C before, C after, flags):", *curve, sep="\n")
     assert len(rows) == 20
@@ -66,7 +84,10 @@ def test_hot_phone_with_cool_down_waits_and_is_not_flagged(adb_server: AdbServer
                                                            virtual_phone_factory: PhoneFactory,
                                                            tmp_path: Path) -> None:
     phone = virtual_phone_factory("virtual-hot")
-    table, out, rows = _sweep(adb_server, phone, tmp_path, "--thermal-wait", "300")
+    # 2.5 s cases heat past the 45 C cool-down limit within a few cases, yet a case started below it
+    # ends far below the 55 C trip.
+    sweep = sweep_args(adb_server, phone, tmp_path, case_s=2.5)
+    table, out, rows = _sweep(adb_server, phone, tmp_path, sweep, "--thermal-wait", "300")
     curve = heat_curve(rows)
     print("heat curve (round, ms, C before, C after, flags):", *curve, sep="\n")
     assert "cool-down: waited " in out and "below 45 °C" in out
