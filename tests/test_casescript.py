@@ -170,3 +170,25 @@ def test_a_sweep_takes_one_round_trip_per_case_and_waits_for_a_hot_phone(
     assert extras[1]["cooldown"]["polls"] == 0
     kept = sorted((tmp_path / "out").rglob("*.txt"))
     assert len(kept) == 2 and all("avg" in p.read_text() for p in kept)  # the result files, kept on disk
+
+
+def _stream(wait_mc: int, before_mc: int) -> bytes:
+    n = "abc123"
+    return (f"=KP1 {n} wait\nu 10.0 10.0 22.5\npolls 6\nhottest_mc {wait_mc}\n\n"
+            f"=KP1 {n} before\nT thermal_zone0 cpu {before_mc}\n\n"
+            f"=KP1 {n} stdout\nok\n\n=KP1 {n} rc\n0\n\n"
+            f"=KP1 {n} after\nT thermal_zone0 cpu {before_mc + 3000}\n\n=KP1 {n} end\n").encode()
+
+
+def test_hot_start_is_judged_on_the_reading_the_cool_down_ended_on() -> None:
+    from kpmobile.devices.casescript import parse_case_stream
+    from kpmobile.sweep.conditions import from_stream
+
+    # The wait read 44.9 C and let the case start; the snapshot a moment later read 45.0 C.
+    settled = parse_case_stream(_stream(44900, 45000), "abc123")
+    assert settled.start_c == 44.9 and settled.waited_s == 12.5
+    extra = from_stream(settled, 45.0, None)
+    assert "hot-start" not in extra.flags
+    assert extra.telemetry is not None and extra.telemetry.cooldown["start_c"] == 44.9
+    # A wait that gave up with the phone still at the limit is a hot start.
+    assert "hot-start" in from_stream(parse_case_stream(_stream(47000, 47000), "abc123"), 45.0, None).flags

@@ -134,6 +134,7 @@ class CaseStream:
     waited_s: float
     polls: int
     complete: bool
+    start_c: float | None = None  # the hottest zone's reading that ended the cool-down wait (None: not read)
     frames: Frames = field(repr=False, default_factory=lambda: Frames({}))
 
 
@@ -156,8 +157,18 @@ def parse_case_stream(data: bytes, nonce: str) -> CaseStream:
         waited_s=wait["waited_s"],
         polls=int(wait["polls"]),
         complete=frames.complete,
+        start_c=_start_c(frames.text("wait")),
         frames=frames,
     )
+
+
+def _start_c(text: str) -> float | None:
+    """Give the °C of the cool-down section's `hottest_mc` line (the reading the wait ended on), or None."""
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:1] == ["hottest_mc"] and len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            return int(parts[1]) / 1000.0
+    return None
 
 
 def _wait_fields(text: str) -> dict[str, float]:

@@ -17,9 +17,12 @@ from kpmobile.records import CaseExtra, Telemetry
 def from_stream(stream: casescript.CaseStream, limit_c: float, expected: tuple[int, ...] | None) -> CaseExtra:
     """Give the extra of a case run in one device round trip (kpmobile.devices.casescript), from its stream."""
     before = stream.before
-    flags = ["hot-start"] if before.hottest_c is not None and before.hottest_c >= limit_c else []
+    # The reading the cool-down wait ended on decides: the before-snapshot a moment later can read a
+    # tenth of a degree higher on a phone still settling, though the wait saw it below the limit.
+    start_c = stream.start_c if stream.start_c is not None else before.hottest_c
+    flags = ["hot-start"] if start_c is not None and start_c >= limit_c else []
     cooldown = {"rested_s": stream.rest_s, "waited_s": stream.waited_s, "limit_c": limit_c,
-                "start_c": before.hottest_c, "polls": stream.polls}
+                "start_c": start_c, "polls": stream.polls}
     if stream.after is None:
         return CaseExtra(tuple(flags), Telemetry(cooldown=cooldown,
                                                  error="the device stream ended before the after-snapshot"))
