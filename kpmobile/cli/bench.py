@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, fail, fail_on
+from kpmobile.cli.output import console, emit_json, fail, fail_on, say
 from kpmobile.cli.progress import RichProgress
 from kpmobile.errors import KpError
 from kpmobile.report.table import to_rich
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
             emit_json(result.to_json())
         else:
             for line in result.summary_lines():
-                console.print(line, highlight=False, soft_wrap=True)  # one line each, for logs and greps
+                say(line)  # one line each, for logs and greps
             for table in result.tables:
                 console.print(to_rich(table))
         if result.failed:

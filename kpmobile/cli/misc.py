@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, fail, fail_on
+from kpmobile.cli.output import console, emit_json, fail, fail_on, literal, say
 from kpmobile.errors import KpError
 
 
@@ -63,8 +63,8 @@ def register(app: typer.Typer) -> None:
             emit_json(checks_json(checks))
             return
         for c in checks:
-            mark = "[green]ok[/]  " if c.ok else "[yellow]--[/]  "
-            console.print(f"{mark}[bold]{c.name}[/]: {c.detail}", highlight=False)
+            mark = ("ok  ", "green") if c.ok else ("--  ", "yellow")
+            say(mark, (c.name, "bold"), f": {c.detail}")
 
     @app.command()
     def convert(
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json({"path": str(conv.path), "key": conv.key, "cached": conv.cached})
         else:
-            console.print(f"{conv.path} ({'cached' if conv.cached else 'converted'})", highlight=False)
+            say(f"{conv.path} ({'cached' if conv.cached else 'converted'})")
 
     @app.command()
     def parse(
@@ -112,6 +112,6 @@ def register(app: typer.Typer) -> None:
         for col in ("file", "format", "model", "threads", "avg ms", "min ms", "max ms"):
             table.add_column(col)
         for p, r in records:
-            table.add_row(p.name, r.format, r.model or "", str(r.threads or ""),
-                          *(f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms)))
+            nums = (f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms))
+            table.add_row(*map(literal, (p.name, r.format, r.model or "", str(r.threads or ""), *nums)))
         console.print(table)
