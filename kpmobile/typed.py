@@ -34,19 +34,25 @@ class StrictOpen(BaseModel):
     model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="allow", frozen=True)
 
 
-def validate(model: type[M], data: Any, where: str, hint: str) -> M:
-    """Give `data` as `model`; ConfigError "WHERE: FIELD: PROBLEM (got VALUE); HINT" otherwise."""
+def validate(model: type[M], data: Any, where: str, hint: str, names: dict[str, str] | None = None) -> M:
+    """Give `data` as `model`; ConfigError "WHERE: FIELD: PROBLEM (got VALUE); HINT" otherwise.
+
+    `names` renames a top-level field as the user wrote it (a flag); "{field}" in `hint` is that name.
+    """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {first_problem(exc)}", hint) from None
+        field, problem = first_problem(exc, names or {})
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(f"{prefix}{field}: {problem}", hint.replace("{field}", field)) from None
 
 
-def first_problem(exc: ValidationError) -> str:
-    """Give the first error of a ValidationError as "field: message (got value)", printable as is."""
+def first_problem(exc: ValidationError, names: dict[str, str] | None = None) -> tuple[str, str]:
+    """Give the first error of a ValidationError as (field, "message (got value)"), printable as is."""
     err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
+    loc = [str(p) for p in err.get("loc", ())] or ["value"]
+    loc[0] = (names or {}).get(loc[0], loc[0])
     got = ascii(err.get("input"))
     if len(got) > 60:
         got = got[:57] + "..."
-    return f"{loc}: {err.get('msg', 'invalid')} (got {got})"
+    return ".".join(loc), f"{err.get('msg', 'invalid')} (got {got})"

@@ -13,18 +13,22 @@ from kpmobile.errors import KpError
 from kpmobile.report.table import to_rich
 
 
-def _split(values: list[str] | None) -> list[str]:
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+def _split(values: list[str] | None) -> list[str] | None:
+    """Give a comma list's items; None when the flag was not given ([] when it was given empty)."""
+    if values is None:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
-def _ints(values: list[str] | None, flag: str) -> list[int]:
+def _ints(values: list[str] | None, flag: str) -> list[int] | None:
+    items = _split(values)
+    if items is None:
+        return None
     try:
-        out = [int(v) for v in _split(values)]
+        return [int(v) for v in items]
     except ValueError:
-        fail(f"{flag} takes whole numbers separated by commas", f"e.g. {flag} 1,4")
-    if any(v < 1 for v in out):
-        fail(f"{flag} values must be 1 or more", f"e.g. {flag} 1,4")
-    return out
+        fail(f"{flag} takes whole numbers separated by commas (got {ascii(','.join(values or []))})",
+             f"e.g. {flag} 1,4")
 
 
 def register(app: typer.Typer) -> None:
@@ -39,11 +43,11 @@ def register(app: typer.Typer) -> None:
         adb_server: list[str] = typer.Option(None, "--adb-server", help="adb server HOST:PORT (repeatable)."),
         no_virtual: bool = typer.Option(None, "--no-virtual", help="Never start a virtual phone."),
         runner: Path = typer.Option(None, "--runner", help="Paddle Lite benchmark_bin for ARM phones."),
-        warmup: int = typer.Option(None, min=0, help="Warm-up runs per case (default 10)."),
-        repeats: int = typer.Option(None, min=1, help="Timed runs per case (default 30)."),
-        rounds: int = typer.Option(None, min=1, help="Separate runner invocations per cell (default 1)."),
-        power_mode: int = typer.Option(None, min=0, max=3, help="0 big cores, 1 little, 2 all, 3 no bind."),
-        cooldown: float = typer.Option(None, min=0, help="Seconds to rest before each case."),
+        warmup: int = typer.Option(None, help="Warm-up runs per case (default 10)."),
+        repeats: int = typer.Option(None, help="Timed runs per case (default 30)."),
+        rounds: int = typer.Option(None, help="Separate runner invocations per cell (default 1)."),
+        power_mode: int = typer.Option(None, help="0 big cores, 1 little, 2 all, 3 no bind."),
+        cooldown: float = typer.Option(None, help="Seconds to rest before each case."),
         backend: list[str] = typer.Option(None, "--backend", help="Host backends, e.g. lite-x86,paddle-mkldnn."),
         batch: list[str] = typer.Option(None, "--batch", help="Batch sizes for host backends, e.g. 1,10."),
         pipeline: list[str] = typer.Option(None, "--pipeline", help="Detector+pose pipeline, e.g. a+b."),
@@ -53,6 +57,8 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Option(None, "--db", help="SQLite store (default in $KPMOBILE_HOME)."),
         resume: str = typer.Option(None, "--resume", help="Run id whose missing cases to run."),
         case_timeout: float = typer.Option(None, help="Seconds before a hung runner is killed (default 600)."),
+        allow_oversubscribe: bool = typer.Option(None, "--allow-oversubscribe",
+                                                 help="Allow more threads than the phone has cores."),
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
@@ -60,16 +66,17 @@ def register(app: typer.Typer) -> None:
         from kpmobile.sweep.config import load_options
 
         overrides = {
-            "models": _split(models) or None, "threads": _ints(threads, "--threads") or None,
-            "devices": _split(device) or None, "servers": _split(adb_server) or None, "no_virtual": no_virtual,
+            "models": _split(models), "threads": _ints(threads, "--threads"),
+            "devices": _split(device), "servers": _split(adb_server), "no_virtual": no_virtual,
             "runner": runner, "warmup": warmup, "repeats": repeats, "rounds": rounds, "power_mode": power_mode,
-            "cooldown_s": cooldown, "backends": _split(backend) or None, "batches": _ints(batch, "--batch") or None,
-            "pipelines": _split(pipeline) or None, "persons": _ints(persons, "--persons") or None,
+            "cooldown_s": cooldown, "backends": _split(backend), "batches": _ints(batch, "--batch"),
+            "pipelines": _split(pipeline), "persons": _ints(persons, "--persons"),
             "pipeline_runner": pipeline_runner, "out_dir": out, "db": db, "resume": resume,
-            "case_timeout_s": case_timeout, "config": config,
+            "case_timeout_s": case_timeout, "allow_oversubscribe": allow_oversubscribe,
         }
         try:
             opts = load_options(config, overrides)
+            overrides["config"] = config
             opts.command = "kpmobile bench " + json.dumps({k: str(v) for k, v in overrides.items() if v is not None})
             with RichProgress(enabled=not as_json) as progress:
                 result = run_sweep(opts, progress)

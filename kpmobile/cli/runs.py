@@ -46,7 +46,7 @@ def list_runs(
 
     try:
         store = _store(db)
-        entries = []
+        entries: list[dict[str, Any]] = []
         for run in store.runs():
             cases = store.cases(run.id)
             entries.append({

@@ -10,6 +10,7 @@ Flags: ``hot-start`` (still above the profile's thermal limit after the longest 
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,8 +59,9 @@ def after_case(phone: telemetry.Shell, cores: tuple[int, ...], watch: Watch, cor
     try:
         # One shell call for both: the snapshot, then the core samples after a marker line.
         mark = "--- kpmobile core samples ---"
+        quoted = shlex.quote(cores_file)  # built from the run id: a shell word, never shell code
         text = phone.shell(f"{telemetry.snapshot_script(cores)}; echo '{mark}'; "
-                           f"cat {cores_file} 2>/dev/null; rm -f {cores_file}", timeout=30).stdout
+                           f"cat {quoted} 2>/dev/null; rm -f {quoted}", timeout=30).stdout
         head, _, samples = text.partition(mark + "\n")
         after = telemetry.parse_snapshot(head)
     except DeviceError as exc:

@@ -41,6 +41,7 @@ class BenchOptions:
     db: Path | None = None
     resume: str | None = None
     case_timeout_s: float = 600.0
+    allow_oversubscribe: bool = False  # threads above a phone's core count
     command: str = "kpmobile bench"
     virtual_profile: str = "virtual"
     config: Path | None = None
