@@ -7,7 +7,7 @@ import typer
 try:  # typer >= 0.2x carries its own copy of click
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older typer on plain click
-    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[no-redef,assignment]
 
 from kpmobile.cli import bench, devices, misc, models, report, runs
 from kpmobile.cli.output import fail, fail_on
