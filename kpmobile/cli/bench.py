@@ -9,6 +9,7 @@ import typer
 
 from kpmobile.cli.output import console, emit_json, fail, fail_on, say
 from kpmobile.cli.progress import RichProgress
+from kpmobile.cli.signals import stop_on_signals
 from kpmobile.errors import KpError
 from kpmobile.report.table import to_rich
 
@@ -78,7 +79,7 @@ def register(app: typer.Typer) -> None:
             opts = load_options(config, overrides)
             overrides["config"] = config
             opts.command = "kpmobile bench " + json.dumps({k: str(v) for k, v in overrides.items() if v is not None})
-            with RichProgress(enabled=not as_json) as progress:
+            with stop_on_signals(), RichProgress(enabled=not as_json) as progress:
                 result = run_sweep(opts, progress)
         except KpError as exc:
             fail_on(exc)
