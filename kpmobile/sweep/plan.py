@@ -140,3 +140,17 @@ def select_profiles(profiles: Sequence[str], device_profiles: dict[str, str | No
 def remaining(cases: Sequence[BenchCase], done_keys: set[str]) -> list[BenchCase]:
     """Give the cases whose key is not yet stored as done (what --resume still runs)."""
     return [c for c in cases if c.key() not in done_keys]
+
+
+def check_threads(threads: Sequence[int], cores: int, phone: str, allow: bool) -> str | None:
+    """Give a warning when a thread count exceeds the phone's `cores` and `allow` is set; raise
+    ConfigError when it is not set. None when every count fits (or the core count is unknown: 0)."""
+    from kpmobile.errors import ConfigError
+
+    over = sorted({t for t in threads if cores and t > cores})
+    if not over:
+        return None
+    text = f"{','.join(map(str, over))} threads on phone {phone}, which has {cores} cores"
+    if not allow:
+        raise ConfigError(text, "lower --threads, or pass --allow-oversubscribe to measure it anyway")
+    return f"oversubscribed: {text}"
