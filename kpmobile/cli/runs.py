@@ -51,7 +51,7 @@ def list_runs(
             cases = store.cases(run.id)
             entries.append({
                 "id": run.id, "started": run.started, "finished": run.finished, "status": run.shown_status(),
-                "host": run.host, "pid": run.pid, "reason": run.reason, "command": run.command,
+                "host": run.host, "pid": run.pid, "error": run.error, "command": run.command,
                 "models": list(_dict(run.plan.get("models"))) or sorted({c.model for c in cases}),
                 "devices": [_dict(d).get("label", fp) for fp, d in _dict(run.plan.get("devices")).items()],
                 "threads": [t for t in run.plan.get("threads") or [] if isinstance(t, int)],

@@ -48,7 +48,7 @@ class RunRow:
     plan: dict[str, Any]
     pid: int | None = None
     pid_start: int | None = None
-    reason: str | None = None
+    error: str | None = None  # why the run stopped (failed or interrupted)
 
     @property
     def owner(self) -> Owner | None:
@@ -59,8 +59,8 @@ class RunRow:
         """Give the status to show: a "running" run whose process is gone is interrupted."""
         if self.status == "running" and self.owner is not None and alive(self.owner) is False:
             return INTERRUPTED_GONE
-        if self.status == "interrupted" and self.reason:
-            return f"interrupted ({self.reason})"
+        if self.status == "interrupted" and self.error:
+            return f"interrupted ({self.error})"
         return self.status
 
 
@@ -210,15 +210,15 @@ class Store:
             if run.status == "running" and holder is not None and holder.pid != me.pid and alive(holder) is not False:
                 raise RunBusy(f"run {run_id} is being run by {holder.describe()}",
                               "wait for it to finish, or resume it from that host once it stops")
-            db.execute("UPDATE runs SET status='running', finished=NULL, reason=NULL, host=?, pid=?, pid_start=?"
+            db.execute("UPDATE runs SET status='running', finished=NULL, error=NULL, host=?, pid=?, pid_start=?"
                        " WHERE id=?", (me.host, me.pid, me.start, run_id))
         return run
 
-    def finish_run(self, run_id: str, status: str, reason: str | None = None) -> None:
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         """Mark a run finished with `status` (complete / interrupted / failed) and why it stopped."""
         with self._write() as db:
-            db.execute("UPDATE runs SET finished=?, status=?, reason=? WHERE id=?",
-                       (time.time(), status, reason, run_id))
+            db.execute("UPDATE runs SET finished=?, status=?, error=? WHERE id=?",
+                       (time.time(), status, error, run_id))
 
     def set_plan(self, run_id: str, plan: dict[str, Any]) -> None:
         """Replace a run's stored plan."""

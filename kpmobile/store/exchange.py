@@ -150,10 +150,10 @@ def import_run(store: Store, data: dict[str, Any]) -> ImportResult:
     with store.transaction() as db:
         # The owner of an imported run is a process of another store: it holds nothing here.
         db.execute(
-            "INSERT INTO runs(id, started, finished, status, command, host, kpmobile_version, plan, reason)"
+            "INSERT INTO runs(id, started, finished, status, command, host, kpmobile_version, plan, error)"
             " VALUES (?,?,?,?,?,?,?,?,?)",
             (run_id, run["started"], run["finished"], run["status"], run["command"], run["host"],
-             run["kpmobile_version"], json.dumps(run["plan"]), run.get("reason")),
+             run["kpmobile_version"], json.dumps(run["plan"]), run.get("error")),
         )
         now = time.time()
         for fp, info in data.get("devices", {}).items():

@@ -71,7 +71,7 @@ class RunDoc(Strict):
     plan: PlanDoc
     pid: Whole | None = None
     pid_start: Whole | None = None
-    reason: str | None = None
+    error: str | None = None
 
 
 class CaseDoc(Strict):

@@ -76,12 +76,9 @@ _CASE_COLUMNS_V1 = (
     " min_ms, max_ms, first_ms, init_ms, record, raw_log, extra, created"
 )
 
-# v2: the run's owner (pid and its start time; `host` already names the CLI's host) and the reason it
+# v2: the run's owner (pid and its start time; `host` already names the CLI's host) and why it
 # stopped; each attempt at a case is its own row (a stored ok row is never replaced) with its start stamp.
-_V2 = f"""
-ALTER TABLE runs ADD COLUMN pid INTEGER;
-ALTER TABLE runs ADD COLUMN pid_start INTEGER;
-ALTER TABLE runs ADD COLUMN reason TEXT;
+_V2_CASES = f"""
 CREATE TABLE cases_v2 (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -136,7 +133,19 @@ def _script(sql: str) -> Migration:
     return step
 
 
-MIGRATIONS: list[Migration] = [_script(_V1), _script(_V2)]
+def add_column(db: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    """Add a column unless the table has it (some 0.1 stores already carry runs.error)."""
+    if column not in {str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")}:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def _v1_to_v2(db: sqlite3.Connection) -> None:
+    for column, kind in (("pid", "INTEGER"), ("pid_start", "INTEGER"), ("error", "TEXT")):
+        add_column(db, "runs", column, kind)
+    _script(_V2_CASES)(db)
+
+
+MIGRATIONS: list[Migration] = [_script(_V1), _v1_to_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 MARKER = ("app", "kpmobile")
 
