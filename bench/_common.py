@@ -207,7 +207,7 @@ def x86_models(models: Sequence[str]) -> dict[str, tuple[Path, str]]:
 
 def runner_file() -> Path:
     """Give kpmobile's x86 runner as the single executable file the sweep pushes."""
-    from kpmobile.sweep.execute import own_runner_file
+    from kpmobile.sweep.discover import own_runner_file
 
     return own_runner_file()[0]
 

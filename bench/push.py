@@ -43,7 +43,7 @@ def main() -> None:
             phone.push(local, remote)
             ours.append(size_mb / (time.perf_counter() - start))
         digest = phone.md5sums([remote]).get(remote)
-        from kpmobile.sweep.execute import file_md5
+        from kpmobile.sweep.prepare import file_md5
 
         if digest != file_md5(local):
             raise SystemExit("the pushed file differs from the local one")

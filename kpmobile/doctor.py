@@ -51,7 +51,7 @@ def run_checks(servers: list[str], runner: Path | None = None) -> list[Check]:
             checks.append(Check(f"devices on {server}", True, text or "none attached"))
         except KpError as exc:
             checks.append(Check(f"devices on {server}", False, exc.one_line()))
-    from kpmobile.sweep.execute import own_runner_file
+    from kpmobile.sweep.discover import own_runner_file
 
     local, version = own_runner_file()
     checks.append(Check("runner x86_64", True, f"{local} ({version})"))

@@ -284,7 +284,7 @@ def test_storage_full(adb_server: AdbServer, virtual_phone_factory: Any, tmp_pat
 
 # 9: a runner built for the wrong ABI -----------------------------------------------------------------
 def test_runner_for_the_wrong_abi(adb_server: AdbServer, virtual_phone_factory: Any, tmp_path: Path) -> None:
-    from kpmobile.sweep.execute import own_runner_file
+    from kpmobile.sweep.discover import own_runner_file
 
     bad = virtual_phone_factory(extra_args=["--abi", "arm64-v8a"])
     good = virtual_phone_factory()

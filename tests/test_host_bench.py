@@ -23,7 +23,7 @@ from kpmobile.report.complexity import format_gflops, input_size
 from kpmobile.report.outputs import check_output_stats
 from kpmobile.report.server import format_ms
 from kpmobile.store import CaseRow, RunRow, Store
-from kpmobile.sweep.host import host_fingerprint
+from kpmobile.sweep.discover import host_fingerprint
 
 MODELS = ("pp-tinypose-128x96", "litehrnet-18-256x192", "hrnet-w32-256x192")
 DISPLAY = ("PP-TinyPose-128x96", "LiteHRNet-18-256x192", "HRNet_w32-256x192")
@@ -95,10 +95,10 @@ def _fixed_batch_skip(case: CaseRow) -> bool:
 
 @pytest.mark.slow
 def test_every_case_is_stored_with_its_numbers(sweep: Sweep) -> None:
-    assert sweep.run.plan["kind"] == "host"
+    assert sweep.run.plan.kind == "host"
     assert sweep.run.status == "complete"
     assert len(sweep.cases) == len(MODELS) * len(BATCHES) * (len(CPU_BACKENDS) + 2)
-    assert {c.device_fp for c in sweep.cases} == {next(iter(sweep.run.plan["devices"]))}
+    assert {c.device_fp for c in sweep.cases} == {next(iter(sweep.run.plan.devices))}
     for model in MODELS:
         for batch in BATCHES:
             for backend in CPU_BACKENDS:

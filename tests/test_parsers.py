@@ -19,6 +19,7 @@ EMPTY: dict[str, Any] = {
     "init_ms": None, "threads": None, "power_mode": None, "warmup": None, "repeats": None, "backend": None,
     "cpu_precision": None, "run_delay": None, "init_mb": None, "peak_mb": None, "device": None,
     "outputs": [], "stages": {}, "notes": [],
+    "abi": None, "runner_version": None, "input_shape": None, "threads_applied": None, "persons_found": None,
 }
 MI9 = {"brand": "Xiaomi", "device": "cepheus", "model": "MI 9", "android_version": "10", "api_level": 29}
 TINYPOSE_OUT = [{"shape": [1, 17, 32, 24], "mean": 0.0123456, "std": 0.0467812}]
@@ -34,7 +35,16 @@ def rec(**fields: Any) -> dict[str, Any]:
     """Give a full RunRecord JSON dict: the fields given, every other field at its empty value."""
     unknown = set(fields) - set(EMPTY)
     assert not unknown, unknown
-    return {**EMPTY, **fields}
+    return {**EMPTY, **_typed_facts(fields.get("notes", [])), **fields}
+
+
+def _typed_facts(notes: list[str]) -> dict[str, Any]:
+    """Give the typed fields a record carries beside its notes: what the log says of version, shape, threads, persons."""
+    said = dict(n.split(": ", 1) for n in notes if ": " in n)
+    applied = said.get("threads applied", "").split(" ")[0]
+    return {"runner_version": said.get("benchmark_bin version"), "input_shape": said.get("input_shape"),
+            "threads_applied": {"no": False, "yes": True}.get(applied),
+            "persons_found": int(said["persons"]) if "persons" in said else None}
 
 
 def bin_run(threads: int, run_delay: float | None, times: tuple[float, ...], version: str) -> dict[str, Any]:
@@ -184,8 +194,8 @@ def test_android_run_as_records() -> None:
         format="benchmark_bin", model="pp-tinypose-128x96", avg_ms=11.874, min_ms=11.326, max_ms=14.082,
         first_ms=27.905, init_ms=18.271, threads=4, power_mode=0, warmup=10, repeats=50, backend="arm",
         cpu_precision="fp32", device=LogDevice("Xiaomi", "cepheus", "MI 9", "10", 29),
-        outputs=(OutputStat((1, 17, 32, 24), 0.0123456, 0.0467812),),
-        notes=("benchmark_bin version: v2.13-rc", "input_shape: 1,3,128,96"),
+        outputs=(OutputStat((1, 17, 32, 24), 0.0123456, 0.0467812),), runner_version="v2.13-rc",
+        input_shape="1,3,128,96", notes=("benchmark_bin version: v2.13-rc", "input_shape: 1,3,128,96"),
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kpmobile.records import BenchCase, DeviceInfo
+from kpmobile.records import BenchCase, DeviceInfo, RunPlan
 from kpmobile.report.html import html_report
 from kpmobile.report.plots import roofline_points, run_plots, write_plots
 from kpmobile.store import Store
@@ -137,6 +137,7 @@ def test_run_flops_prefers_the_plan_and_measures_nothing_when_told(tmp_path: Pat
 
     store, run = _store(tmp_path, pipelines=True)
     row = store.run(run)
-    plan = {**row.plan, "models": {**MODELS, "pp-tinypose-128x96": {**MODELS["pp-tinypose-128x96"], "flops": 8e7}}}
-    row = type(row)(**{**row.__dict__, "plan": plan})
+    plan = {**row.plan.to_json(),
+            "models": {**MODELS, "pp-tinypose-128x96": {**MODELS["pp-tinypose-128x96"], "flops": 8e7}}}
+    row = type(row)(**{**row.__dict__, "plan": RunPlan.from_json(plan)})
     assert run_flops(row, store.cases(run), measure=False) == {"pp-tinypose-128x96": 8e7, "picodet-s-192": None}

@@ -11,7 +11,7 @@ from kpmobile.cli.output import console, emit_json, fail, fail_on, say
 from kpmobile.cli.progress import RichProgress
 from kpmobile.cli.signals import stop_on_signals
 from kpmobile.errors import KpError
-from kpmobile.report.table import to_rich
+from kpmobile.report.table import Table, to_rich
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -30,6 +30,19 @@ def _ints(values: list[str] | None, flag: str) -> list[int] | None:
     except ValueError:
         fail(f"{flag} takes whole numbers separated by commas (got {ascii(','.join(values or []))})",
              f"e.g. {flag} 1,4")
+
+
+def _tables(db: Path, run_id: str) -> list[Table]:
+    """Give the tables of a finished sweep's run, read back from its store."""
+    from kpmobile.report.run import sweep_tables
+    from kpmobile.store import Store
+
+    store = Store(db, readonly=True)
+    try:
+        run = store.run(run_id)
+        return sweep_tables(run.plan, store.cases(run.id))
+    finally:
+        store.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -83,12 +96,17 @@ def register(app: typer.Typer) -> None:
                 result = run_sweep(opts, progress)
         except KpError as exc:
             fail_on(exc)
+        tables = _tables(result.outcome.db, result.run_id)
         if as_json:
-            emit_json(result.to_json())
+            data = result.to_json()
+            data["tables"] = [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data} for t in tables]
+            if tables:
+                data["table"] = data["tables"][0]
+            emit_json(data)
         else:
             for line in result.summary_lines():
                 say(line)  # one line each, for logs and greps
-            for table in result.tables:
+            for table in tables:
                 console.print(to_rich(table))
         if result.failed:
             raise typer.Exit(1)

@@ -10,6 +10,7 @@ import typer
 
 from kpmobile.cli.output import console, emit_json, fail_on, literal, say, warn
 from kpmobile.errors import KpError
+from kpmobile.records import PlanDevice
 
 if TYPE_CHECKING:
     from kpmobile.store import Store
@@ -25,11 +26,6 @@ def _store(db: Path | None, *, write: bool = False) -> Store:
     from kpmobile.store import Store
 
     return Store(db or default_db(), readonly=not write)
-
-
-def _dict(value: object) -> dict[str, Any]:
-    """Give `value` when it is a mapping (a plan part of the wrong type reads as empty)."""
-    return value if isinstance(value, dict) else {}
 
 
 def _when(ts: float | None) -> str:
@@ -52,9 +48,9 @@ def list_runs(
             entries.append({
                 "id": run.id, "started": run.started, "finished": run.finished, "status": run.shown_status(),
                 "host": run.host, "pid": run.pid, "error": run.error, "command": run.command,
-                "models": list(_dict(run.plan.get("models"))) or sorted({c.model for c in cases}),
-                "devices": [_dict(d).get("label", fp) for fp, d in _dict(run.plan.get("devices")).items()],
-                "threads": [t for t in run.plan.get("threads") or [] if isinstance(t, int)],
+                "models": list(run.plan.models) or sorted({c.model for c in cases}),
+                "devices": [run.plan.device_label(fp) for fp in run.plan.devices],
+                "threads": list(run.plan.threads),
                 "ok": sum(c.status == "ok" for c in cases), "failed": sum(c.status != "ok" for c in cases),
             })
     except KpError as exc:
@@ -94,13 +90,15 @@ def show(
     fps = device_order(row, cases)
     scaling = thread_scaling(row, cases)
     tables = [mobile_table(row.plan, cases), rounds_table(row, cases),
-              scaling_table(scaling, row.plan.get("models", {}))]
+              scaling_table(scaling, row.plan.models)]
     if as_json:
         emit_json({
             "run": {"id": row.id, "started": row.started, "finished": row.finished, "status": row.status,
                     "command": row.command, "host": row.host, "kpmobile_version": row.kpmobile_version,
-                    "threads": row.plan.get("threads", []), "models": row.plan.get("models", {})},
-            "devices": {fp: {**row.plan.get("devices", {}).get(fp, {}), "info": known.get(fp)} for fp in fps},
+                    "threads": list(row.plan.threads),
+                    "models": {name: m.to_json() for name, m in row.plan.models.items()}},
+            "devices": {fp: {**(row.plan.devices[fp].to_json() if fp in row.plan.devices else {}),
+                             "info": known.get(fp)} for fp in fps},
             "tables": [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data} for t in tables],
             "scaling": [s.to_json() for s in scaling],
             "failures": [{"model": c.model, "device": c.device_fp, "threads": c.threads, "round": c.round,
@@ -110,10 +108,11 @@ def show(
     say((f"run {row.id}", "bold"), f" {row.shown_status()}; started {_when(row.started)}, finished "
         f"{_when(row.finished)} on {row.host} (kpmobile {row.kpmobile_version})")
     for fp in fps:
-        d = row.plan.get("devices", {}).get(fp, {})
+        d = row.plan.devices.get(fp, PlanDevice())
         info = known.get(fp, {})
-        say(f"  device {d.get('label', fp)}: fingerprint {fp}, serial {d.get('serial') or info.get('serial')}"
-            f", soc {info.get('soc') or d.get('soc')}, abi {info.get('abi') or d.get('abi')}")
+        say(f"  device {row.plan.device_label(fp)}: fingerprint {fp}, serial "
+            f"{d.text('serial') or info.get('serial')}, soc {info.get('soc') or d.soc}, "
+            f"abi {info.get('abi') or d.abi}")
     for table in tables:
         console.print(to_rich(table))
     for s in scaling:
@@ -149,7 +148,7 @@ def compare(
         data["regressions"] = [c.to_json() for c in bad]
         emit_json(data)
     else:
-        console.print(to_rich(comparison_table(result, {**a.plan.get("models", {}), **b.plan.get("models", {})})))
+        console.print(to_rich(comparison_table(result, {**a.plan.models, **b.plan.models})))
     if bad:
         worst = max(bad, key=lambda c: c.change_pct or 0)
         warn(f"{len(bad)} cell(s) slower by more than {fail_above:g}% "

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kpmobile.errors import ConfigError
+from kpmobile.records import PlanModel
 from kpmobile.report.mobile import threads_label
 from kpmobile.report.table import Table
 from kpmobile.stats import compare as compare_values
@@ -62,7 +63,7 @@ def cell_values(cases: Sequence[CaseRow]) -> dict[tuple[str, Setting], list[floa
 
 def device_order(run: RunRow, cases: Sequence[CaseRow]) -> list[str]:
     """Give a run's device fingerprints in column order (the plan's, then first appearance)."""
-    order = list(run.plan.get("devices", {}))
+    order = list(run.plan.devices)
     for c in cases:
         if c.device_fp not in order:
             order.append(c.device_fp)
@@ -71,7 +72,7 @@ def device_order(run: RunRow, cases: Sequence[CaseRow]) -> list[str]:
 
 def device_label(run: RunRow, fp: str) -> str:
     """Give a device's column label in a run (its plan label, else the fingerprint)."""
-    return str(run.plan.get("devices", {}).get(fp, {}).get("label") or fp)
+    return run.plan.device_label(fp)
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ def comparison_table(result: RunComparison, models: Mapping[str, Any] | None = N
               "p (MWU)", "Verdict")
     rows: list[tuple[str, ...]] = []
     for c in result.cells:
-        display = str((models or {}).get(c.setting.model, {}).get("display", "")) or c.setting.model
+        display = PlanModel.display_in(models, c.setting.model)
         name = c.setting.label().replace(c.setting.model, display, 1) if not c.setting.pipeline else c.setting.label()
         rows.append((
             name,
@@ -255,13 +256,12 @@ def rounds_table(run: RunRow, cases: Sequence[CaseRow]) -> Table:
     from kpmobile.stats import summarize
 
     header = ("Device", "Cell", "Rounds", "Mean (ms)", "Std", "Median", "Min", "Max", "CV", "Flags")
-    models = run.plan.get("models", {})
     order = {fp: i for i, fp in enumerate(device_order(run, cases))}
     rows: list[tuple[str, ...]] = []
     data: list[dict[str, Any]] = []
     for (fp, s), values in sorted(cell_values(cases).items(), key=lambda kv: (order.get(kv[0][0], 0), kv[0][1])):
         sm = summarize(values)
-        display = str(models.get(s.model, {}).get("display") or s.model)
+        display = run.plan.model_display(s.model)
         rows.append((device_label(run, fp), s.label().replace(s.model, display, 1), str(sm.n), f"{sm.mean:.2f}",
                      f"{sm.std:.2f}", f"{sm.median:.2f}", f"{sm.min:.2f}", f"{sm.max:.2f}", f"{sm.cv:.1%}",
                      ", ".join(sm.flags)))

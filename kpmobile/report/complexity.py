@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kpmobile.backends.registry import BACKENDS
+from kpmobile.records import PlanDevice, PlanModel, RunPlan
 from kpmobile.report.server import DIVERGED, backend_label, cell, model_label
 from kpmobile.report.table import Table
 from kpmobile.store import CaseRow
@@ -50,18 +51,19 @@ def fps_header(backend: str, batch: int, threads: int | None = None) -> str:
     return f"{label} (FPS)" if batch == 1 else f"{label} (FPS, bs={batch})"
 
 
-def complexity_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
+def complexity_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
     """Give the MMPose-style table: Model, Input size, FLOPs (GFLOPs), Params (M), FPS per backend x batch.
 
     FLOPs and params come from the run's plan (kpmobile.zoo.complexity.model_info at batch 1,
     stored when the sweep started): params are the trainable ones, as MMPose and
     PaddleDetection publish them; FLOPs are multiply-adds.
     """
-    models = list(plan.get("models", {})) or sorted({c.model for c in cases})
-    run_backends = list(plan.get("backends", [])) or sorted({c.backend for c in cases})
+    plan = RunPlan.of(plan)
+    models = list(plan.models) or sorted({c.model for c in cases})
+    run_backends = list(plan.backends) or sorted({c.backend for c in cases})
     backends = [b for b in BACKENDS if b in run_backends] + [b for b in run_backends if b not in BACKENDS]
-    batches = sorted({int(b) for b in plan.get("batches", [])} | {c.batch for c in cases}) or [1]
-    threads = sorted({int(t) for t in plan.get("threads", [])} | {c.threads for c in cases}) or [1]
+    batches = sorted(set(plan.batches) | {c.batch for c in cases}) or [1]
+    threads = sorted(set(plan.threads) | {c.threads for c in cases}) or [1]
     show_threads = len(threads) > 1
     columns = [(b, n, t) for b in backends for t in threads for n in batches]
     header = ("Model", "Input size", "FLOPs (GFLOPs)", "Params (M)",
@@ -69,14 +71,15 @@ def complexity_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table
     rows: list[tuple[str, ...]] = []
     data: list[dict[str, Any]] = []
     for model in models:
-        meta = plan.get("models", {}).get(model, {})
-        info = meta.get("complexity") or {}
+        meta = plan.models.get(model, PlanModel())
+        info = meta.complexity or {}
         params = info.get("trainable_params", info.get("params"))
-        row = [model_label(plan, model), input_size(meta.get("input_shape", ())),
+        row = [model_label(plan, model), input_size(meta.input_shape),
                format_gflops(info.get("flops")), format_params(params)]
-        entry: dict[str, Any] = {"model": model, "input_shape": meta.get("input_shape"), "flops": info.get("flops"),
+        shape = list(meta.input_shape) if model in plan.models else None
+        entry: dict[str, Any] = {"model": model, "input_shape": shape, "flops": info.get("flops"),
                                  "params": info.get("params"), "trainable_params": info.get("trainable_params"),
-                                 "complexity_error": info.get("error"), "published": meta.get("published", {}),
+                                 "complexity_error": info.get("error"), "published": dict(meta.published),
                                  "fps": []}
         for backend, batch, t in columns:
             c = cell(cases, model, backend, batch, t)
@@ -88,11 +91,10 @@ def complexity_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table
         data.append(entry)
     notes = ["FPS: iterations per second whatever the batch, mean ± std over the timed iterations (MMPose).",
              "FLOPs are multiply-adds (paddle.flops); Params are trainable parameters; Input size is (C, W, H)."]
-    device: dict[str, Any] = next(iter(plan.get("devices", {}).values()), {})
-    if device.get("label"):
-        notes.append(f"Measured on {device['label']}.")
-    missing = [model_label(plan, m) for m in models if (plan.get("models", {}).get(m, {}).get("complexity") or {})
-               .get("error")]
+    device = next(iter(plan.devices.values()), PlanDevice())
+    if device.label:
+        notes.append(f"Measured on {device.label}.")
+    missing = [model_label(plan, m) for m in models if (plan.models.get(m, PlanModel()).complexity or {}).get("error")]
     if missing:
         notes.append(f"No complexity figures for: {', '.join(missing)} (see the run's plan).")
     if any(f.get("diverged") for e in data for f in e["fps"]):

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from kpmobile.records import PlanDevice
 from kpmobile.report.plots import Plot
 from kpmobile.report.table import Table
 from kpmobile.store import CaseRow, RunRow
@@ -80,13 +81,15 @@ def device_rows(run: RunRow, devices: Mapping[str, Mapping[str, Any]], fps: Sequ
     header = ("Label", "Fingerprint", "Serial", "Brand / model", "SoC", "ABI", "Android", "Profile")
     body = []
     for fp in fps:
-        plan = run.plan.get("devices", {}).get(fp, {})
+        planned = run.plan.devices.get(fp, PlanDevice())
         info = devices.get(fp, {})
+
+        def known(key: str, info: Mapping[str, Any] = info, planned: PlanDevice = planned) -> str:
+            return str(info.get(key) or planned.text(key) or "-")
+
         body.append((
-            str(plan.get("label") or fp), fp, str(info.get("serial") or plan.get("serial") or "-"),
-            f"{info.get('brand') or '-'} / {info.get('model') or plan.get('model') or '-'}",
-            str(info.get("soc") or plan.get("soc") or "-"), str(info.get("abi") or plan.get("abi") or "-"),
-            str(info.get("android_version") or "-"), str(info.get("profile") or plan.get("profile") or "-"),
+            run.plan.device_label(fp), fp, known("serial"), f"{info.get('brand') or '-'} / {known('model')}",
+            known("soc"), known("abi"), str(info.get("android_version") or "-"), known("profile"),
         ))
     return table_html(Table("Device fingerprints", header, tuple(body)))
 
@@ -98,7 +101,7 @@ def render_html(run: RunRow, devices: Mapping[str, Mapping[str, Any]], fps: Sequ
     meta = [
         ("Run", run.id), ("Status", run.status), ("Started", _when(run.started)), ("Finished", _when(run.finished)),
         ("Host", run.host), ("kpmobile", run.kpmobile_version), ("Command", run.command),
-        ("Models", list(plan.get("models", {}))), ("Threads", plan.get("threads")),
+        ("Models", list(plan.models)), ("Threads", list(plan.threads) or None),
         ("Cases", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"),
     ]
     parts = [
@@ -123,7 +126,7 @@ def html_report(run: RunRow, cases: Sequence[CaseRow], devices: Mapping[str, Map
     from kpmobile.report.plots import run_plots
     from kpmobile.report.scaling import scaling_table, thread_scaling
 
-    models = run.plan.get("models", {})
+    models = run.plan.models
     tables = [mobile_table(run.plan, cases), rounds_table(run, cases),
               scaling_table(thread_scaling(run, cases), models)]
     counts: dict[str, int] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kpmobile.records import RunPlan
 from kpmobile.report.table import Table
 from kpmobile.stats import achieved_gflops, summarize
 from kpmobile.store import CaseRow
@@ -48,24 +49,23 @@ def cell_stats(rows: Sequence[CaseRow]) -> dict[str, Any]:
     return out
 
 
-def _columns(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> list[tuple[str, int, int]]:
-    devices = plan.get("devices", {})
-    threads = sorted({int(t) for t in plan.get("threads", [])} | {c.threads for c in cases})
-    modes = sorted({int(m) for m in plan.get("power_modes", [])} | {c.power_mode for c in cases}) or [0]
-    device_order = list(devices) or sorted({c.device_fp for c in cases})
+def _columns(plan: RunPlan, cases: Sequence[CaseRow]) -> list[tuple[str, int, int]]:
+    threads = sorted(set(plan.threads) | {c.threads for c in cases})
+    modes = sorted(set(plan.power_modes) | {c.power_mode for c in cases}) or [0]
+    device_order = list(plan.devices) or sorted({c.device_fp for c in cases})
     return [(fp, m, t) for fp in device_order for m in modes for t in threads]
 
 
-def _column_label(plan: Mapping[str, Any], fp: str, mode: int, threads: int, several_modes: bool) -> str:
-    label = plan.get("devices", {}).get(fp, {}).get("label", fp)
+def _column_label(plan: RunPlan, fp: str, mode: int, threads: int, several_modes: bool) -> str:
+    label = plan.device_label(fp)
     suffix = threads_label(threads) + (f", power_mode {mode}" if several_modes else "")
     return f"{label} ({suffix})"
 
 
-def mobile_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
+def mobile_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
     """Give the mobile table of one run from its plan and stored cases (rounds summarised per cell)."""
-    models = plan.get("models", {})
-    devices = plan.get("devices", {})
+    plan = RunPlan.of(plan)
+    models, devices = plan.models, plan.devices
     singles = [c for c in cases if c.pipeline is None]
     columns = _columns(plan, singles)
     several = len({m for _, m, _ in columns}) > 1
@@ -77,8 +77,8 @@ def mobile_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
     data: list[dict[str, Any]] = []
     flagged: list[str] = []
     for model in model_order:
-        display = str(models.get(model, {}).get("display", model))
-        flops = models.get(model, {}).get("flops")
+        display = plan.model_display(model)
+        flops = models[model].flops if model in models else None
         row = [display]
         for fp, mode, t in columns:
             mine = [c for c in ok if c.model == model and c.device_fp == fp and c.power_mode == mode and c.threads == t]
@@ -88,11 +88,12 @@ def mobile_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
                 row.append(latency_text(cell["mean_ms"], cell["std_ms"], cell["rounds"]))
             else:
                 row.append("failed" if key in failed else "-")
-            peak = devices.get(fp, {}).get("peak_gflops")
+            dev = devices.get(fp)
+            peak = dev.peak_gflops if dev is not None else None
             gflops = achieved_gflops(float(flops), cell["mean_ms"]) if flops and cell["mean_ms"] else None
             data.append({
-                "model": model, "device": fp, "label": devices.get(fp, {}).get("label", fp),
-                "serial": devices.get(fp, {}).get("serial"), "threads": t, "power_mode": mode,
+                "model": model, "device": fp, "label": plan.device_label(fp),
+                "serial": dev.text("serial") if dev is not None else None, "threads": t, "power_mode": mode,
                 **cell, "gflops": gflops, "peak_gflops": peak,
                 "peak_share": gflops / peak if gflops and peak else None,
                 "error": None if cell["mean_ms"] is not None else failed.get(key),
@@ -104,14 +105,15 @@ def mobile_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
     return Table("Benchmark on Mobile", tuple(header), tuple(rows), data, notes)
 
 
-def roofline_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table | None:
+def roofline_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> Table | None:
     """Give each cell's latency beside its achieved GFLOP/s (2 x multiply-adds / latency) and the
     share of the profile's peak where known; None when no model's FLOPs are known."""
-    models = plan.get("models", {})
-    if not any(m.get("flops") for m in models.values()):
+    plan = RunPlan.of(plan)
+    models = plan.models
+    if not any(m.flops for m in models.values()):
         return None
     base = mobile_table(plan, cases)
-    devices = plan.get("devices", {})
+    devices = plan.devices
     header = ["Model", "MFLOPs (MACs)"]
     for name in base.header[1:]:
         header += [name, "GFLOP/s"]
@@ -119,14 +121,15 @@ def roofline_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table |
     per_row = len(base.header) - 1
     for i, row in enumerate(base.rows):
         cells = base.data[i * per_row:(i + 1) * per_row]
-        flops = models.get(cells[0]["model"], {}).get("flops") if cells else None
+        meta = models.get(cells[0]["model"]) if cells else None
+        flops = meta.flops if meta is not None else None
         out = [row[0], f"{flops / 1e6:.1f}" if flops else "-"]
         for text, cell in zip(row[1:], cells):
             g = cell["gflops"]
             peak = cell["peak_gflops"]
             out += [text, "-" if g is None else (f"{g:.2f} ({g / peak:.0%} of {peak:g})" if peak else f"{g:.2f}")]
         rows.append(tuple(out))
-    peaks = [f"{d.get('label', fp)}: {d['peak_gflops']:g} GFLOP/s" for fp, d in devices.items() if d.get("peak_gflops")]
+    peaks = [f"{plan.device_label(fp)}: {d.peak_gflops:g} GFLOP/s" for fp, d in devices.items() if d.peak_gflops]
     notes = ("Achieved GFLOP/s = 2 x multiply-adds / mean latency.",
              "Peak (profile's peak_gflops): " + ("; ".join(peaks) if peaks else "unknown for these devices") + ".")
     return Table("Roofline: achieved GFLOP/s", tuple(header), tuple(rows), base.data, notes)

@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kpmobile.records import RunPlan
 from kpmobile.report.mobile import cell_stats, latency_text, threads_label
 from kpmobile.report.table import Table
 from kpmobile.store import CaseRow
@@ -39,23 +40,24 @@ def _mean(values: Sequence[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def pipeline_cells(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> list[dict[str, Any]]:
+def pipeline_cells(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> list[dict[str, Any]]:
     """Give one dict per pipeline x device x power mode x threads x persons: mean stages, total statistics, mode."""
-    devices = plan.get("devices", {})
-    threads = sorted({int(t) for t in plan.get("threads", [])})
-    modes = sorted({int(m) for m in plan.get("power_modes", [0])}) or [0]
+    plan = RunPlan.of(plan)
+    devices = plan.devices
+    threads = sorted(set(plan.threads))
+    modes = sorted(set(plan.power_modes)) or [0]
     ok = [c for c in cases if c.status == "ok" and c.avg_ms is not None]
     cells: list[dict[str, Any]] = []
-    for name, p in plan.get("pipelines", {}).items():
+    for name, p in plan.pipelines.items():
         for fp, dev in devices.items():
-            composed = dev.get("pipeline_mode", "composed") == "composed"
+            composed = (dev.pipeline_mode or "composed") == "composed"
             for mode in modes:
                 for t in threads:
-                    for n in p.get("persons", [1]):
-                        base = {"pipeline": name, "device": fp, "label": dev.get("label", fp), "threads": t,
+                    for n in p.persons:
+                        base = {"pipeline": name, "device": fp, "label": plan.device_label(fp), "threads": t,
                                 "power_mode": mode, "persons": n}
                         if composed:
-                            cells.append({**base, **_composed(ok, p["det"], p["pose"], fp, mode, t, n)})
+                            cells.append({**base, **_composed(ok, p.det, p.pose, fp, mode, t, n)})
                             continue
                         rows = [c for c in ok if c.pipeline == name and c.device_fp == fp and c.power_mode == mode
                                 and c.threads == t and c.persons == n]
@@ -64,7 +66,7 @@ def pipeline_cells(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> list[di
                         failed = any(c.status == "failed" and c.pipeline == name and c.device_fp == fp
                                      and c.threads == t and c.persons == n for c in cases)
                         cells.append({**base, **stats, "stages_ms": stages, "total_ms": stats["mean_ms"],
-                                      "mode": dev.get("pipeline_mode", "runner"),
+                                      "mode": dev.pipeline_mode or "runner",
                                       "error": "failed" if failed and not rows else None})
     return cells
 
@@ -83,7 +85,7 @@ def _composed(ok: Sequence[CaseRow], det: str, pose: str, fp: str, mode: int, th
             "rounds": 0, "flags": ["composed"], "mode": "composed", "error": None}
 
 
-def pipeline_table(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> Table | None:
+def pipeline_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> Table | None:
     """Give the pipeline table of a run, or None when it has no pipelines."""
     cells = pipeline_cells(plan, cases)
     if not cells:

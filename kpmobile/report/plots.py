@@ -50,7 +50,7 @@ def _slug(text: str) -> str:
 
 
 def _display(run: RunRow, model: str) -> str:
-    return str(run.plan.get("models", {}).get(model, {}).get("display") or model)
+    return run.plan.model_display(model)
 
 
 def latency_vs_threads(run: RunRow, cases: Sequence[CaseRow], fp: str) -> Plot:
@@ -226,10 +226,10 @@ def model_flops(models: Iterable[str]) -> dict[str, float | None]:
 def run_flops(run: RunRow, cases: Sequence[CaseRow], measure: bool = True) -> dict[str, float | None]:
     """Give each model's multiply-adds: the run's plan where the sweep stored them, else measured (if `measure`)."""
     names = sorted({c.model for c in cases if c.pipeline is None})
-    plan_models = run.plan.get("models", {})
+    plan_models = run.plan.models
     out: dict[str, float | None] = {}
     for name in names:
-        stored = plan_models.get(name, {}).get("flops")
+        stored = plan_models[name].flops if name in plan_models else None
         out[name] = float(stored) if stored else None
     missing = [n for n, v in out.items() if v is None]
     if measure and missing:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kpmobile.records import PlanModel
 from kpmobile.report.compare import cell_values, device_label
 from kpmobile.report.table import Table
 from kpmobile.stats import bootstrap_ratio_ci
@@ -84,8 +85,12 @@ def _warning(base_t: int, t: int, speedup: float, ci: tuple[float, float], appli
 def _threads_not_applied(cases: Sequence[CaseRow]) -> set[tuple[str, str]]:
     out = set()
     for c in cases:
-        notes = (c.record or {}).get("notes") or []
-        if any(str(n).lower().startswith("threads applied: no") for n in notes):
+        record = c.record or {}
+        applied = record.get("threads_applied")
+        if applied is None:  # stored before RunRecord had the field: the runner's note says it
+            notes = record.get("notes") or []
+            applied = not any(str(n).lower().startswith("threads applied: no") for n in notes)
+        if not applied:
             out.add((c.device_fp, c.model))
     return out
 
@@ -95,7 +100,7 @@ def scaling_table(rows: Sequence[Scaling], models: Mapping[str, Any] | None = No
     header = ("Device", "Model", "Threads", "Latency (ms)", "Speedup", "95% CI", "Efficiency", "Warning")
     body = []
     for r in rows:
-        display = str((models or {}).get(r.model, {}).get("display", "")) or r.model
+        display = PlanModel.display_in(models, r.model)
         body.append((
             r.label, display, f"{r.threads}T / {r.base_threads}T", f"{r.ms:.2f} / {r.base_ms:.2f}",
             f"{r.speedup:.2f}x", f"{r.ci[0]:.2f}-{r.ci[1]:.2f}", f"{r.efficiency:.0%}", r.warning or "",

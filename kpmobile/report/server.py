@@ -14,6 +14,7 @@ from typing import Any
 
 from kpmobile.backends.registry import BACKENDS
 from kpmobile.errors import ConfigError
+from kpmobile.records import PlanDevice, RunPlan
 from kpmobile.report.table import Table
 from kpmobile.stats import summarize
 from kpmobile.store import CaseRow, RunRow, Store
@@ -35,9 +36,9 @@ def backend_label(backend: str) -> str:
     return LABELS.get(backend, backend)
 
 
-def model_label(plan: Mapping[str, Any], model: str) -> str:
+def model_label(plan: RunPlan | Mapping[str, Any], model: str) -> str:
     """Give a model's row label without the mobile table's " (pose)" / " (det)" suffix."""
-    display = str(plan.get("models", {}).get(model, {}).get("display", model))
+    display = RunPlan.of(plan).model_display(model)
     for suffix in (" (pose)", " (det)"):
         display = display.removesuffix(suffix)
     return display
@@ -91,11 +92,11 @@ def _pick(values: Sequence[int], preferred: int) -> int:
     return preferred if preferred in values else min(values)
 
 
-def _run_axes(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> tuple[list[str], list[str], list[int], list[int]]:
-    models = list(plan.get("models", {})) or sorted({c.model for c in cases})
-    backends = list(plan.get("backends", [])) or sorted({c.backend for c in cases})
-    batches = sorted({int(b) for b in plan.get("batches", [])} | {c.batch for c in cases}) or [1]
-    threads = sorted({int(t) for t in plan.get("threads", [])} | {c.threads for c in cases}) or [1]
+def _run_axes(plan: RunPlan, cases: Sequence[CaseRow]) -> tuple[list[str], list[str], list[int], list[int]]:
+    models = list(plan.models) or sorted({c.model for c in cases})
+    backends = list(plan.backends) or sorted({c.backend for c in cases})
+    batches = sorted(set(plan.batches) | {c.batch for c in cases}) or [1]
+    threads = sorted(set(plan.threads) | {c.threads for c in cases}) or [1]
     return models, backends, batches, threads
 
 
@@ -114,7 +115,7 @@ def _skip_notes(cases: Sequence[CaseRow], backends: Sequence[str], batch: int, t
     return [f"{backend_label(b)} ({b}) not run: {reason}" for (b, reason) in seen]
 
 
-def _backend_table(title: str, plan: Mapping[str, Any], cases: Sequence[CaseRow], columns: Sequence[str],
+def _backend_table(title: str, plan: RunPlan, cases: Sequence[CaseRow], columns: Sequence[str],
                    column_backend: Mapping[str, str | None], batch: int, threads: int,
                    notes: Sequence[str]) -> Table:
     models, _, _, _ = _run_axes(plan, cases)
@@ -132,27 +133,28 @@ def _backend_table(title: str, plan: Mapping[str, Any], cases: Sequence[CaseRow]
     run_backends = [b for b in column_backend.values() if b]
     all_notes = list(notes) + _skip_notes(cases, run_backends, batch, threads)
     if any(d["diverged"] for d in data):
-        all_notes.append(f"{DIVERGED} outputs diverge from the {plan.get('reference', 'paddle-cpu')} reference "
+        all_notes.append(f"{DIVERGED} outputs diverge from the {plan.reference or 'paddle-cpu'} reference "
                          "beyond the backend's tolerance (details with --format json)")
     return Table(title, ("Model", *columns), tuple(rows), data, tuple(all_notes))
 
 
-def _host_notes(plan: Mapping[str, Any], batch: int, threads: int) -> list[str]:
-    device: dict[str, Any] = next(iter(plan.get("devices", {}).values()), {})
-    label = device.get("label") or device.get("model") or "this host"
-    if device.get("cpus") and device.get("load_avg") is not None:
-        label += f" ({device['cpus']} CPUs, load average {device['load_avg']} at the start)"
+def _host_notes(plan: RunPlan, batch: int, threads: int) -> list[str]:
+    device = next(iter(plan.devices.values()), PlanDevice())
+    label = device.label or device.model or "this host"
+    if device.cpus and device.load_avg is not None:
+        label += f" ({device.cpus} CPUs, load average {device.load_avg} at the start)"
     return [f"Measured on {label} with kpmobile's backend workers (one process per case).",
             f"Batch size {batch}; {threads} CPU thread(s); the time only includes inference time "
             "(one run plus copying its outputs to host memory), mean over iterations."]
 
 
-def server_tables(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> list[Table]:
+def server_tables(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> list[Table]:
     """Give the server table in the seed's layout and, when other backends ran, a second table of them.
 
     Cells are the latency at batch 1 (the smallest batch when 1 was not run) and 1 thread (the
     fewest threads run), in ms: the mean over rounds of each case's mean per-iteration time.
     """
+    plan = RunPlan.of(plan)
     _, backends, batches, threads_run = _run_axes(plan, cases)
     batch, threads = _pick(batches, 1), _pick(threads_run, 1)
     notes = _host_notes(plan, batch, threads)
@@ -170,7 +172,7 @@ def server_tables(plan: Mapping[str, Any], cases: Sequence[CaseRow]) -> list[Tab
 
 def is_host_run(run: RunRow) -> bool:
     """Tell whether a stored run is a host sweep (its plan says kind "host")."""
-    return run.plan.get("kind") == "host"
+    return run.plan.is_host
 
 
 def pick_host_run(runs: Sequence[RunRow], run_id: str | None = None) -> RunRow | None:

@@ -287,11 +287,27 @@ def _bin_record(blocks: list[_Block]) -> tuple[RunRecord, list[str]]:
         peak_mb=memory.get("peak"),
         device=_log_device(by_name["Device"]) if "Device" in by_name else None,
         outputs=outputs,
+        runner_version=runtime.get("benchmark_bin version") or None,
+        input_shape=_note_value(notes, "input_shape"),
+        threads_applied=_applied(runtime.get("threads applied")),
         notes=tuple(notes),
     )
     if memory and ("init" not in memory or "peak" not in memory):
         warnings.append("'Memory Usage' lines incomplete")
     return record, warnings
+
+
+def _note_value(notes: list[str], key: str) -> str | None:
+    """Give the value of the first "KEY: VALUE" note, or None."""
+    return next((n.split(":", 1)[1].strip() for n in notes if n.startswith(f"{key}:")), None)
+
+
+def _applied(value: str | None) -> bool | None:
+    """Give whether a runtime line such as "threads applied: no (...)" says the setting took effect."""
+    if not value:
+        return None
+    word = value.split()[0].lower()
+    return True if word == "yes" else False if word == "no" else None
 
 
 def _perf_values(block: _Block) -> tuple[dict[str, float], dict[str, float], list[str]]:
@@ -634,6 +650,7 @@ def _det_record(run: _DetRun) -> RunRecord:
         avg_ms=avg,
         threads=run.threads,
         stages=stages,
+        persons_found=run.counts[1] if len(run.counts) > 1 else None,
         notes=tuple(notes),
     )
 

@@ -8,15 +8,15 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kpmobile import __version__
-from kpmobile.errors import ConfigError
-from kpmobile.records import BenchCase, DeviceInfo
+from kpmobile.errors import ConfigError, KpError
+from kpmobile.records import BenchCase, CaseExtra, DeviceInfo, RunPlan
 from kpmobile.store import schema
 from kpmobile.store.errors import StoreError, StoreReadOnly, store_error
 from kpmobile.store.owner import Owner, alive, this_process
@@ -45,7 +45,7 @@ class RunRow:
     command: str
     host: str
     kpmobile_version: str
-    plan: dict[str, Any]
+    plan: RunPlan
     pid: int | None = None
     pid_start: int | None = None
     error: str | None = None  # why the run stopped (failed or interrupted)
@@ -101,6 +101,11 @@ class CaseRow:
     created: float
     attempt: int = 1
     started: float | None = None
+
+    @property
+    def case_extra(self) -> CaseExtra:
+        """Give the case's extra as a typed record."""
+        return CaseExtra.from_json(self.extra)
 
 
 _CASE_FIELDS = tuple(CaseRow.__dataclass_fields__)
@@ -189,15 +194,16 @@ class Store:
                 raise store_error(self.path, exc) from exc
 
     # runs -------------------------------------------------------------------------------
-    def new_run(self, command: str, plan: dict[str, Any], run_id: str | None = None) -> str:
-        """Give the id of a newly created run, owned by this process."""
+    def new_run(self, command: str, plan: RunPlan | Mapping[str, Any], run_id: str | None = None) -> str:
+        """Give the id of a newly created run (status "running"), owned by this process."""
+        plan = RunPlan.of(plan)
         run_id = check_run_id(run_id) if run_id else new_run_id()
         me = this_process()
         with self._write() as db:
             db.execute(
                 "INSERT INTO runs(id, started, status, command, host, kpmobile_version, plan, pid, pid_start)"
                 " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                (run_id, time.time(), command, me.host, __version__, json.dumps(plan), me.pid, me.start),
+                (run_id, time.time(), command, me.host, __version__, json.dumps(plan.to_json()), me.pid, me.start),
             )
         return run_id
 
@@ -220,10 +226,18 @@ class Store:
             db.execute("UPDATE runs SET finished=?, status=?, error=? WHERE id=?",
                        (time.time(), status, error, run_id))
 
-    def set_plan(self, run_id: str, plan: dict[str, Any]) -> None:
+    def reopen_run(self, run_id: str, plan: RunPlan) -> None:
+        """Mark a resumed run running again, owned by this process, with its (possibly extended) plan.
+
+        Refused (RunBusy, naming the process) while another live process runs it.
+        """
+        self.claim_run(run_id)
+        self.set_plan(run_id, plan)
+
+    def set_plan(self, run_id: str, plan: RunPlan | Mapping[str, Any]) -> None:
         """Replace a run's stored plan."""
         with self._write() as db:
-            db.execute("UPDATE runs SET plan=? WHERE id=?", (json.dumps(plan), run_id))
+            db.execute("UPDATE runs SET plan=? WHERE id=?", (json.dumps(RunPlan.of(plan).to_json()), run_id))
 
     def run(self, run_id: str | None = None) -> RunRow:
         """Give one run (the latest when `run_id` is None), or fail naming the fix."""
@@ -290,7 +304,7 @@ class Store:
         artifact_hash: str | None = None,
         runner: str | None = None,
         runner_version: str | None = None,
-        extra: dict[str, Any] | None = None,
+        extra: CaseExtra | Mapping[str, Any] | None = None,
         started: float | None = None,
     ) -> int:
         """Store one attempt at a case as its own row and commit at once; give its row id.
@@ -356,7 +370,7 @@ def new_run_id() -> str:
 def case_values(run_id: str, case: BenchCase, *, serial: str, status: str, numbers: dict[str, float | None] | None,
                 error: str | None, record: dict[str, Any] | None, raw_log: str | None, model_hash: str | None,
                 artifact_hash: str | None, runner: str | None, runner_version: str | None,
-                extra: dict[str, Any] | None, started: float | None) -> dict[str, Any]:
+                extra: CaseExtra | Mapping[str, Any] | None, started: float | None) -> dict[str, Any]:
     """Give the column values of one case row (plain JSON types, so a journal can hold them)."""
     nums = numbers or {}
     return {
@@ -368,7 +382,8 @@ def case_values(run_id: str, case: BenchCase, *, serial: str, status: str, numbe
         "avg_ms": nums.get("avg_ms"), "min_ms": nums.get("min_ms"), "max_ms": nums.get("max_ms"),
         "first_ms": nums.get("first_ms"), "init_ms": nums.get("init_ms"),
         "record": json.dumps(record) if record is not None else None, "raw_log": raw_log,
-        "extra": json.dumps(extra or {}), "created": time.time(), "started": started,
+        "extra": json.dumps(extra.to_json() if isinstance(extra, CaseExtra) else dict(extra or {})),
+        "created": time.time(), "started": started,
     }
 
 
@@ -398,9 +413,21 @@ def _run_row(row: sqlite3.Row | None, path: Path, run_id: str | None) -> RunRow:
         raise ConfigError(f"no run '{run_id}' in {path}", "list runs with `kpmobile runs list`")
     keys = row.keys()
     values = {k: row[k] for k in _RUN_FIELDS if k in keys}
-    plan = _json(values.get("plan"), {})
-    values["plan"] = plan if isinstance(plan, dict) else {}
+    values["plan"] = _plan(values.get("plan"))
     return RunRow(**values)
+
+
+def _plan(text: Any) -> RunPlan:
+    """Give a stored plan; one of the wrong shape (a tampered or damaged row) reads as empty."""
+    data = _json(text, {})
+    if not isinstance(data, dict):
+        return RunPlan()
+    try:
+        return RunPlan.from_json(data)
+    except KpError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return RunPlan()
 
 
 def _case_row(r: sqlite3.Row) -> CaseRow:

@@ -11,6 +11,7 @@ from typing import Any
 
 from kpmobile import __version__
 from kpmobile.errors import ConfigError
+from kpmobile.records import RunPlan
 from kpmobile.store.db import CaseRow, RunRow, Store
 from kpmobile.store.models import ExportDoc
 from kpmobile.typed import validate
@@ -32,13 +33,13 @@ def export_run(store: Store, run_id: str | None = None) -> dict[str, Any]:
     run = store.run(run_id)
     cases = store.cases(run.id)
     known = store.devices()
-    fps = list(dict.fromkeys([*run.plan.get("devices", {}), *(c.device_fp for c in cases)]))
+    fps = list(dict.fromkeys([*run.plan.devices, *(c.device_fp for c in cases)]))
     return {
         "schema": SCHEMA,
         "version": VERSION,
         "exported": time.time(),
         "exported_by": f"kpmobile {__version__}",
-        "run": dataclasses.asdict(run),
+        "run": {**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)}, "plan": run.plan.to_json()},
         "devices": {fp: known[fp] for fp in fps if fp in known},
         "cases": [{k: v for k, v in dataclasses.asdict(c).items() if k != "id"} for c in cases],
     }
@@ -110,7 +111,9 @@ def check(data: dict[str, Any]) -> ExportDoc:
 
 def _canonical(data: dict[str, Any]) -> str:
     cases = sorted((_case_values(c) for c in data["cases"]), key=lambda c: str(c["case_key"]))
-    return json.dumps({"run": {k: data["run"].get(k) for k in _RUN_FIELDS}, "cases": cases}, sort_keys=True)
+    run = {k: data["run"].get(k) for k in _RUN_FIELDS}
+    run["plan"] = RunPlan.from_json(run["plan"]).to_json()  # an export of an older version reads the same
+    return json.dumps({"run": run, "cases": cases}, sort_keys=True)
 
 
 def _case_values(case: dict[str, Any]) -> dict[str, Any]:

@@ -11,12 +11,14 @@ Flags: ``hot-start`` (still above the profile's thermal limit after the longest 
 from __future__ import annotations
 
 import shlex
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from kpmobile.devices import telemetry
 from kpmobile.errors import DeviceError
+from kpmobile.records import CaseExtra, Telemetry
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Watch:
 
 
 def before_case(phone: telemetry.Shell, cores: tuple[int, ...], limit_c: float, cooldown_s: float,
-                max_wait_s: float, stop: Any = None) -> Watch:
+                max_wait_s: float, stop: threading.Event | None = None) -> Watch:
     """Give the phone's state once it has rested `cooldown_s` and its hottest zone is below
     `limit_c` (or `max_wait_s` has passed); a phone whose sensors cannot be read is not waited for."""
     rested = 0.0
@@ -52,10 +54,9 @@ def before_case(phone: telemetry.Shell, cores: tuple[int, ...], limit_c: float, 
 
 
 def after_case(phone: telemetry.Shell, cores: tuple[int, ...], watch: Watch, cores_file: str,
-               expected: tuple[int, ...] | None) -> dict[str, Any]:
-    """Give the case's `extra`: snapshots before and after, cool-down, sampled cores and flags."""
+               expected: tuple[int, ...] | None) -> CaseExtra:
+    """Give the case's extra: snapshots before and after, cool-down, sampled cores and flags."""
     flags = list(watch.flags)
-    extra: dict[str, Any] = {"cooldown": watch.cooldown}
     try:
         # One shell call for both: the snapshot, then the core samples after a marker line.
         mark = "--- kpmobile core samples ---"
@@ -65,19 +66,16 @@ def after_case(phone: telemetry.Shell, cores: tuple[int, ...], watch: Watch, cor
         head, _, samples = text.partition(mark + "\n")
         after = telemetry.parse_snapshot(head)
     except DeviceError as exc:
-        extra["telemetry_error"] = exc.one_line()
-        extra["flags"] = flags
-        return extra
+        return CaseExtra(tuple(flags), Telemetry(cooldown=watch.cooldown, error=exc.one_line()))
+    before, drops = None, None
     if watch.before is not None:
-        extra["before"] = watch.before.to_json()
-        drops = telemetry.throttled(watch.before, after)
-        if drops:
+        before = watch.before.to_json()
+        found = telemetry.throttled(watch.before, after)
+        if found:
             flags.append("throttled")
-            extra["throttled_cores"] = drops
-    extra["after"] = after.to_json()
+            drops = found
     check = telemetry.core_check(telemetry.parse_core_samples(samples), expected)
-    extra["cores"] = check
     if check["mismatch"]:
         flags.append("core-mismatch")
-    extra["flags"] = flags
-    return extra
+    return CaseExtra(tuple(flags), Telemetry(cooldown=watch.cooldown, before=before, after=after.to_json(),
+                                             throttled_cores=drops, cores=check))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from kpmobile.errors import DeviceError, KpError
-from kpmobile.records import BenchCase, DeviceInfo
+from kpmobile.records import DeviceInfo, PlanDevice, RunPlan, SkippedPhone
 
 T = TypeVar("T")
 
@@ -56,32 +56,39 @@ def make_targets(devices: Sequence[DeviceInfo], make: Callable[[DeviceInfo], T])
     return made, broken
 
 
-def skipped_entry(info: DeviceInfo) -> dict[str, Any]:
+def skipped_entry(info: DeviceInfo) -> SkippedPhone:
     """Give what the run's plan keeps of a phone that was attached but not ready (unauthorized, offline)."""
-    return {"state": info.state, "reason": info.warnings[0] if info.warnings else info.state}
+    return SkippedPhone(info.state, info.warnings[0] if info.warnings else info.state)
 
 
-def adopt_recovered(plan: dict[str, Any], cases: list[BenchCase], targets: Sequence[Any]) -> list[BenchCase]:
-    """Give the run's cases plus, for each phone skipped at its start that is ready now, a copy of one
-    planned phone's cases; the plan (cases, devices, skipped) is updated in place."""
-    skipped: dict[str, Any] = plan.get("skipped") or {}
+class _Recoverable(Protocol):
+    """What adopt_recovered needs of a target."""
+
+    @property
+    def info(self) -> DeviceInfo: ...
+
+    @property
+    def fp(self) -> str: ...
+
+    @property
+    def backend(self) -> str: ...
+
+    def plan_device(self) -> PlanDevice: ...
+
+
+def adopt_recovered(plan: RunPlan, targets: Sequence[_Recoverable]) -> RunPlan:
+    """Give the run's plan plus, for each phone skipped at its start that is ready now, a copy of one
+    planned phone's cases (and the phone among the plan's devices, no longer skipped)."""
+    cases = list(plan.cases)
+    if not plan.skipped or not cases:
+        return plan
     planned = {c.device for c in cases}
-    if not skipped or not cases:
-        return cases
-    template_fp = cases[0].device
-    template = [c for c in cases if c.device == template_fp]
-    out = list(cases)
+    template = [c for c in cases if c.device == cases[0].device]
+    skipped, devices = dict(plan.skipped), dict(plan.devices)
     for t in targets:
         if t.info.serial not in skipped or t.fp in planned:
             continue
-        added = [replace(c, device=t.fp, backend=t.backend) for c in template]
-        out += added
-        plan.setdefault("cases", []).extend(c.__dict__ for c in added)
-        plan.setdefault("devices", {})[t.fp] = {
-            "serial": t.info.serial, "label": t.info.model or t.info.serial, "profile": t.info.profile,
-            "soc": t.info.soc, "abi": t.info.abi, "model": t.info.model, "peak_gflops": t.peak_gflops,
-            "big_cores": list(t.info.big_cores), "thermal_limit_c": t.thermal_limit_c,
-            "pipeline_mode": t.pipeline_mode,
-        }
+        cases += [replace(c, device=t.fp, backend=t.backend) for c in template]
+        devices[t.fp] = t.plan_device()
         del skipped[t.info.serial]
-    return out
+    return replace(plan, cases=tuple(cases), devices=devices, skipped=skipped)

@@ -9,13 +9,10 @@ with the paddle-cpu reference on the same input, and the check is stored in the 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import platform
-import socket
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,87 +26,31 @@ from kpmobile.backends import (
     run_backend,
     tolerance_for,
 )
-from kpmobile.backends.probe import cuda_gpus
 from kpmobile.errors import ConfigError, KpError
-from kpmobile.paths import default_db
-from kpmobile.records import BenchCase, DeviceInfo, ModelSpec, OutputStat
+from kpmobile.records import (
+    BenchCase,
+    CaseExtra,
+    DeviceInfo,
+    HostFigures,
+    ModelSpec,
+    OutputCheck,
+    OutputStat,
+    PlanDevice,
+    PlanModel,
+    RunPlan,
+)
 from kpmobile.store import Store
-from kpmobile.sweep.execute import BenchOutcome, Counters, Progress, SilentProgress
-from kpmobile.sweep.plan import BenchOptions, remaining
+from kpmobile.sweep.case import CaseResult, Counters, Numbers, Progress
+from kpmobile.sweep.discover import HOST_SERIAL, host_fingerprint, host_info, host_label
+from kpmobile.sweep.plan import BenchOptions
+from kpmobile.sweep.prepare import HostArtifacts, build_models
 
 REFERENCE = "paddle-cpu"
-HOST_SERIAL = "host"
 # The phone sweep's default threads; on the host the seed measures "CPU + MKLDNN" with 1 thread.
 HOST_DEFAULT_THREADS = (1,)
 DEFAULT_HOST_BACKENDS = ("lite-x86", "paddle-cpu", "paddle-mkldnn", "ort-cpu")
 
-
-@dataclass
-class HostOutcome(BenchOutcome):
-    """What a host sweep did: a BenchOutcome plus its skipped cases and divergent outputs."""
-
-    skipped: int = 0
-    skips: list[str] = field(default_factory=list)
-    divergent: list[str] = field(default_factory=list)
-
-    def summary_lines(self) -> list[str]:
-        """Give the lines printed above the host tables."""
-        c = self.counters
-        lines = [f"run {self.run_id} (host): {self.ok} cases ok, {self.failed} failed, {self.skipped} skipped; "
-                 f"converted {c.conversions} (cached {c.conversions_cached})"]
-        lines += [f"skipped: {s}" for s in self.skips]
-        lines += [f"failed: {f}" for f in self.failures]
-        lines += [f"outputs diverge: {d}" for d in self.divergent]
-        return lines
-
-    def to_json(self) -> dict[str, Any]:
-        """Give the outcome as plain JSON types."""
-        data = super().to_json()
-        data.update(skipped=self.skipped, skips=self.skips, divergent=self.divergent)
-        return data
-
-
-# the host as a device ---------------------------------------------------------------------
-def cpu_model() -> str:
-    """Give the host CPU's model name from /proc/cpuinfo (platform's guess elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def gpu_names() -> tuple[str, ...]:
-    """Give the CUDA GPU names nvidia-smi lists ("NVIDIA H100 80GB HBM3"), without index or UUID."""
-    names = []
-    for line in cuda_gpus():  # "GPU 0: NVIDIA T4 (UUID: GPU-...)"
-        name = line.split(":", 1)[1] if ":" in line else line
-        names.append(name.split("(UUID", 1)[0].strip())
-    return tuple(names)
-
-
-def host_fingerprint(hostname: str, cpu: str, gpus: Sequence[str]) -> str:
-    """Give the host's stable fingerprint: a hash of hostname, CPU model and GPU names."""
-    text = "|".join([hostname, cpu, *gpus])
-    return "host-" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def host_info() -> DeviceInfo:
-    """Give this machine as a DeviceInfo (serial "host"), fingerprinted by host_fingerprint."""
-    hostname, cpu, gpus = socket.gethostname(), cpu_model(), gpu_names()
-    return DeviceInfo(
-        serial=HOST_SERIAL, state="device", server="", brand=hostname, model=cpu,
-        device=", ".join(gpus) or None, abi=platform.machine(), soc=cpu, profile="host",
-        fingerprint=host_fingerprint(hostname, cpu, gpus),
-    )
-
-
-def host_label(info: DeviceInfo) -> str:
-    """Give the host's column label: its CPU model, and its GPU when there is one."""
-    return f"{info.model} + {info.device}" if info.device else str(info.model)
+__all__ = ["HOST_SERIAL", "HostExecutor", "host_fingerprint", "host_info", "plan_host_cases"]
 
 
 # planning -----------------------------------------------------------------------------------
@@ -136,7 +77,8 @@ def plan_host_cases(models: Sequence[str], device_fp: str, backends: Sequence[st
     return cases
 
 
-def _check_backends(names: Sequence[str]) -> list[str]:
+def check_backends(names: Sequence[str]) -> list[str]:
+    """Give the host backends to run (the default ones when none are named); ConfigError on an unknown one."""
     out = list(dict.fromkeys(names)) or list(DEFAULT_HOST_BACKENDS)
     for name in out:
         backend_info(name)  # ConfigError naming the known backends
@@ -152,75 +94,6 @@ def _complexity(spec: ModelSpec, progress: Progress) -> dict[str, Any]:
         progress.note(f"{spec.name}: no complexity figures ({exc.one_line()})")
         return {"error": exc.one_line()}
     return {k: info.get(k) for k in ("params", "trainable_params", "flops", "input_shape", "flops_counter")}
-
-
-def _plan_or_resume(opts: BenchOptions, store: Store, specs: dict[str, ModelSpec], info: DeviceInfo,
-                    backends: list[str], progress: Progress) -> tuple[str, list[BenchCase]]:
-    fp = info.fingerprint or HOST_SERIAL
-    if opts.resume:
-        run = store.run(opts.resume)
-        if run.plan.get("kind") != "host":
-            raise ConfigError(f"run {opts.resume} is not a host run", "resume it without --device host")
-        cases = [BenchCase(**c) for c in run.plan.get("cases", [])]
-        if {c.device for c in cases} - {fp}:
-            raise ConfigError(f"run {opts.resume} was measured on another host",
-                              "resume it on the machine that started it, or start a new run")
-        return run.id, cases
-    threads = host_threads(opts)
-    batches = [int(b) for b in opts.batches] or [1]
-    cases = plan_host_cases(list(specs), fp, backends, batches, threads, warmup=opts.warmup,
-                            repeats=opts.repeats, rounds=opts.rounds)
-    plan = {
-        "kind": "host",
-        "cases": [c.__dict__ for c in cases],
-        "models": {n: {"display": s.display, "input_shape": list(s.input_shape), "task": s.task,
-                       "published": dict(s.published), "complexity": _complexity(s, progress)}
-                   for n, s in specs.items()},
-        "devices": {fp: {"serial": HOST_SERIAL, "label": host_label(info), "profile": "host", "soc": info.soc,
-                         "abi": info.abi, "model": info.model, "hostname": info.brand, "gpus": info.device,
-                         # Other work on the machine skews host latencies; keep what it was at the start.
-                         "cpus": os.cpu_count(), "load_avg": round(os.getloadavg()[0], 2)}},
-        "threads": threads,
-        "batches": batches,
-        "backends": backends,
-        "reference": REFERENCE,
-    }
-    return store.new_run(opts.command, plan), cases
-
-
-# running ------------------------------------------------------------------------------------
-@dataclass
-class _Artifacts:
-    """Per-model files the backends run: the Paddle model, its x86 .nb and its ONNX export."""
-
-    model_dirs: dict[str, Path]
-    model_hashes: dict[str, str]
-    nb: dict[str, Path] = field(default_factory=dict)
-    onnx: dict[str, Path] = field(default_factory=dict)
-    keys: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, engine) -> conversion key
-    errors: dict[tuple[str, str], str] = field(default_factory=dict)
-
-
-def _convert(art: _Artifacts, model: str, engine: str, counters: Counters, progress: Progress) -> None:
-    """Convert `model` for `engine` once ("lite" -> x86 .nb, "ort" -> ONNX), through the zoo's caches."""
-    from kpmobile.zoo.convert import convert_nb, convert_onnx
-
-    if engine == "paddle" or (model, engine) in art.keys or (model, engine) in art.errors:
-        return
-    try:
-        conv = convert_nb(art.model_dirs[model], "x86") if engine == "lite" else convert_onnx(art.model_dirs[model])
-    except KpError as exc:
-        art.errors[(model, engine)] = exc.one_line()
-        progress.note(f"{model}: {'x86 .nb' if engine == 'lite' else 'ONNX'} conversion failed: {exc.one_line()}")
-        return
-    if conv.cached:
-        counters.add(conversions_cached=1)
-    else:
-        counters.add(conversions=1)
-    kind = "x86 .nb" if engine == "lite" else "ONNX"
-    progress.note(f"{model} -> {kind}: {'cached' if conv.cached else 'converted'}")
-    (art.nb if engine == "lite" else art.onnx)[model] = conv.path
-    art.keys[(model, engine)] = conv.key
 
 
 def fixed_batch(model_dir: Path) -> int | None:
@@ -255,7 +128,7 @@ def result_from_record(record: dict[str, Any]) -> BackendResult:
 class _References:
     """The paddle-cpu output of each (model, batch): from this run's cases, or measured once aside."""
 
-    def __init__(self, store: Store, run_id: str) -> None:
+    def __init__(self, store: Store | None, run_id: str) -> None:
         self.store, self.run_id = store, run_id
         self.results: dict[tuple[str, int], BackendResult] = {}
         self.reasons: dict[tuple[str, int], str] = {}
@@ -272,7 +145,7 @@ class _References:
             return self.results[key]
         if key in self.reasons:
             return self.reasons[key]
-        for row in self.store.cases(self.run_id, status="ok"):  # resumed: the reference ran earlier
+        for row in self.store.cases(self.run_id, status="ok") if self.store else ():  # resumed: it ran earlier
             if row.model == model and row.batch == batch and row.backend == REFERENCE and row.record:
                 stored = result_from_record(row.record)
                 if Path(stored.output_digest).is_file():
@@ -287,150 +160,139 @@ class _References:
             return self.reasons[key]
 
 
-def check_json(result: BackendResult, reference: BackendResult | str) -> dict[str, Any]:
-    """Give the output check of `result` against the reference as stored in a case's extra["check"]."""
+def output_check(result: BackendResult, reference: BackendResult | str) -> OutputCheck:
+    """Give the output check of `result` against the reference (a case's extra "check")."""
     if isinstance(reference, str):
-        return {"reference": REFERENCE, "ok": None, "detail": reference}
+        return OutputCheck(None, reference, reference=REFERENCE)
     if result.backend == REFERENCE and result.output_digest == reference.output_digest:
-        return {"reference": REFERENCE, "ok": True, "max_abs": 0.0, "max_rel": 0.0, "detail": "the reference"}
+        return OutputCheck(True, "the reference", max_abs=0.0, max_rel=0.0, reference=REFERENCE)
     atol, rtol = tolerance_for(result.backend)
     check = compare_outputs(reference, result, atol, rtol)
-    return {"reference": REFERENCE, "ok": check.ok, "max_abs": check.max_abs, "max_rel": check.max_rel,
-            "atol": check.atol, "rtol": check.rtol, "detail": check.detail}
+    return OutputCheck(check.ok, check.detail, rtol=check.rtol, max_rel=check.max_rel, max_abs=check.max_abs,
+                       atol=check.atol, reference=REFERENCE)
 
 
-def run_host_bench(opts: BenchOptions, progress: Progress | None = None) -> HostOutcome:
-    """Run (or resume) a host sweep and give what it did; every case is stored when it ends."""
-    from kpmobile.zoo.build import ensure_model, model_hash
-    from kpmobile.zoo.catalogue import resolve
+class HostExecutor:
+    """Runs cases on this machine: one backend worker process per case, in the calling thread."""
 
-    progress = progress or SilentProgress()
-    backends = _check_backends(opts.backends)
-    store = Store(opts.db or default_db())
-    counters = Counters()
-    info = host_info()
-    try:
-        # A resumed run measures the models of its plan, whatever --models says now.
-        models = list(store.run(opts.resume).plan.get("models", {})) if opts.resume else list(opts.models)
-        specs = {spec.name: spec for spec in (resolve(m) for m in models)}
-        dirs: dict[str, Path] = {}
-        for name, spec in specs.items():
-            progress.note(f"model {name}")
-            dirs[name] = ensure_model(spec)
-        art = _Artifacts(dirs, {n: model_hash(d) for n, d in dirs.items()})
-        store.upsert_device(info)
-        run_id, cases = _plan_or_resume(opts, store, specs, info, backends, progress)
-        outcome = HostOutcome(run_id, store.path, opts.out_dir / run_id, counters)
-        status = "complete"
-        try:
-            _execute(store, run_id, cases, specs, art, opts, counters, progress)
-        except KeyboardInterrupt:
-            status = "interrupted"
-            outcome.interrupted = True
-            raise
-        finally:
-            _finish(store, outcome, status)
-        return outcome
-    finally:
-        store.close()
+    kind = "host"
+    parallel = False  # Ctrl-C then reaches the worker's subprocess call, which stops the worker
 
+    def __init__(self, opts: BenchOptions, specs: dict[str, ModelSpec], counters: Counters,
+                 progress: Progress, store: Store | None = None) -> None:
+        self.opts, self.specs, self.counters, self.progress, self.store = opts, specs, counters, progress, store
+        self.backends = check_backends(opts.backends)
+        self.info = host_info()
+        self.fp = self.info.fingerprint or HOST_SERIAL
+        self.art: HostArtifacts | None = None
+        self.refs = _References(store, "")
+        self._reasons: dict[str, str | None] = {}
 
-def _execute(store: Store, run_id: str, cases: list[BenchCase], specs: dict[str, ModelSpec], art: _Artifacts,
-             opts: BenchOptions, counters: Counters, progress: Progress) -> None:
-    todo = remaining(cases, store.done_keys(run_id))
-    progress.start(len(todo), f"run {run_id}: {len(todo)} host cases")
-    refs = _References(store, run_id)
-    reasons: dict[str, str | None] = {}
-    for case in todo:
+    def plan(self) -> RunPlan:
+        """Give a new host run's plan: model x batch x backend x threads per round, the reference first."""
+        o = self.opts
+        threads = host_threads(o)
+        batches = [int(b) for b in o.batches] or [1]
+        cases = plan_host_cases(list(self.specs), self.fp, self.backends, batches, threads, warmup=o.warmup,
+                                repeats=o.repeats, rounds=o.rounds)
+        i = self.info
+        device = PlanDevice(serial=HOST_SERIAL, label=host_label(i), profile="host", soc=i.soc, abi=i.abi,
+                            model=i.model, hostname=i.brand, gpus=i.device,
+                            # Other work on the machine skews host latencies; keep what it was at the start.
+                            cpus=os.cpu_count(), load_avg=round(os.getloadavg()[0], 2))
+        return RunPlan(
+            kind="host", cases=tuple(cases),
+            models={n: PlanModel(display=s.display, input_shape=tuple(s.input_shape), task=s.task,
+                                 published=dict(s.published), complexity=_complexity(s, self.progress))
+                    for n, s in self.specs.items()},
+            devices={self.fp: device}, threads=tuple(threads), rounds=o.rounds, batches=tuple(batches),
+            backends=tuple(self.backends), reference=REFERENCE,
+        )
+
+    def resume(self, plan: RunPlan) -> RunPlan:
+        """Give the resumed plan; fail when it is not a host run or was measured on another host."""
+        if plan.kind != "host":
+            raise ConfigError(f"run {self.opts.resume} is not a host run", "resume it without --device host")
+        if {c.device for c in plan.cases} - {self.fp}:
+            raise ConfigError(f"run {self.opts.resume} was measured on another host",
+                              "resume it on the machine that started it, or start a new run")
+        return plan
+
+    def devices(self) -> Sequence[DeviceInfo]:
+        """Give the host's identity."""
+        return [self.info]
+
+    def prepare(self, run_id: str, out_dir: Path) -> None:
+        """Build the models; conversions happen on first use by a backend."""
+        self.art = HostArtifacts(build_models(self.specs, self.progress))
+        self.refs = _References(self.store, run_id)
+
+    def run(self, case: BenchCase, stop: threading.Event) -> CaseResult:
+        """Give the result of one case: skipped when its backend cannot run here, else measured and checked."""
         label = f"{case.model} {case.backend} bs={case.batch} {case.threads}T"
-        if case.backend not in reasons:
-            reasons[case.backend] = available(case.backend)
-            if reasons[case.backend]:
-                progress.note(f"{case.backend} skipped: {reasons[case.backend]}")
-        reason = reasons[case.backend]
+        if case.backend not in self._reasons:
+            self._reasons[case.backend] = available(case.backend)
+            if self._reasons[case.backend]:
+                self.progress.note(f"{case.backend} skipped: {self._reasons[case.backend]}")
+        reason = self._reasons[case.backend]
         if reason is not None:
-            _store(store, run_id, case, art, status="skipped", error=reason)
-            progress.advance(f"{label}: skipped")
-            continue
-        if opts.cooldown_s > 0:
-            time.sleep(opts.cooldown_s)
-        _run_case(store, run_id, case, specs[case.model], art, refs, opts, counters, progress)
-        progress.advance(label)
+            return self._result(case, "skipped", error=reason, label=f"{label}: skipped")
+        if self.opts.cooldown_s > 0:
+            time.sleep(self.opts.cooldown_s)
+        return self._measure(case, label)
 
+    def _measure(self, case: BenchCase, label: str) -> CaseResult:
+        assert self.art is not None, "prepare() runs before the cases"
+        spec, engine = self.specs[case.model], BACKENDS[case.backend].engine
+        failed = self.art.convert(case.model, engine, self.counters, self.progress)
+        if failed is not None:
+            return self._result(case, "failed", error=failed, label=label)
+        model_dir = self.art.models.dirs[case.model]
+        fixed = fixed_batch(model_dir)
+        if fixed is not None and fixed != case.batch:
+            # Lite aborts in a reshape on such a model instead of saying so; skip every backend alike.
+            reason = (f"model exported with fixed batch {fixed}, batch {case.batch} needs a dynamic batch dim "
+                      f"(export with InputSpec([None, {', '.join(str(d) for d in spec.input_shape[1:])}]))")
+            return self._result(case, "skipped", error=reason, label=label)
+        try:
+            result = run_backend(model_dir, case.backend, spec.input_shape, batch=case.batch, threads=case.threads,
+                                 warmup=case.warmup, repeats=case.repeats, nb_path=self.art.nb.get(case.model),
+                                 onnx_path=self.art.onnx.get(case.model), timeout_s=self.opts.case_timeout_s)
+        except BackendUnavailable as exc:
+            self.progress.note(f"{case.model} {case.backend} bs={case.batch} skipped: {exc.reason}")
+            return self._result(case, "skipped", error=exc.reason, label=label)
+        except KpError as exc:
+            return self._result(case, "failed", error=exc.one_line(), label=label)
+        if case.backend == REFERENCE:
+            self.refs.add(case.model, case.batch, result)
+        reference = self.refs.get(case.model, case.batch, model_dir, spec.input_shape, self.opts.case_timeout_s)
+        check = output_check(result, reference)
+        if check.ok is False:
+            self.progress.note(f"{case.model} {case.backend} bs={case.batch}: outputs diverge ({check.detail})")
+        extra = CaseExtra(check=check, host=HostFigures(result.fps_mean, result.fps_std, result.std_ms,
+                                                        result.version, result.device, tuple(result.notes)))
+        numbers = Numbers(result.avg_ms, result.min_ms, result.max_ms, result.first_ms, result.init_ms)
+        return self._result(case, "ok", numbers=numbers, record=result.to_json(), extra=extra,
+                            runner_version=result.version, label=label)
 
-def _run_case(store: Store, run_id: str, case: BenchCase, spec: ModelSpec, art: _Artifacts, refs: _References,
-              opts: BenchOptions, counters: Counters, progress: Progress) -> None:
-    engine = BACKENDS[case.backend].engine
-    _convert(art, case.model, engine, counters, progress)
-    if (case.model, engine) in art.errors:
-        _store(store, run_id, case, art, status="failed", error=art.errors[(case.model, engine)])
-        return
-    model_dir = art.model_dirs[case.model]
-    fixed = fixed_batch(model_dir)
-    if fixed is not None and fixed != case.batch:
-        # Lite aborts in a reshape on such a model instead of saying so; skip every backend alike.
-        reason = (f"model exported with fixed batch {fixed}, batch {case.batch} needs a dynamic batch dim "
-                  f"(export with InputSpec([None, {', '.join(str(d) for d in spec.input_shape[1:])}]))")
-        _store(store, run_id, case, art, status="skipped", error=reason)
-        return
-    try:
-        result = run_backend(model_dir, case.backend, spec.input_shape, batch=case.batch, threads=case.threads,
-                             warmup=case.warmup, repeats=case.repeats, nb_path=art.nb.get(case.model),
-                             onnx_path=art.onnx.get(case.model), timeout_s=opts.case_timeout_s)
-    except BackendUnavailable as exc:
-        progress.note(f"{case.model} {case.backend} bs={case.batch} skipped: {exc.reason}")
-        _store(store, run_id, case, art, status="skipped", error=exc.reason)
-        return
-    except KpError as exc:
-        _store(store, run_id, case, art, status="failed", error=exc.one_line())
-        return
-    if case.backend == REFERENCE:
-        refs.add(case.model, case.batch, result)
-    reference = refs.get(case.model, case.batch, model_dir, spec.input_shape, opts.case_timeout_s)
-    check = check_json(result, reference)
-    if check["ok"] is False:
-        progress.note(f"{case.model} {case.backend} bs={case.batch}: outputs diverge ({check['detail']})")
-    numbers = {"avg_ms": result.avg_ms, "min_ms": result.min_ms, "max_ms": result.max_ms,
-               "first_ms": result.first_ms, "init_ms": result.init_ms}
-    extra = {"fps_mean": result.fps_mean, "fps_std": result.fps_std, "std_ms": result.std_ms,
-             "version": result.version, "device": result.device, "notes": list(result.notes), "check": check}
-    _store(store, run_id, case, art, status="ok", numbers=numbers, record=result.to_json(), extra=extra,
-           runner_version=result.version)
+    def _result(self, case: BenchCase, status: str, *, label: str, error: str | None = None,
+                numbers: Numbers | None = None, record: dict[str, Any] | None = None,
+                extra: CaseExtra | None = None, runner_version: str | None = None) -> CaseResult:
+        engine = BACKENDS[case.backend].engine
+        hashes = self.art.models.hashes if self.art is not None else {}
+        keys = self.art.keys if self.art is not None else {}
+        return CaseResult(case, HOST_SERIAL, status, error=error, numbers=numbers, record=record, extra=extra,
+                          model_hash=hashes.get(case.model),
+                          artifact_hash=keys.get((case.model, engine)) or hashes.get(case.model),
+                          runner=case.backend, runner_version=runner_version, label=label)
 
+    def interrupt(self) -> None:
+        """Nothing to stop: the worker's subprocess call ends with the KeyboardInterrupt."""
 
-def _store(store: Store, run_id: str, case: BenchCase, art: _Artifacts, *, status: str, error: str | None = None,
-           numbers: dict[str, float | None] | None = None, record: dict[str, Any] | None = None,
-           extra: dict[str, Any] | None = None, runner_version: str | None = None) -> None:
-    engine = BACKENDS[case.backend].engine
-    store.add_case(run_id, case, serial=HOST_SERIAL, status=status, error=error, numbers=numbers, record=record,
-                   extra=extra, model_hash=art.model_hashes.get(case.model),
-                   artifact_hash=art.keys.get((case.model, engine)) or art.model_hashes.get(case.model),
-                   runner=case.backend, runner_version=runner_version)
+    def case_name(self, case: BenchCase, serial: str) -> str:
+        """Give a failed case's name in the summary."""
+        return f"{case.model} {case.backend} bs={case.batch} {case.threads}T"
 
-
-def _finish(store: Store, outcome: HostOutcome, status: str) -> None:
-    rows = store.cases(outcome.run_id)
-    outcome.ok = sum(1 for r in rows if r.status == "ok")
-    outcome.failed = sum(1 for r in rows if r.status == "failed")
-    outcome.skipped = sum(1 for r in rows if r.status == "skipped")
-    name = "{r.model} {r.backend} bs={r.batch} {r.threads}T"
-    outcome.failures = [f"{name.format(r=r)}: {r.error}" for r in rows if r.status == "failed"]
-    skipped: dict[str, tuple[list[str], list[str]]] = {}  # reason -> (backends, models x batches)
-    for r in rows:
-        if r.status == "skipped":
-            backends, where = skipped.setdefault(str(r.error), ([], []))
-            item = f"{r.model} bs={r.batch}"
-            if r.backend not in backends:
-                backends.append(r.backend)
-            if item not in where:
-                where.append(item)
-    outcome.skips = [f"{', '.join(b)} on {', '.join(w[:3])}{', ...' if len(w) > 3 else ''}: {reason}"
-                     for reason, (b, w) in skipped.items()]
-    outcome.divergent = [f"{name.format(r=r)}: {r.extra['check'].get('detail')}" for r in rows
-                         if r.status == "ok" and r.extra.get("check", {}).get("ok") is False]
-    if outcome.failed and status == "complete":
-        status = "partial"
-    plan = store.run(outcome.run_id).plan
-    plan["counters"] = outcome.to_json()
-    store.set_plan(outcome.run_id, plan)
-    store.finish_run(outcome.run_id, status)
+    def resume_flags(self) -> str:
+        """Give the flag that resumes a host run."""
+        return " --device host"

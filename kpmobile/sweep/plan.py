@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from kpmobile.records import BenchCase
+from kpmobile.records import BenchCase, RunPlan
 
 DEFAULT_MODELS = ("pp-tinypose-128x96", "picodet-s-192", "picodet-s-320")
 
@@ -154,3 +154,27 @@ def check_threads(threads: Sequence[int], cores: int, phone: str, allow: bool) -
     if not allow:
         raise ConfigError(text, "lower --threads, or pass --allow-oversubscribe to measure it anyway")
     return f"oversubscribed: {text}"
+
+
+def resumed_options(opts: BenchOptions, plan: RunPlan) -> BenchOptions:
+    """Give the options of a resumed run: its stored models, pipelines and settings; servers and
+    runners given now win over the stored ones."""
+    stored = plan.options
+    runner = opts.runner or (Path(stored.runner) if stored.runner else None)
+    main = opts.pipeline_runner or (Path(stored.pipeline_runner) if stored.pipeline_runner else None)
+
+    def number(value: float | None, default: float) -> float:
+        return float(default if value is None else value)
+
+    return replace(
+        opts,
+        models=list(plan.models) or list(opts.models),
+        pipelines=list(stored.pipelines or opts.pipelines),
+        persons=list(stored.persons or opts.persons),
+        servers=list(opts.servers) or list(stored.servers),
+        cooldown_s=number(stored.cooldown_s, opts.cooldown_s),
+        thermal_wait_s=number(stored.thermal_wait_s, opts.thermal_wait_s),
+        core_sample_s=number(stored.core_sample_s, opts.core_sample_s),
+        runner=runner,
+        pipeline_runner=main,
+    )

@@ -1,34 +1,46 @@
-"""One entry point for `kpmobile bench`: phones or host, then the tables of the run."""
+"""One entry point for `kpmobile bench`: phones or host, through the one engine; the CLI renders the tables."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
-from kpmobile.report.table import Table
-from kpmobile.sweep.execute import BenchOutcome, Progress, run_bench
-from kpmobile.sweep.plan import BenchOptions
+from kpmobile.errors import ConfigError
+from kpmobile.paths import default_db
+from kpmobile.records import ModelSpec
+from kpmobile.store import Store
+from kpmobile.sweep.case import CaseExecutor, Counters, Progress, SilentProgress
+from kpmobile.sweep.engine import SweepOutcome, no_lease, run_sweep_cases
+from kpmobile.sweep.plan import BenchOptions, pipeline_models, resumed_options
 
 
 @dataclass
 class SweepResult:
-    """What a sweep did and the tables it ends with."""
+    """What a sweep did; its run's tables are the report's to render."""
 
-    outcome: BenchOutcome
-    tables: list[Table] = field(default_factory=list)
+    outcome: SweepOutcome
 
     @property
     def failed(self) -> int:
         """Give the number of failed cases."""
         return self.outcome.failed
 
+    @property
+    def run_id(self) -> str:
+        """Give the run's id."""
+        return self.outcome.run_id
+
     def summary_lines(self) -> list[str]:
         """Give the lines printed above the tables."""
-        from kpmobile.sweep.host import HostOutcome
-
-        if isinstance(self.outcome, HostOutcome):
-            return self.outcome.summary_lines()
         o, c = self.outcome, self.outcome.counters
+        if o.kind == "host":
+            lines = [f"run {o.run_id} (host): {o.ok} cases ok, {o.failed} failed, {o.skipped} skipped; "
+                     f"converted {c.conversions} (cached {c.conversions_cached})"]
+            lines += [f"skipped: {s}" for s in o.skips]
+            lines += [f"failed: {f}" for f in o.failures]
+            lines += [f"outputs diverge: {d}" for d in o.divergent]
+            return lines
         lines = [f"run {o.run_id}: {o.ok} cases ok, {o.failed} failed; converted {c.conversions} "
                  f"(cached {c.conversions_cached}), pushed {c.pushes} files (already on device {c.pushes_skipped})"]
         lines += [f"failed: {f}" for f in o.failures]
@@ -39,48 +51,37 @@ class SweepResult:
         return lines
 
     def to_json(self) -> dict[str, Any]:
-        """Give the outcome and tables as plain JSON types."""
-        data = self.outcome.to_json()
-        data["tables"] = [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data} for t in self.tables]
-        if self.tables:
-            data["table"] = data["tables"][0]
-        return data
+        """Give the outcome as plain JSON types."""
+        return self.outcome.to_json()
 
 
 def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResult:
-    """Run the sweep `opts` describes and give its outcome with the tables to print."""
-    from kpmobile.report.mobile import mobile_table, roofline_table
-    from kpmobile.report.pipeline import pipeline_table
-    from kpmobile.store import Store
+    """Run (or resume) the sweep `opts` describes, storing every case as it ends, and give its outcome."""
+    from kpmobile.zoo.catalogue import resolve
 
-    if opts.on_host:
-        return _run_host_sweep(opts, progress)
-    outcome = run_bench(opts, progress)
-    store = Store(outcome.db)
-    try:
-        run = store.run(outcome.run_id)
-        cases = store.cases(run.id)
-        tables = [mobile_table(run.plan, cases)]
-        extra = [roofline_table(run.plan, cases), pipeline_table(run.plan, cases)]
-        tables += [t for t in extra if t is not None]
-    finally:
-        store.close()
-    return SweepResult(outcome, tables)
+    progress = progress or SilentProgress()
+    store = Store(opts.db or default_db())
+    counters = Counters()
+    with ExitStack() as stack:
+        stack.callback(store.close)
+        on_host = opts.on_host
+        if opts.resume:
+            plan = store.run(opts.resume).plan
+            if on_host and not plan.is_host:
+                raise ConfigError(f"run {opts.resume} is not a host run", "resume it without --device host")
+            on_host = plan.is_host
+            opts = resumed_options(opts, plan)
+        names = list(opts.models) if on_host else pipeline_models(opts.models, opts.pipelines)
+        specs: dict[str, ModelSpec] = {spec.name: spec for spec in (resolve(m) for m in names)}
+        executor: CaseExecutor
+        if on_host:
+            from kpmobile.sweep.host import HostExecutor
 
+            executor = HostExecutor(opts, specs, counters, progress, store)
+        else:
+            from kpmobile.sweep.discover import discover_phones
+            from kpmobile.sweep.phone import PhoneExecutor
 
-def _run_host_sweep(opts: BenchOptions, progress: Progress | None) -> SweepResult:
-    """Give the outcome of a host sweep with its server and complexity tables."""
-    from kpmobile.report.complexity import complexity_table
-    from kpmobile.report.server import server_tables
-    from kpmobile.store import Store
-    from kpmobile.sweep.host import run_host_bench
-
-    outcome = run_host_bench(opts, progress)
-    store = Store(outcome.db)
-    try:
-        run = store.run(outcome.run_id)
-        cases = store.cases(run.id)
-        tables = [*server_tables(run.plan, cases), complexity_table(run.plan, cases)]
-    finally:
-        store.close()
-    return SweepResult(outcome, tables)
+            executor = PhoneExecutor(opts, discover_phones(opts, stack, progress), specs, counters, progress)
+        outcome = run_sweep_cases(opts, store, executor, counters, progress, no_lease)
+    return SweepResult(outcome)

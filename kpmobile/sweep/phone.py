@@ -1,0 +1,293 @@
+"""PhoneExecutor: each case is a runner on a phone over adb, under watched conditions, its log pulled and parsed."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from kpmobile.checks import check_output_stats, stats_tolerance
+from kpmobile.devices import telemetry
+from kpmobile.errors import ConfigError, DeviceError, KpError, ParseError
+from kpmobile.paths import DEVICE_DIR
+from kpmobile.records import (
+    BenchCase,
+    CaseExtra,
+    DeviceInfo,
+    ModelSpec,
+    OutputCheck,
+    PlanModel,
+    PlanOptions,
+    PlanPipeline,
+    RunPlan,
+    RunRecord,
+)
+from kpmobile.runners.parsers import parse_log
+from kpmobile.sweep import conditions, faults
+from kpmobile.sweep import pipeline as pipe
+from kpmobile.sweep.case import CaseResult, Counters, Numbers, Progress
+from kpmobile.sweep.discover import Discovery, Target, device_labels
+from kpmobile.sweep.plan import BenchOptions, plan_cases, split_pipeline
+from kpmobile.sweep.prepare import Models, Staged, build_models, main_case_files, push_files, stage_phones
+
+
+@dataclass(frozen=True)
+class _Files:
+    """Where one case's files live on the phone."""
+
+    result_dir: str
+    result: str
+
+    @property
+    def pid(self) -> str:
+        """Give the runner's pid file."""
+        return f"{self.result}.pid"
+
+    @property
+    def cores(self) -> str:
+        """Give the file of sampled cores."""
+        return f"{self.result}.cores"
+
+
+class PhoneExecutor:
+    """Runs cases on phones: one worker thread per phone, one runner invocation per case."""
+
+    kind = "phone"
+    parallel = True
+
+    def __init__(self, opts: BenchOptions, found: Discovery, specs: dict[str, ModelSpec], counters: Counters,
+                 progress: Progress) -> None:
+        self.opts, self.specs, self.counters, self.progress = opts, specs, counters, progress
+        self.targets = {t.fp: t for t in found.targets}
+        self.skipped = found.skipped
+        self.models = Models(specs, {}, {})
+        self.staged: dict[str, Staged] = {}
+        self.run_id = ""
+        self.out_dir = Path()
+        self._pushed: dict[str, str | None] = {}  # fingerprint -> why its files could not be pushed
+        self._push_lock = threading.Lock()
+        self._active: dict[str, str] = {}  # fingerprint -> pid file of its running case
+
+    # planning -------------------------------------------------------------------------------
+    def plan(self) -> RunPlan:
+        """Give a new run's plan: every model (and pipeline) x power mode x threads x rounds per phone."""
+        o = self.opts
+        targets = list(self.targets.values())
+        fps = [t.fp for t in targets]
+        piped = [t.fp for t in targets if t.pipeline_mode != pipe.MODE_COMPOSED]
+        cases = plan_cases(list(self.specs), fps, o.phone_threads, power_mode=o.power_mode, warmup=o.warmup,
+                           repeats=o.repeats, precision=o.precision, rounds=o.rounds,
+                           backends={t.fp: t.backend for t in targets}, power_modes=o.power_modes,
+                           pipelines=o.pipelines, persons=o.persons, pipeline_devices=piped)
+        names = device_labels([t.info for t in targets])
+        return RunPlan(
+            kind="phone", cases=tuple(cases),
+            models={n: PlanModel(display=s.display, input_shape=tuple(s.input_shape), task=s.task,
+                                 flops=model_flops(s)) for n, s in self.specs.items()},
+            devices={t.fp: t.plan_device(names[t.fp]) for t in targets},
+            threads=tuple(o.phone_threads), power_modes=tuple(o.power_modes) or (o.power_mode,), rounds=o.rounds,
+            skipped=dict(self.skipped),
+            pipelines={p: PlanPipeline(*split_pipeline(p), tuple(o.persons)) for p in o.pipelines},
+            options=plan_options(o),
+        )
+
+    def resume(self, plan: RunPlan) -> RunPlan:
+        """Give the resumed plan, with phones skipped at its start that are ready now; fail when one is missing."""
+        if plan.kind != "phone":
+            raise ConfigError(f"run {self.opts.resume} is a {plan.kind} run", "resume it with --device host")
+        plan = faults.adopt_recovered(plan, list(self.targets.values()))
+        missing = {c.device for c in plan.cases} - set(self.targets)
+        if missing:
+            labels = [plan.devices[fp].serial if fp in plan.devices else fp for fp in missing]
+            raise DeviceError(f"run {self.opts.resume} needs device(s) {', '.join(labels)}, which are not attached",
+                              "attach them (or their adb server via --adb-server) and resume again")
+        return plan
+
+    def devices(self) -> Sequence[DeviceInfo]:
+        """Give the phones' identities."""
+        return [t.info for t in self.targets.values()]
+
+    def prepare(self, run_id: str, out_dir: Path) -> None:
+        """Build the models and convert them for each phone (pushing happens in each phone's worker)."""
+        self.run_id, self.out_dir = run_id, out_dir
+        self.models = build_models(self.specs, self.progress)
+        self.staged = stage_phones(list(self.targets.values()), self.models, self.opts.precision,
+                                   self.opts.pipelines, self.opts.phone_threads, self.counters, self.progress)
+
+    # running --------------------------------------------------------------------------------
+    def run(self, case: BenchCase, stop: threading.Event) -> CaseResult | None:
+        """Give the result of one case on its phone, or None when the user cut it off."""
+        target = self.targets[case.device]
+        why = self._push(target)
+        label = case.model if case.pipeline is None else f"{case.pipeline} x{case.persons}"
+        label = f"{target.info.serial} {label} {case.threads}T r{case.round}"
+        if why is not None:
+            return CaseResult(case, target.info.serial, "failed", error=why,
+                              model_hash=self.models.hashes.get(case.model), runner=target.runner_name,
+                              runner_version=target.runner_version, label=f"{target.info.serial} failed")
+        result = self._run_case(case, target, self.staged[target.fp], stop)
+        return None if result is None else replace(result, label=label)
+
+    def _push(self, target: Target) -> str | None:
+        """Give why the phone's files could not be pushed (once per phone), or None."""
+        with self._push_lock:
+            if target.fp in self._pushed:
+                return self._pushed[target.fp]
+        why: str | None = None
+        try:
+            if target.broken:
+                raise KpError(target.broken)
+            push_files(target, self.staged[target.fp], self.counters, self.progress)
+        except KpError as exc:
+            why = exc.one_line()
+        with self._push_lock:
+            self._pushed[target.fp] = why
+        return why
+
+    def _run_case(self, case: BenchCase, target: Target, staged: Staged, stop: threading.Event) -> CaseResult | None:
+        idx = hashlib.sha1(case.key().encode()).hexdigest()[:12]
+        result_dir = f"{DEVICE_DIR}/results/{self.run_id}"
+        files = _Files(result_dir, f"{result_dir}/{idx}.txt")
+        base = self._base_result(case, target, staged)
+        watch = conditions.before_case(target.phone, target.watched_cores, target.thermal_limit_c,
+                                       self.opts.cooldown_s, self.opts.thermal_wait_s, stop)
+        if stop.is_set():
+            return None
+        script = (f"mkdir -p {shlex.quote(files.result_dir)} && rm -f {shlex.quote(files.result)} && "
+                  + telemetry.monitored_script(self._argv(case, target, staged, files.result), DEVICE_DIR,
+                                               files.pid, files.cores, self.opts.core_sample_s))
+        self._active[target.fp] = files.pid
+        try:
+            res = target.phone.shell(script, timeout=self.opts.case_timeout_s)
+        except DeviceError as exc:
+            telemetry.stop_remote(target.phone, files.pid)  # a timed-out runner must not run on
+            if stop.is_set():
+                return None
+            return replace(base, status="failed", error=faults.shell_failure_reason(exc, self.opts.case_timeout_s))
+        finally:
+            self._active.pop(target.fp, None)
+        if stop.is_set():
+            return None  # cut off by the user: --resume runs it again
+        extra = conditions.after_case(target.phone, target.watched_cores, watch, files.cores,
+                                      target.expected_cores(case.power_mode))
+        raw = res.stdout + (("\n--- stderr ---\n" + res.stderr) if res.stderr.strip() else "")
+        if res.returncode != 0:
+            last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
+            return replace(base, status="failed", error=faults.runner_exit_reason(res.returncode, last),
+                           raw_log=raw, extra=extra)
+        try:
+            rec = self._pull(case, target, files.result)
+        except (DeviceError, ParseError) as exc:
+            return replace(base, status="failed", error=exc.one_line(), raw_log=raw, extra=extra)
+        extra = self._checked(case, staged, rec, extra)
+        numbers = Numbers(rec.avg_ms, rec.min_ms, rec.max_ms, rec.first_ms, rec.init_ms)
+        return replace(base, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra)
+
+    def _base_result(self, case: BenchCase, target: Target, staged: Staged) -> CaseResult:
+        hashes = self.models.hashes
+        if case.pipeline is None:
+            return CaseResult(case, target.info.serial, "failed", model_hash=hashes.get(case.model),
+                              artifact_hash=staged.nb_hash.get(case.model), runner=target.runner_name,
+                              runner_version=target.runner_version)
+        det, pose = split_pipeline(case.pipeline)
+        return CaseResult(case, target.info.serial, "failed", model_hash=f"{hashes.get(det)}+{hashes.get(pose)}",
+                          artifact_hash=f"{staged.nb_hash.get(det)}+{staged.nb_hash.get(pose)}",
+                          runner=target.pipeline_runner[0], runner_version=target.pipeline_runner[1])
+
+    def _argv(self, case: BenchCase, target: Target, staged: Staged, result: str) -> list[str]:
+        if case.pipeline is None:
+            return runner_argv(target, case, self.specs[case.model], staged.nb_remote[case.model], result)
+        if target.pipeline_mode == pipe.MODE_RUNNER:
+            return pipe.runner_argv(case, self.specs, staged.nb_remote, result)
+        # PaddleDetection's main prints to stdout only.
+        _, argv = main_case_files(target, case, staged.nb_local, self.models.dirs)
+        return ["sh", "-c", f"{shlex.join(argv)} > {shlex.quote(result)} && cat {shlex.quote(result)}"]
+
+    def _pull(self, case: BenchCase, target: Target, remote: str) -> RunRecord:
+        name = f"{case.model}-{case.threads}t-p{case.power_mode}-r{case.round}"
+        name += f"-x{case.persons}.txt" if case.pipeline else ".txt"
+        local = target.phone.pull_into(remote, self.out_dir / _safe_dir(target.info.serial), name)
+        return parse_log(local.read_text(errors="replace"))[-1]
+
+    def _checked(self, case: BenchCase, staged: Staged, rec: RunRecord, extra: CaseExtra) -> CaseExtra:
+        """Give the extra with the persons found (pipelines) or the output check (single models)."""
+        if case.pipeline is not None:
+            found = rec.persons_found if rec.persons_found is not None else persons_from_notes(rec.notes)
+            extra = replace(extra, persons_found=found)
+            if found is not None and found != case.persons:
+                extra = extra.with_flag(f"persons-found-{found}")
+            return extra
+        reference = staged.reference.get(case.model)
+        if not reference:
+            return extra
+        check = check_output_stats(reference, rec.outputs, stats_tolerance(case.precision))
+        extra = replace(extra, output_check=OutputCheck(check.ok, check.detail, rtol=check.rtol,
+                                                        max_rel=check.max_rel if check.max_rel < 1e300 else None))
+        return extra if check.ok else extra.with_flag("outputs-diverge")
+
+    def interrupt(self) -> None:
+        """Stop the runners of the cases running now, so that the workers' shells return."""
+        for fp, pid_file in list(self._active.items()):
+            telemetry.stop_remote(self.targets[fp].phone, pid_file)
+
+    def case_name(self, case: BenchCase, serial: str) -> str:
+        """Give a failed case's name in the summary."""
+        return f"{serial} {case.model} {case.threads}T"
+
+    def resume_flags(self) -> str:
+        """Give the adb servers the resume command needs."""
+        return "".join(f" --adb-server {s}" for s in self.opts.servers)
+
+
+def runner_argv(target: Target, case: BenchCase, spec: ModelSpec, nb_remote: str, result_path: str) -> list[str]:
+    """Give the runner command line of a case, as benchmark_bin takes it."""
+    shape = ",".join(str(d) for d in (case.batch, *spec.input_shape[1:]))
+    argv = [
+        target.runner_remote,
+        f"--optimized_model_file={nb_remote}",
+        f"--input_shape={shape}",
+        f"--threads={case.threads}",
+        f"--power_mode={case.power_mode}",
+        f"--warmup={case.warmup}",
+        f"--repeats={case.repeats}",
+        f"--backend={target.backend}",
+        f"--result_path={result_path}",
+    ]
+    if case.precision == "fp16":
+        argv.append("--cpu_precision=fp16")
+    return argv
+
+
+def persons_from_notes(notes: Sequence[str]) -> int | None:
+    """Give the persons an older parser wrote as a "persons: N" note (records stored before persons_found)."""
+    for note in notes:
+        key, _, value = note.partition(":")
+        if key.strip() == "persons" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def plan_options(o: BenchOptions) -> PlanOptions:
+    """Give the settings a resumed run keeps."""
+    return PlanOptions(servers=tuple(o.servers), pipelines=tuple(o.pipelines), persons=tuple(o.persons),
+                       cooldown_s=o.cooldown_s, thermal_wait_s=o.thermal_wait_s, core_sample_s=o.core_sample_s,
+                       warmup=o.warmup, repeats=o.repeats, runner=str(o.runner) if o.runner else None,
+                       pipeline_runner=str(o.pipeline_runner) if o.pipeline_runner else None)
+
+
+def model_flops(spec: ModelSpec) -> float | None:
+    """Give a model's multiply-adds from the zoo's complexity, or None when it cannot say."""
+    try:
+        from kpmobile.zoo.complexity import model_info
+
+        flops = model_info(spec).get("flops")
+        return float(flops) if flops else None
+    except Exception:  # noqa: BLE001 - the roofline column is optional; the sweep must not fail for it
+        return None
+
+
+def _safe_dir(serial: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in serial) or "device"
