@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
         case_timeout: float = typer.Option(None, help="Seconds before a hung runner is killed (default 600)."),
         allow_oversubscribe: bool = typer.Option(None, "--allow-oversubscribe",
                                                  help="Allow more threads than the phone has cores."),
+        no_wait: bool = typer.Option(None, "--no-wait", help="Refuse, naming the holder, when a phone is leased."),
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
@@ -87,6 +88,7 @@ def register(app: typer.Typer) -> None:
             "pipelines": _split(pipeline), "persons": _ints(persons, "--persons"),
             "pipeline_runner": pipeline_runner, "out_dir": out, "db": db, "resume": resume,
             "case_timeout_s": case_timeout, "allow_oversubscribe": allow_oversubscribe,
+            "no_wait": no_wait,
         }
         try:
             opts = load_options(config, overrides)

@@ -45,6 +45,34 @@ def reserve(db: Path, size: int = RESERVE_BYTES) -> None:
         os.close(fd)
 
 
+def release_reserve(db: Path) -> None:
+    """Give the journal's unused reserve back to the disk (so a full store can still mark the run)."""
+    path = journal_path(db)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        os.ftruncate(fd, _used(fd))
+    finally:
+        os.close(fd)
+
+
+def drop_reserve(db: Path) -> None:
+    """Remove the journal when it holds no case (a sweep that ended with every case stored)."""
+    path = journal_path(db)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        empty = _used(fd) == 0
+    finally:
+        os.close(fd)
+    if empty:
+        path.unlink(missing_ok=True)
+
+
 def _used(fd: int) -> int:
     data = os.pread(fd, os.fstat(fd).st_size, 0)
     end = data.find(b"\0")

@@ -15,8 +15,10 @@ import json
 import os
 import re
 import shlex
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -227,3 +229,56 @@ def _try_both(host_lock: HostLock, phone_lease: PhoneLease, notify: Notify, phon
     if why is not None and other is None:
         notify(f"took over the stale lease of phone {phone_id} from {why}")
     return None
+
+
+def lock_dir() -> Path:
+    """Give the folder of host locks: one per user and host, whatever store a sweep writes to."""
+    import tempfile
+
+    base = os.environ.get("KPMOBILE_LOCK_DIR") or os.path.join(
+        os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(), f"kpmobile-{os.getuid()}")
+    return Path(base) / "leases"
+
+
+class Leased(Protocol):
+    """A phone a sweep leases: a Target of sweep.discover."""
+
+    @property
+    def fp(self) -> str: ...
+
+    @property
+    def phone(self) -> Any: ...
+
+
+def phone_leases(targets: Sequence[Leased], *, wait: bool, notify: Notify,
+                 renew_s: float = 60.0) -> Callable[[str, Any], AbstractContextManager[None]]:
+    """Give the engine's lease hook: hold every phone of the run (in fingerprint order, so two sweeps
+    wanting the same phones never deadlock), renewing the leases until the cases are done."""
+
+    @contextmanager
+    def hold(run_id: str, plan: Any) -> Iterator[None]:
+        wanted = set(getattr(plan, "devices", {}) or {}) or {t.fp for t in targets}
+        with ExitStack() as stack:
+            held = []
+            for t in sorted((t for t in targets if t.fp in wanted), key=lambda t: t.fp):
+                lease = acquire(t.phone, t.fp, run_id, lock_dir(), wait=wait, notify=notify)
+                stack.callback(lease.release)
+                held.append(lease)
+            done = threading.Event()
+            renewer = threading.Thread(target=_renew, args=(held, done, renew_s), daemon=True,
+                                       name="kpmobile-lease-renew")
+            renewer.start()
+            stack.callback(renewer.join, 5)
+            stack.callback(done.set)
+            yield
+
+    return hold
+
+
+def _renew(leases: Sequence[Lease], done: threading.Event, every_s: float) -> None:
+    while not done.wait(every_s):
+        for lease in leases:
+            try:
+                lease.renew()
+            except DeviceError:
+                pass  # a phone gone offline: its case fails on its own

@@ -42,6 +42,7 @@ class BenchOptions:
     resume: str | None = None
     case_timeout_s: float = 600.0
     allow_oversubscribe: bool = False  # threads above a phone's core count
+    no_wait: bool = False  # a phone leased by another sweep: refuse instead of waiting
     command: str = "kpmobile bench"
     virtual_profile: str = "virtual"
     config: Path | None = None

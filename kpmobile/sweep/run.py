@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +12,9 @@ from kpmobile.paths import default_db
 from kpmobile.records import ModelSpec
 from kpmobile.store import Store
 from kpmobile.sweep.case import CaseExecutor, Counters, Progress, SilentProgress
-from kpmobile.sweep.engine import SweepOutcome, no_lease, run_sweep_cases
-from kpmobile.sweep.plan import BenchOptions, pipeline_models, resumed_options
+from kpmobile.sweep.engine import Lease, SweepOutcome, no_lease, run_sweep_cases
+from kpmobile.sweep.lease import phone_leases
+from kpmobile.sweep.plan import BenchOptions, check_threads, pipeline_models, resumed_options
 
 
 @dataclass
@@ -74,6 +76,7 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
         names = list(opts.models) if on_host else pipeline_models(opts.models, opts.pipelines)
         specs: dict[str, ModelSpec] = {spec.name: spec for spec in (resolve(m) for m in names)}
         executor: CaseExecutor
+        lease: Lease = no_lease
         if on_host:
             from kpmobile.sweep.host import HostExecutor
 
@@ -82,6 +85,19 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
             from kpmobile.sweep.discover import discover_phones
             from kpmobile.sweep.phone import PhoneExecutor
 
-            executor = PhoneExecutor(opts, discover_phones(opts, stack, progress), specs, counters, progress)
-        outcome = run_sweep_cases(opts, store, executor, counters, progress, no_lease)
+            found = discover_phones(opts, stack, progress)
+            _check_threads(opts, found.targets, progress)
+            executor = PhoneExecutor(opts, found, specs, counters, progress)
+            lease = phone_leases(found.targets, wait=not opts.no_wait, notify=progress.note)
+        outcome = run_sweep_cases(opts, store, executor, counters, progress, lease)
     return SweepResult(outcome)
+
+
+def _check_threads(opts: BenchOptions, targets: Sequence[Any], progress: Progress) -> None:
+    """Refuse (or with --allow-oversubscribe, note) thread counts above a phone's cores, before a run exists."""
+    if opts.resume:
+        return
+    for t in targets:
+        warning = check_threads(opts.phone_threads, len(t.all_cores), t.info.serial, opts.allow_oversubscribe)
+        if warning:
+            progress.note(warning)

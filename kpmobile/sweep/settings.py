@@ -50,6 +50,7 @@ class SweepSettings(Strict):
     pipeline_runner: Text | None = None
     case_timeout_s: Annotated[float, Field(gt=0, le=86_400)] | None = None
     allow_oversubscribe: bool | None = None
+    no_wait: bool | None = None
 
     model_config = {**Strict.model_config, "populate_by_name": True}
 
@@ -59,13 +60,14 @@ class SweepSettings(Strict):
 
 
 # sweep-file keys (by alias) and the flags that set each field, for one-line errors
-FILE_KEYS = sorted(f.alias or name for name, f in SweepSettings.model_fields.items() if name != "allow_oversubscribe")
+FILE_KEYS = sorted(f.alias or name for name, f in SweepSettings.model_fields.items()
+                   if name not in ("allow_oversubscribe", "no_wait"))
 FLAGS = {
     "models": "--models", "threads": "--threads", "devices": "--device", "servers": "--adb-server",
     "no_virtual": "--no-virtual", "runner": "--runner", "warmup": "--warmup", "repeats": "--repeats",
     "rounds": "--rounds", "power_mode": "--power-mode", "cooldown_s": "--cooldown", "backends": "--backend",
     "batches": "--batch", "pipelines": "--pipeline", "persons": "--persons", "pipeline_runner": "--pipeline-runner",
-    "case_timeout_s": "--case-timeout", "allow_oversubscribe": "--allow-oversubscribe",
+    "case_timeout_s": "--case-timeout", "allow_oversubscribe": "--allow-oversubscribe", "no_wait": "--no-wait",
 }
 # flags that shape a run's plan: a resumed run keeps its own, so giving one with --resume is refused
 PLAN_FLAGS = ("models", "threads", "warmup", "repeats", "rounds", "power_mode", "cooldown_s", "backends",
