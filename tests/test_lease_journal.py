@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from kpmobile.owner import Owner
 from kpmobile.records import BenchCase
 from kpmobile.store import Store, journal
 from kpmobile.store.db import case_values
-from kpmobile.store.owner import Owner
 from kpmobile.sweep.lease import LEASE_PATH, Holder, LeaseBusy, acquire, parse_holder
 
 RUN_A, RUN_B = "20261201-000000-aaaaaa", "20261201-000000-bbbbbb"

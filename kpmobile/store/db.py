@@ -16,10 +16,10 @@ from typing import Any
 
 from kpmobile import __version__
 from kpmobile.errors import ConfigError, KpError
+from kpmobile.owner import Owner, alive, this_process
 from kpmobile.records import BenchCase, CaseExtra, DeviceInfo, RunPlan
 from kpmobile.store import schema
 from kpmobile.store.errors import StoreError, StoreReadOnly, store_error
-from kpmobile.store.owner import Owner, alive, this_process
 from kpmobile.store.runid import check_run_id
 
 SCHEMA_VERSION = schema.SCHEMA_VERSION

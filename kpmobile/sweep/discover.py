@@ -89,8 +89,11 @@ def discover_phones(opts: BenchOptions, stack: ExitStack, progress: Progress) ->
 
 def _find(opts: BenchOptions, stack: ExitStack, progress: Progress,
           skipped: dict[str, SkippedPhone]) -> list[DeviceInfo]:
+    from kpmobile.devices.virtual_phone.launch import started_by_another_sweep
+
     servers = list(opts.servers) or [android.default_server()]
-    found = _wanted(android.list_devices(servers), opts)
+    # A virtual phone another sweep started is that sweep's: it stops when that sweep ends.
+    found = _wanted([d for d in android.list_devices(servers) if not started_by_another_sweep(d.serial)], opts)
     for d in found:
         if d.state != "device":
             progress.note(f"skipping {d.serial}: {d.warnings[0] if d.warnings else d.state}")
@@ -140,6 +143,7 @@ def _start_virtual(server: str, opts: BenchOptions, stack: ExitStack, progress: 
     # A fixed sandbox keeps it the same phone across runs: same fingerprint, models already pushed.
     root = cache_dir() / "virtual-phone" / opts.virtual_profile
     phone = stack.enter_context(start_virtual_phone(profile=opts.virtual_profile, root=root))
+    phone.claim_for_sweep()
     android.connect(server, phone.serial)
     stack.callback(android.disconnect, server, phone.serial)
     deadline = time.monotonic() + 15

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kpmobile.errors import DeviceError
+from kpmobile.owner import Owner, alive, this_process
 from kpmobile.paths import DEVICE_DIR
-from kpmobile.store.owner import Owner, alive, this_process
 
 LEASE_PATH = f"{DEVICE_DIR}/lease"
 LEASE_TTL_S = 900.0  # a sweep renews its lease after every case; a lease older than this is stale

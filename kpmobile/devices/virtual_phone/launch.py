@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kpmobile.errors import DeviceError
+from kpmobile.owner import Owner, alive, this_process
 
 ADB_PROBED_PORTS = range(5555, 5586)  # the adb server registers whatever answers there as an emulator
 _READY = re.compile(r"virtual phone listening on 127\.0\.0\.1:(\d+)")
@@ -32,6 +34,7 @@ class VirtualPhoneProcess:
         self.log_path = log_path
         self._owns_root = owns_root
         self._root_lock = root_lock
+        self._claim: Path | None = None
 
     @property
     def serial(self) -> str:
@@ -64,6 +67,17 @@ class VirtualPhoneProcess:
         if self._root_lock is not None:
             os.close(self._root_lock)  # drops the flock: another launcher may use the folder now
             self._root_lock = None
+        if self._claim is not None:
+            self._claim.unlink(missing_ok=True)
+            self._claim = None
+
+    def claim_for_sweep(self) -> None:
+        """Mark the phone as this process's own: other sweeps leave it alone (it stops when this one ends)."""
+        path = _claims_dir() / f"{self.port}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        me = this_process()
+        path.write_text(json.dumps({"host": me.host, "pid": me.pid, "start": me.start}))
+        self._claim = path
 
     def __enter__(self) -> VirtualPhoneProcess:
         return self
@@ -88,6 +102,25 @@ def start_virtual_phone(port: int | None = None, profile: str = "virtual", root:
         return phone
     raise DeviceError("could not get a virtual phone port outside 5555-5585",
                       "give a port explicitly")
+
+
+def _claims_dir() -> Path:
+    base = os.environ.get("KPMOBILE_LOCK_DIR") or os.path.join(
+        os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(), f"kpmobile-{os.getuid()}")
+    return Path(base) / "virtual-phones"
+
+
+def started_by_another_sweep(serial: str) -> bool:
+    """Tell whether `serial` is a virtual phone another live sweep started for itself (and will stop)."""
+    host, _, port = serial.rpartition(":")
+    if host != "127.0.0.1" or not port.isdigit():
+        return False
+    try:
+        data = json.loads((_claims_dir() / f"{port}.json").read_text())
+        owner = Owner(str(data["host"]), int(data["pid"]), data.get("start"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return owner.pid != os.getpid() and alive(owner) is True
 
 
 def claim_root(root: Path, tries: int = 50) -> tuple[Path, int]:
