@@ -97,7 +97,9 @@ def _check_threads(opts: BenchOptions, targets: Sequence[Any], progress: Progres
     """Refuse (or with --allow-oversubscribe, note) thread counts above a phone's cores, before a run exists."""
     if opts.resume:
         return
+    # Counts asked for are refused past the cores; the default (1 and 4, the seed's) is only noted.
+    allow = opts.allow_oversubscribe or not opts.threads
     for t in targets:
-        warning = check_threads(opts.phone_threads, len(t.all_cores), t.info.serial, opts.allow_oversubscribe)
+        warning = check_threads(opts.phone_threads, len(t.all_cores), t.info.serial, allow)
         if warning:
             progress.note(warning)
