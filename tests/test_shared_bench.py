@@ -124,14 +124,15 @@ def _mount_tmpfs(path: Path, size: str) -> None:
 
 
 def _fill(folder: Path) -> Path:
+    """Give the file that now fills `folder`'s disk (the store's own growth may have filled it first)."""
     filler = folder / "filler"
-    with filler.open("wb") as fh:
-        try:
+    try:
+        with filler.open("wb") as fh:
             while True:
                 fh.write(b"\0" * 4096)
                 fh.flush()
-        except OSError:
-            pass
+    except OSError:
+        pass
     return filler
 
 
@@ -156,7 +157,7 @@ def test_a_disk_that_fills_mid_sweep_keeps_the_case_in_the_journal_and_resume_co
         assert len(kept) == 1 and json.loads(kept[0])["status"] == "ok"
         run = Store(db, readonly=True).run()
         assert run.status == "interrupted" and "full" in (run.error or "")
-        filler.unlink()
+        filler.unlink(missing_ok=True)
         resumed = kpmobile("bench", "--resume", run.id, "--adb-server", adb_server.address, "--no-virtual",
                            "--out", str(tmp_path / "out"), env=env)
         assert resumed.returncode == 0, resumed.stderr[-3000:]

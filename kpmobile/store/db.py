@@ -150,6 +150,9 @@ class Store:
             db = schema.connect(self.path, readonly=False, timeout=timeout)
             db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             db.execute("PRAGMA journal_mode=WAL")
+            # A small WAL, checkpointed often: a store on a small disk grows by its cases, not by 4 MB of log.
+            db.execute("PRAGMA wal_autocheckpoint=4")
+            db.execute("PRAGMA journal_size_limit=16384")
             schema.migrate(db, self.path)
         except OSError as exc:
             raise StoreReadOnly(f"cannot create store {self.path}: {exc.strerror or exc}",
