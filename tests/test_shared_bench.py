@@ -202,12 +202,33 @@ def test_a_store_locked_for_45_s_mid_sweep_stops_or_waits_cleanly(
     assert len(keys) == len(set(keys)) == 3
 
 
-def test_threads_past_the_phones_cores_are_refused_before_a_run(adb_server: Any, virtual_phone_factory: Any,
-                                                                 tmp_path: Path) -> None:
+def test_threads_past_the_phones_cores_are_named_in_a_warning(adb_server: Any, virtual_phone_factory: Any,
+                                                              tmp_path: Path) -> None:
     virtual_phone_factory()
     db = tmp_path / "kp.db"
-    res = kpmobile(*_bench(adb_server.address, tmp_path, db)[:-8], "-m", MODEL, "--threads", "200",
-                   "--warmup", "1", "--repeats", "3")
-    (line,) = _error_lines(res.stderr)
-    assert res.returncode != 0 and "200 threads on phone" in line and "--allow-oversubscribe" in line
-    assert not db.exists() or Store(db, readonly=True).runs() == []
+    args = _bench(adb_server.address, tmp_path, db)
+    args[args.index("--threads") + 1] = "200"
+    res = kpmobile(*args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "warning: oversubscribed: 200 threads on phone" in res.stderr and "--allow-oversubscribe" in res.stderr
+    quiet = kpmobile(*args, "--allow-oversubscribe")
+    assert quiet.returncode == 0 and "oversubscribed" not in quiet.stderr
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM,), (signal.SIGHUP,)],
+                         ids=["sigint-twice", "sigterm", "sighup"])
+def test_stop_signals_mark_the_run_interrupted_and_print_the_resume_line(
+        signals: tuple[signal.Signals, ...], adb_server: Any, virtual_phone_factory: Any, tmp_path: Path) -> None:
+    virtual_phone_factory()
+    db = tmp_path / "kp.db"
+    proc = _start(_bench(adb_server.address, tmp_path, db, "--rounds", "3", repeats=300))
+    _wait("a stored case", lambda: _rows(db))
+    for sig in signals:
+        proc.send_signal(sig)
+        time.sleep(0.1)
+    _, err = proc.communicate(timeout=300)
+    run = Store(db, readonly=True).run()
+    lines = _error_lines(err)
+    assert proc.returncode == 130, err[-3000:]
+    assert len(lines) == 1 and f"--resume {run.id}" in lines[0]
+    assert run.status == "interrupted"

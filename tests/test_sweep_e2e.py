@@ -117,7 +117,7 @@ def test_sigint_then_resume_gives_the_same_cases_once(adb_server: AdbServer, vir
     assert len(expected) == 6
 
     db = tmp_path / "cut.db"
-    slow = [("300" if prev == "--repeats" else a) for prev, a in zip(["", *base], base)]  # long cases: easy to land in
+    slow = [("100" if prev == "--repeats" else a) for prev, a in zip(["", *base], base)]  # long cases: easy to land in
     proc = subprocess.Popen([sys.executable, "-m", "kpmobile", *slow, "--db", str(db)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "250"})
     run_id = None

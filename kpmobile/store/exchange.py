@@ -99,6 +99,11 @@ def migrate(data: Any) -> dict[str, Any]:
 def check(data: dict[str, Any]) -> ExportDoc:
     """Give the export as its typed model; ConfigError naming the first bad field otherwise."""
     doc = validate(ExportDoc, data, f"{SCHEMA} v{VERSION} export", "import only files `kpmobile runs export` wrote")
+    try:
+        RunPlan.from_json(data["run"]["plan"])  # the reader every command uses must take it too
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise ConfigError(f"{SCHEMA} export: run.plan does not read as a plan ({exc})",
+                          "import only files `kpmobile runs export` wrote") from None
     for i, case in enumerate(doc.cases):
         if case.run_id not in (None, doc.run.id):
             raise ConfigError(f"{SCHEMA} export: case {i} belongs to run {case.run_id}, not {doc.run.id}",

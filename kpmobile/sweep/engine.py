@@ -23,6 +23,7 @@ from kpmobile.store import CaseRow, Store, StoreError, journal
 from kpmobile.store.db import case_values
 from kpmobile.store.journal import CaseJournalled
 from kpmobile.sweep.case import CaseExecutor, CaseResult, Counters, Progress, SweepInterrupted
+from kpmobile.sweep.lease import LeaseBusy
 from kpmobile.sweep.plan import BenchOptions, remaining
 
 
@@ -97,6 +98,11 @@ def run_sweep_cases(opts: BenchOptions, store: Store, executor: CaseExecutor, co
     except CaseJournalled as exc:
         journal.release_reserve(store.path)  # the space it held lets the store mark the run
         stopped, status, error = exc, "interrupted", exc.message
+    except LeaseBusy:
+        if not opts.resume and run_id is not None and not store.attempts(run_id):
+            store.delete_run(run_id)  # refused before anything ran (--no-wait): leave no empty run behind
+            run_id = None
+        raise
     except KpError as exc:
         error = exc.one_line()
         raise

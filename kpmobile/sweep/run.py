@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 from kpmobile.errors import ConfigError
+from kpmobile.owner import alive
 from kpmobile.paths import default_db
 from kpmobile.records import ModelSpec
-from kpmobile.store import Store
+from kpmobile.store import RunBusy, RunRow, Store
 from kpmobile.sweep.case import CaseExecutor, Counters, Progress, SilentProgress
 from kpmobile.sweep.engine import Lease, SweepOutcome, no_lease, run_sweep_cases
 from kpmobile.sweep.lease import phone_leases
@@ -68,7 +70,9 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
         stack.callback(store.close)
         on_host = opts.on_host
         if opts.resume:
-            plan = store.run(opts.resume).plan
+            resumed = store.run(opts.resume)
+            _refuse_busy(resumed)
+            plan = resumed.plan
             if on_host and not plan.is_host:
                 raise ConfigError(f"run {opts.resume} is not a host run", "resume it without --device host")
             on_host = plan.is_host
@@ -94,12 +98,23 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
 
 
 def _check_threads(opts: BenchOptions, targets: Sequence[Any], progress: Progress) -> None:
-    """Refuse (or with --allow-oversubscribe, note) thread counts above a phone's cores, before a run exists."""
+    """Note thread counts above a phone's cores, before a run exists (unless --allow-oversubscribe)."""
     if opts.resume:
         return
-    # Counts asked for are refused past the cores; the default (1 and 4, the seed's) is only noted.
-    allow = opts.allow_oversubscribe or not opts.threads
+    # Warned, not refused: the seed's 1 and 4 threads are the table even on a 2-core (virtual) phone.
+    if opts.allow_oversubscribe:
+        return
     for t in targets:
-        warning = check_threads(opts.phone_threads, len(t.all_cores), t.info.serial, allow)
+        warning = check_threads(opts.phone_threads, len(t.all_cores), t.info.serial, True)
         if warning:
-            progress.note(warning)
+            progress.note(f"warning: {warning} (the figures include the oversubscription; "
+                          f"--allow-oversubscribe silences this)")
+
+
+def _refuse_busy(run: RunRow) -> None:
+    """Refuse early (before phones are touched) to resume a run another live process runs; the engine's
+    claim makes it final."""
+    if run.status == "running" and run.owner is not None and run.owner.pid != os.getpid() \
+            and alive(run.owner) is not False:
+        raise RunBusy(f"run {run.id} is being run by {run.owner.describe()}",
+                      "wait for it to finish, or resume it from that host once it stops")
