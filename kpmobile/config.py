@@ -45,7 +45,7 @@ def _profile_from(data: dict[str, Any], source: Path) -> Profile:
             thermal_limit_c=float(data.get("thermal_limit_c", 45)),
             big_cores=tuple(int(c) for c in data.get("big_cores", [])),
             clusters=clusters,
-            peak_gflops=float(data["peak_gflops"]) if "peak_gflops" in data else None,
+            peak_gflops=_peak(clusters),
             getprop={str(k): str(v) for k, v in data.get("getprop", {}).items()},
             cpuinfo=data.get("cpuinfo"),
         )
@@ -54,8 +54,18 @@ def _profile_from(data: dict[str, Any], source: Path) -> Profile:
                           "fix the file or compare it with device_profiles/kirin980.toml") from exc
 
 
+def _peak(clusters: tuple[CpuCluster, ...]) -> float | None:
+    """Give the peak FP32 GFLOP/s computed from the clusters' core types and frequencies (never typed in)."""
+    from kpmobile.devices.midr import peak_gflops
+
+    return peak_gflops(clusters)
+
+
 def load_profiles(folder: Path = PROFILES_DIR) -> dict[str, Profile]:
     """Give every profile in `folder`, keyed by name."""
+    if not folder.is_dir():
+        raise ConfigError(f"the device profiles folder {folder} does not exist",
+                          "reinstall kpmobile (its wheel ships device_profiles/*.toml)")
     profiles: dict[str, Profile] = {}
     for path in sorted(folder.glob("*.toml")):
         try:

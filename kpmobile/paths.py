@@ -1,14 +1,30 @@
-"""Where kpmobile keeps its cache (models, .nb, ONNX) and its store."""
+"""Where kpmobile keeps its data files (device profiles, assets), its cache (models, .nb, ONNX) and its store.
+
+The device profiles and assets live at the top of the repository (`device_profiles/`, `assets/`)
+and ship inside the package as `kpmobile/device_profiles` and `kpmobile/assets`: in the checkout
+these two are symlinks to the top-level folders, and a wheel holds the files themselves
+(package-data in pyproject.toml). Both are found with `importlib.resources`, so an installed
+kpmobile never reads the checkout.
+"""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PROFILES_DIR = REPO_ROOT / "device_profiles"
-ASSETS_DIR = REPO_ROOT / "assets"
 DEVICE_DIR = "/data/local/tmp/kpmobile"
+
+
+def package_data_dir(name: str) -> Path:
+    """Give the folder `name` shipped inside the kpmobile package (`device_profiles`, `assets`)."""
+    folder = resources.files("kpmobile") / name
+    # Profiles are globbed and assets pushed over adb: both need files on disk, not in a zip.
+    return Path(str(folder))
+
+
+PROFILES_DIR = package_data_dir("device_profiles")
+ASSETS_DIR = package_data_dir("assets")
 
 
 def cache_dir() -> Path:

@@ -110,6 +110,7 @@ class DeviceInfo:
     clusters: tuple[CpuCluster, ...] = ()
     big_cores: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+    peak_gflops: float | None = None  # FP32, computed from the clusters' core types and frequencies
 
     @property
     def label(self) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,26 @@ from kpmobile.devices.adbserver import ensure_server, find_adb, kill_server
 from kpmobile.devices.virtual_phone.launch import ADB_PROBED_PORTS, VirtualPhoneProcess, start_virtual_phone
 
 GETPROP_DIR = Path(__file__).parent / "data" / "getprop"
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--warmup", "1", "--repeats", "3"]  # bench flags for a quick sweep
+
+
+def run_kpmobile(*args: str, env: Mapping[str, str] | None = None, timeout: float = 900,
+                 ) -> subprocess.CompletedProcess[str]:
+    """Give the finished `python -m kpmobile ARGS`: the real CLI in a subprocess, run from the repository root
+    with no stdin and a wide terminal (COLUMNS=250), `env` laid over os.environ."""
+    return subprocess.run([sys.executable, "-m", "kpmobile", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "250", **(env or {})}, cwd=ROOT, stdin=subprocess.DEVNULL,
+                          check=False)
+
+
+KpmobileCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def kpmobile_cli() -> KpmobileCli:
+    """Give run_kpmobile (the suite's one way to run the CLI); module-level helpers import run_kpmobile itself."""
+    return run_kpmobile
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import kpmobile
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.records import BenchCase, DeviceInfo
 from kpmobile.store import Store

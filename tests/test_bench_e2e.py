@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import FAST, kpmobile
+from conftest import FAST
+from conftest import run_kpmobile as kpmobile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

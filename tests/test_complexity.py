@@ -17,6 +17,7 @@ def _within(measured: float, published: float, tolerance: float) -> bool:
     return abs(measured - published) <= tolerance * published
 
 
+@pytest.mark.slow  # builds the model (cold cache: ~20 s)
 def test_tinypose_128x96_matches_published() -> None:
     spec = resolve("pp-tinypose-128x96")
     info = model_info(spec)
@@ -31,6 +32,7 @@ def test_tinypose_128x96_matches_published() -> None:
     assert time.monotonic() - started < 0.5
 
 
+@pytest.mark.slow  # builds the model (cold cache: ~20 s)
 def test_picodet_s_matches_published() -> None:
     spec = resolve("picodet-s-320")
     info = model_info(spec)
@@ -68,6 +70,7 @@ def test_litehrnet_30_256x192_matches_published() -> None:
     assert 0.25e9 < info["flops"] < 0.45e9
 
 
+@pytest.mark.slow  # builds the model (cold cache: ~20 s)
 def test_user_model_counted_from_its_program(tmp_path: Path) -> None:
     built = ensure_model(resolve("picodet-s-192"))
     user_dir = tmp_path / "exported"

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import AdbServer, free_port
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.devices.adbserver import ensure_server, kill_server
 from kpmobile.devices.virtual_phone import faults
@@ -31,12 +32,6 @@ MODEL = "pp-tinypose-128x96"
 
 
 # helpers -----------------------------------------------------------------------------------------
-def kpmobile(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "kpmobile", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "250", **(env or {})})
-
-
 def bench_args(server: str, tmp: Path, *extra: str) -> list[str]:
     return ["bench", "--adb-server", server, "--no-virtual", "--db", str(tmp / "kp.db"), "--out", str(tmp / "out"),
             "--models", MODEL, "--threads", "1,2", *FAST, *extra]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_kpmobile
 
 from kpmobile.backends import available, tolerance_for
 from kpmobile.records import OutputStat
@@ -45,10 +45,9 @@ class Sweep:
     cases: list[CaseRow]
 
 
-def kpmobile(*args: str, env: dict[str, str], timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    """Give the finished `kpmobile ARGS` run (the installed console script's module)."""
-    return subprocess.run([sys.executable, "-m", "kpmobile", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)
+def kpmobile(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Give the finished `kpmobile ARGS` run (conftest's run_kpmobile, with room for the slow GPU sweeps)."""
+    return run_kpmobile(*args, env=env, timeout=1800)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import FAST, kpmobile
+from conftest import FAST
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.records import BenchCase, DeviceInfo
 from kpmobile.report.table import Table, to_csv, to_markdown

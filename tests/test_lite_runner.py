@@ -21,6 +21,8 @@ import pytest
 from kpmobile.records import LogDevice
 from kpmobile.runners import LITE_RUNNER_PATH, RUNNER_VERSION, executable_runner, parse_file, parse_log
 from kpmobile.runners import lite_runner as lr
+from kpmobile.runners import pipeline_runner as pr
+from kpmobile.runners.splice import standalone_source
 
 NOT_APPLIED = (
     "threads applied: no (x86 MobileConfig has no set_threads)",
@@ -335,16 +337,58 @@ def test_pushed_form_runs_under_sh(models: Path, tmp_path: Path) -> None:
 # --- the script itself, without models ------------------------------------------------------
 
 
-def test_runner_imports_only_stdlib_numpy_paddlelite() -> None:
-    tree = ast.parse(LITE_RUNNER_PATH.read_text())
+def _imported_top_names(text: str) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("source", [LITE_RUNNER_PATH, Path(pr.__file__)], ids=["lite_runner", "pipeline_runner"])
+def test_runner_imports_only_stdlib_numpy_paddlelite(source: Path, tmp_path: Path) -> None:
+    """The pushed file (shared modules spliced in) imports stdlib, numpy and paddlelite only."""
+    pushed = executable_runner(source, "runner", tmp_path, sys.executable).read_text()
+    names = _imported_top_names(pushed)
     assert names - set(sys.stdlib_module_names) == {"numpy", "paddlelite"}
     assert "__future__" in names and "kpmobile" not in names
+    assert pushed.count("from __future__ import annotations") == 1
+    assert "# --- spliced from kpmobile/runners/runner_common.py ---" in pushed
+    assert ("# --- spliced from kpmobile/nbfile.py ---" in pushed) == (source == LITE_RUNNER_PATH)
+    assert "kpmobile" in _imported_top_names(source.read_text())  # the checkout's form shares, the pushed one not
+
+
+def test_pushed_runner_stands_alone_without_kpmobile(tmp_path: Path) -> None:
+    """Run the pushed file where `import kpmobile` fails: --version, and a bad .nb ends in one line."""
+    script = executable_runner(LITE_RUNNER_PATH, "lite_runner", tmp_path, sys.executable)
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "kpmobile.py").write_text("raise ImportError('kpmobile must not be imported by a pushed runner')\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(blocker)}
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)
+    assert (done.returncode, done.stdout) == (0, f"kpmobile-lite-runner {RUNNER_VERSION}\n"), done.stderr
+    missing = tmp_path / "missing.nb"
+    done = subprocess.run([str(script), f"--optimized_model_file={missing}", "--input_shape=1,3,8,8", "--backend=x86"],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (3, f"lite_runner: model file not found: {missing}\n")
+
+
+def test_splice_refuses_what_would_not_stand_alone(tmp_path: Path) -> None:
+    renamed = tmp_path / "renamed.py"
+    renamed.write_text("from kpmobile.nbfile import read_nb as rn\n")
+    with pytest.raises(ValueError, match="renames an import"):
+        standalone_source(renamed)
+    other = tmp_path / "other.py"
+    other.write_text("from kpmobile.records import RunRecord\n")
+    with pytest.raises(ValueError, match="may import only kpmobile.nbfile, kpmobile.runners.runner_common"):
+        standalone_source(other)
+    nested = tmp_path / "nested.py"
+    nested.write_text("def f():\n    from kpmobile.nbfile import read_nb\n    return read_nb\n")
+    with pytest.raises(ValueError, match="at the top level"):
+        standalone_source(nested)
 
 
 def test_format_report_matches_benchmark_bin_layout() -> None:

@@ -30,6 +30,8 @@ RUNNER_NOTES = [
     "power_mode applied: no (x86 MobileConfig has no set_power_mode)",
 ]
 
+RUNNER_TYPED = {"runner_version": "kpmobile-lite-runner 0.1 (paddlelite 2.13rc0)", "input_shape": "1,3,32,24"}
+
 
 def rec(**fields: Any) -> dict[str, Any]:
     """Give a full RunRecord JSON dict: the fields given, every other field at its empty value."""
@@ -39,7 +41,7 @@ def rec(**fields: Any) -> dict[str, Any]:
 
 
 def _typed_facts(notes: list[str]) -> dict[str, Any]:
-    """Give the typed fields a record carries beside its notes: what the log says of version, shape, threads, persons."""
+    """Give the typed fields a record carries beside its notes: version, input shape, threads applied, persons."""
     said = dict(n.split(": ", 1) for n in notes if ": " in n)
     applied = said.get("threads applied", "").split(" ")[0]
     return {"runner_version": said.get("benchmark_bin version"), "input_shape": said.get("input_shape"),
@@ -54,6 +56,7 @@ def bin_run(threads: int, run_delay: float | None, times: tuple[float, ...], ver
         first_ms=first, init_ms=init, threads=threads, power_mode=0, warmup=10, repeats=50,
         backend="arm", cpu_precision="fp32", run_delay=run_delay, device=MI9, outputs=TINYPOSE_OUT,
         notes=[f"benchmark_bin version: {version}", "input_shape: 1,3,128,96"],
+        runner_version=version, input_shape="1,3,128,96",
     )
 
 
@@ -66,7 +69,7 @@ def legacy(model: str, low: float, high: float, avg: float, threads: int | None 
            swapped: bool = False) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if threads is not None:
-        settings = {"threads": threads, "warmup": 10, "repeats": 30, "power_mode": 3}
+        settings = {"threads": threads, "warmup": 10, "repeats": 30, "power_mode": 3, "input_shape": "1,3,224,224"}
     notes = ["min/max swapped back: benchmark_bin v2.3-v2.8 wrote them the wrong way round"] if swapped else []
     return rec(format="benchmark_bin_legacy", model=model, min_ms=low, max_ms=high, avg_ms=avg, notes=notes,
                **settings)
@@ -94,6 +97,7 @@ GOLDEN: dict[str, tuple[str, list[dict[str, Any]]]] = {
         outputs=[{"shape": [1, 2125, 4], "mean": 21.7563, "std": 18.2204},
                  {"shape": [1, 80, 2125], "mean": 6.10352e-05, "std": 0.00213767}],
         notes=["benchmark_bin version: v2.13-rc", "input_shape: 1,3,320,320"],
+        runner_version="v2.13-rc", input_shape="1,3,320,320",
     )]),
     "benchmark_bin_v2_11_x86.log": ("benchmark_bin", [rec(
         format="benchmark_bin", model="MobileNetV1", avg_ms=33.918, min_ms=31.982, max_ms=38.947,
@@ -102,22 +106,25 @@ GOLDEN: dict[str, tuple[str, list[dict[str, Any]]]] = {
         notes=["benchmark_bin version: v2.11", "input_shape: 1,3,224,224",
                "memory usage not measured: benchmark_bin printed 'Memory Usage(unit: kB):' with "
                "'Not supported yet'"],
+        runner_version="v2.11", input_shape="1,3,224,224",
     )]),
     "lite_runner_stdout.log": ("benchmark_bin", [rec(
         format="benchmark_bin", model="tiny_conv_bn_x86", avg_ms=0.053, min_ms=0.049, max_ms=0.056,
         first_ms=0.545, init_ms=5.795, threads=4, power_mode=0, warmup=5, repeats=20, backend="x86",
         cpu_precision="fp32", init_mb=65.281, peak_mb=66.203,
-        outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES,
+        outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES, **RUNNER_TYPED,
     )]),
     "lite_runner_result_2runs.txt": ("benchmark_bin", [
         rec(format="benchmark_bin", model="tiny_conv_bn_x86", avg_ms=0.053, min_ms=0.049, max_ms=0.056,
             first_ms=0.545, init_ms=5.795, threads=4, power_mode=0, warmup=5, repeats=20, backend="x86",
             cpu_precision="fp32", init_mb=65.281, peak_mb=66.203,
-            outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES),
+            outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES,
+            **RUNNER_TYPED),
         rec(format="benchmark_bin", model="tiny_conv_bn_x86", avg_ms=0.093, min_ms=0.085, max_ms=0.124,
             first_ms=0.607, init_ms=18.148, threads=1, power_mode=3, warmup=5, repeats=20, backend="x86",
             cpu_precision="fp32", run_delay=2.0,
-            outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES),
+            outputs=[{"shape": [1, 16, 32, 24], "mean": 0.324498, "std": 0.434956}], notes=RUNNER_NOTES,
+            **RUNNER_TYPED),
     ]),
     "legacy_result.txt": ("benchmark_bin_legacy", [
         legacy("mobilenet_v1", 31.9821, 38.9473, 33.9182),
@@ -194,8 +201,9 @@ def test_android_run_as_records() -> None:
         format="benchmark_bin", model="pp-tinypose-128x96", avg_ms=11.874, min_ms=11.326, max_ms=14.082,
         first_ms=27.905, init_ms=18.271, threads=4, power_mode=0, warmup=10, repeats=50, backend="arm",
         cpu_precision="fp32", device=LogDevice("Xiaomi", "cepheus", "MI 9", "10", 29),
-        outputs=(OutputStat((1, 17, 32, 24), 0.0123456, 0.0467812),), runner_version="v2.13-rc",
-        input_shape="1,3,128,96", notes=("benchmark_bin version: v2.13-rc", "input_shape: 1,3,128,96"),
+        outputs=(OutputStat((1, 17, 32, 24), 0.0123456, 0.0467812),),
+        notes=("benchmark_bin version: v2.13-rc", "input_shape: 1,3,128,96"),
+        runner_version="v2.13-rc", input_shape="1,3,128,96",
     )
 
 

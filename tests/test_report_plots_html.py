@@ -140,4 +140,21 @@ def test_run_flops_prefers_the_plan_and_measures_nothing_when_told(tmp_path: Pat
     plan = {**row.plan.to_json(),
             "models": {**MODELS, "pp-tinypose-128x96": {**MODELS["pp-tinypose-128x96"], "flops": 8e7}}}
     row = type(row)(**{**row.__dict__, "plan": RunPlan.from_json(plan)})
-    assert run_flops(row, store.cases(run), measure=False) == {"pp-tinypose-128x96": 8e7, "picodet-s-192": None}
+    assert run_flops(row, store.cases(run), measure=None) == {"pp-tinypose-128x96": 8e7, "picodet-s-192": None}
+
+
+def test_report_reads_records_and_the_store_only() -> None:
+    """report/ imports no sweep, zoo, devices, runners or cli (STYLE.md's layering; the backends' name table,
+    kpmobile.backends.registry, is plain data and allowed)."""
+    import ast
+
+    import kpmobile.report
+
+    banned = ("kpmobile.sweep", "kpmobile.zoo", "kpmobile.devices", "kpmobile.runners", "kpmobile.cli")
+    found = []
+    for path in sorted(Path(kpmobile.report.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {n}" for n in names if n.startswith(banned)]
+    assert found == []

@@ -13,17 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_kpmobile as kpmobile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SWEEP = ["--models", "pp-tinypose-128x96", "--threads", "1,4", "--warmup", "1", "--repeats", "3", "--rounds", "3"]
 HOGS = 4  # busy processes on the virtual phone's CPU: the runner gets about a fifth of it
-
-
-def kpmobile(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "kpmobile", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "250"}, stdin=subprocess.DEVNULL)
 
 
 def ok_json(*args: str) -> Any:

@@ -3,7 +3,6 @@ folder, and the virtual phone listens on loopback only."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import sqlite3
@@ -14,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AdbServer
+from conftest import FAST, AdbServer, run_kpmobile
 
 from kpmobile.devices import android
 from kpmobile.errors import DeviceError
 
 pytestmark = [pytest.mark.faults]
 
-FAST = ["--warmup", "1", "--repeats", "3"]
 
 
 def hostile(tag: str) -> str:
@@ -50,10 +48,8 @@ def test_hostile_model_dir_runs_quoted_and_executes_nothing(adb_server: AdbServe
     model = tmp_path / "models" / hostile(tag)
     shutil.copytree(ensure_model(resolve("pp-tinypose-128x96")), model)
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "kpmobile", "bench", "--adb-server", adb_server.address,
-                          "--no-virtual", "--db", str(tmp_path / "kp.db"), "--out", str(out), "--models", str(model),
-                          "--threads", "1", *FAST], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "COLUMNS": "250"})
+    res = run_kpmobile("bench", "--adb-server", adb_server.address, "--no-virtual", "--db", str(tmp_path / "kp.db"),
+                       "--out", str(out), "--models", str(model), "--threads", "1", *FAST, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     with sqlite3.connect(tmp_path / "kp.db") as db:
         rows = db.execute("SELECT status, avg_ms FROM cases").fetchall()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clitools import kpmobile
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.store import Store
 from kpmobile.store.db import INTERRUPTED_GONE

@@ -10,7 +10,7 @@ from kpmobile.envcheck import check_numpy
 from kpmobile.errors import ConfigError, EnvironmentProblem
 from kpmobile.records import BenchCase
 from kpmobile.report.mobile import mobile_table
-from kpmobile.report.table import to_csv, to_markdown
+from kpmobile.report.table import Table, to_csv, to_json, to_markdown
 from kpmobile.store import Store
 from kpmobile.sweep.plan import plan_cases, remaining
 
@@ -94,3 +94,13 @@ def test_numpy_2_beside_paddlelite_is_refused() -> None:
         check_numpy("2.1.0", "2.13rc0")
     check_numpy("1.23.5", "2.13rc0")
     check_numpy("2.1.0", "")  # no paddlelite: nothing to protect
+
+
+def test_table_to_json_is_plain_json_with_cells_and_notes() -> None:
+    import json
+
+    table = Table("T", ("Model", "a"), (("m", "1.0 ms"),), [{"model": "m", "avg_ms": 1.0}], ("note",))
+    data = to_json(table)
+    assert data == {"title": "T", "header": ["Model", "a"], "rows": [["m", "1.0 ms"]],
+                    "cells": [{"model": "m", "avg_ms": 1.0}], "notes": ["note"]}
+    assert json.loads(json.dumps(data)) == data

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clitools import kpmobile
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.records import BenchCase
 from kpmobile.store import RunBusy, Store, schema

@@ -20,21 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AdbServer, free_port
+from conftest import FAST, AdbServer, free_port
+from conftest import run_kpmobile as kpmobile
 
 from kpmobile.devices.adbserver import ensure_server, kill_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["--warmup", "1", "--repeats", "3"]
 PIPE = "picodet-s-192+pp-tinypose-128x96"
-
-
-def kpmobile(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "kpmobile", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "250"}, cwd=ROOT)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import adbutils
 import pytest
-from conftest import GETPROP_DIR, AdbServer, PhoneFactory
+from conftest import GETPROP_DIR, AdbServer, KpmobileCli, PhoneFactory
 
 from kpmobile.devices.virtual_phone import protocol as p
 from kpmobile.devices.virtual_phone.launch import start_virtual_phone
@@ -369,3 +370,35 @@ def test_writes_respect_max_payload_and_wait_for_okay() -> None:
             assert total == 20000
         finally:
             host.close()
+
+
+def test_kpmobile_virtual_phone_serve_takes_the_module_entrys_flags(adb_server: AdbServer, tmp_path: Path,
+                                                                   kpmobile_cli: KpmobileCli) -> None:
+    """`kpmobile virtual-phone serve` and `python -m kpmobile.devices.virtual_phone serve` share one parser:
+    --abi, once only among the module's flags, works through the kpmobile CLI."""
+    help_text = kpmobile_cli("virtual-phone", "serve", "--help", timeout=60)
+    module_help = subprocess.run([sys.executable, "-m", "kpmobile.devices.virtual_phone", "serve", "--help"],
+                                 capture_output=True, text=True, timeout=60, check=False)
+    assert help_text.returncode == module_help.returncode == 0
+    flags = ("--port", "--profile", "--getprop", "--auth", "--root", "--cpuinfo", "--host", "--disconnect-after",
+             "--abi", "--quota", "--runner-fault", "--offline")
+    assert all(f in help_text.stdout and f in module_help.stdout for f in flags)
+    log = tmp_path / "phone.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "kpmobile", "virtual-phone", "serve", "--port", "0",
+                                    "--root", str(tmp_path / "root"), "--abi", "arm64-v8a", "--quota", "100000"],
+                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"listening on 127\.0\.0\.1:(\d+)", log.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        serial = f"127.0.0.1:{found.group(1)}"
+        adb_server.client().connect(serial, timeout=15)
+        adb_server.wait_state(serial, "device")
+        assert device(adb_server, serial).getprop("ro.product.cpu.abi") == "arm64-v8a"
+        adb_server.client().disconnect(serial)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

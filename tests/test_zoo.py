@@ -106,6 +106,7 @@ def test_input_shape_falls_back_to_infer_cfg() -> None:
 
 
 # building ------------------------------------------------------------------------------------
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_built_model_is_cached_and_described(tinypose: Path) -> None:
     started = time.monotonic()
     again = ensure_model(resolve("pp-tinypose-128x96"))
@@ -120,6 +121,7 @@ def test_built_model_is_cached_and_described(tinypose: Path) -> None:
     assert (tinypose / "infer_cfg.yml").is_file()
 
 
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_build_is_deterministic(picodet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KPMOBILE_CACHE", str(tmp_path / "cache"))
     rebuilt = ensure_model(resolve("picodet-s-192"))
@@ -133,6 +135,7 @@ def _sane(values: np.ndarray) -> None:
     assert 1e-6 < peak < 1e4, peak  # random init without BN recalibration: ~1e-19 or ~1e21
 
 
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_tinypose_runs_on_lite_x86_with_sane_heatmaps(tinypose: Path, tmp_path: Path) -> None:
     nb = convert_nb(tinypose, "x86").path
     heatmaps, argmax = lite_x86_outputs(nb, (1, 3, 128, 96), 2, tmp_path)
@@ -142,6 +145,7 @@ def test_tinypose_runs_on_lite_x86_with_sane_heatmaps(tinypose: Path, tmp_path: 
     assert (argmax == heatmaps.reshape(1, 17, -1).argmax(-1)).all()
 
 
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_picodet_runs_on_lite_x86_with_sane_outputs(picodet: Path, tmp_path: Path) -> None:
     nb = convert_nb(picodet, "x86").path
     outs = lite_x86_outputs(nb, (1, 3, 192, 192), 8, tmp_path)
@@ -152,6 +156,7 @@ def test_picodet_runs_on_lite_x86_with_sane_outputs(picodet: Path, tmp_path: Pat
     assert all(((o > 0) & (o < 1)).all() for o in outs[:4])  # class scores after sigmoid
 
 
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_lite_and_onnxruntime_agree(tinypose: Path, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     lite_heatmaps = lite_x86_outputs(convert_nb(tinypose, "x86").path, (1, 3, 128, 96), 2, tmp_path)[0]
@@ -164,6 +169,7 @@ def test_lite_and_onnxruntime_agree(tinypose: Path, tmp_path: Path) -> None:
 
 
 # conversion ----------------------------------------------------------------------------------
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_second_conversion_is_cached_without_work(picodet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = convert_nb(picodet, "arm")
 
@@ -179,6 +185,7 @@ def test_second_conversion_is_cached_without_work(picodet: Path, monkeypatch: py
     assert convert_nb(picodet, "x86").key != first.key
 
 
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_nb_header_reads_targets(tinypose: Path) -> None:
     arm = nb_header(convert_nb(tinypose, "arm").path)
     x86 = nb_header(convert_nb(tinypose, "x86").path)
@@ -188,6 +195,7 @@ def test_nb_header_reads_targets(tinypose: Path) -> None:
     assert "fp32" in arm.precisions and arm.kernels > 100
 
 
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_check_nb_target(tinypose: Path, tmp_path: Path) -> None:
     arm = convert_nb(tinypose, "arm").path
     x86 = convert_nb(tinypose, "x86").path
@@ -213,6 +221,7 @@ def test_check_nb_target(tinypose: Path, tmp_path: Path) -> None:
         check_nb_target(arm, "mips")
 
 
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_bad_targets_and_fp16(picodet: Path) -> None:
     with pytest.raises(ConfigError):
         convert_nb(picodet, "opencl")
@@ -235,6 +244,7 @@ def test_conversion_failure_is_one_line(tmp_path: Path) -> None:
 
 
 # a user's exported model -----------------------------------------------------------------------
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_user_export_directory_is_accepted(tinypose: Path, tmp_path: Path) -> None:
     user_dir = tmp_path / "my_tinypose"
     shutil.copytree(tinypose, user_dir, ignore=shutil.ignore_patterns("build.json"))
@@ -248,6 +258,7 @@ def test_user_export_directory_is_accepted(tinypose: Path, tmp_path: Path) -> No
     assert conv.cached and conv.key == convert_nb(tinypose, "arm").key
 
 
+@pytest.mark.slow  # builds (cold cache: 10-120 s)
 def test_user_detector_without_infer_cfg(picodet: Path, tmp_path: Path) -> None:
     user_dir = tmp_path / "det"
     user_dir.mkdir()
@@ -256,3 +267,33 @@ def test_user_detector_without_infer_cfg(picodet: Path, tmp_path: Path) -> None:
     spec = resolve(str(user_dir / "model.pdmodel"))
     assert spec.family == "user" and spec.task == "det" and spec.input_shape == (1, 3, 192, 192)
     assert json.loads(json.dumps(spec.arch))["inputs"] == ["image"]
+
+
+def test_one_nb_reader_serves_zoo_and_runner_alike(tmp_path: Path) -> None:
+    """zoo's nb_header and the runner's inspect_nb read the same header through kpmobile.nbfile."""
+    import struct
+
+    from kpmobile.nbfile import NB_TRUNCATED, NbFormatError, read_nb
+    from kpmobile.runners import lite_runner as lr
+
+    topology = b"..conv2d/def/2/1/1\x00..feed/def/1/4/2\x00..fetch/def/1/4/2\x00..weird/def/0/0/0\x00"
+    nb = tmp_path / "m.nb"
+    nb.write_bytes(struct.pack("<H16sQ", 2, b"v2.13-rc\x00\xdf", len(topology)) + topology + b"params")
+    info = read_nb(str(nb))
+    assert (info.targets, info.precisions, info.kernels) == (("host", "unk", "x86"), ("any", "fp32", "unk"), 4)
+    assert dict(info.ops) == {"host": ("feed", "fetch"), "unk": ("weird",), "x86": ("conv2d",)}
+    header = nb_header(nb)
+    assert (header.version, header.targets, header.precisions, header.kernels) == (
+        "v2.13-rc", frozenset(info.targets), frozenset(info.precisions), 4)
+    with pytest.raises(lr.RunnerFailure, match=r"was converted for unk"):
+        lr.inspect_nb(str(nb))
+    cut = tmp_path / "cut.nb"
+    cut.write_bytes(nb.read_bytes()[:40])
+    with pytest.raises(NbFormatError) as problem:
+        read_nb(str(cut))
+    assert problem.value.kind == NB_TRUNCATED
+    with pytest.raises(RunnerError, match=r"not a Paddle Lite .nb \(.* is truncated: its topology needs") as info_:
+        nb_header(cut)
+    assert info_.value.hint == "convert the model again"
+    with pytest.raises(RunnerError, match="does not exist"):
+        nb_header(tmp_path / "missing.nb")

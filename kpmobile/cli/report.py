@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,11 +26,11 @@ class Format(str, Enum):
 
 
 def _print(table: object, fmt: Format) -> None:
-    from kpmobile.report.table import Table, to_csv, to_markdown, to_rich
+    from kpmobile.report.table import Table, to_csv, to_json, to_markdown, to_rich
 
     assert isinstance(table, Table)
     if fmt is Format.json:
-        emit_json({"title": table.title, "header": table.header, "rows": table.rows, "cells": table.data})
+        emit_json(to_json(table))
     elif fmt is Format.md:
         print(to_markdown(table), end="")
     elif fmt is Format.csv:
@@ -66,11 +67,10 @@ def mobile(
 
 
 def _print_all(tables: list[object], fmt: Format) -> None:
-    from kpmobile.report.table import Table
+    from kpmobile.report.table import Table, to_json
 
     if fmt is Format.json:
-        emit_json({"tables": [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data,
-                               "notes": t.notes} for t in tables if isinstance(t, Table)]})
+        emit_json({"tables": [to_json(t) for t in tables if isinstance(t, Table)]})
         return
     for i, table in enumerate(tables):
         if i and fmt is not Format.table:
@@ -104,6 +104,13 @@ def complexity(
     _print(complexity_table(row.plan, cases), fmt)
 
 
+def _flops_measure(no_flops: bool) -> Callable[[Sequence[str]], dict[str, float | None]] | None:
+    """Give the zoo's FLOPs measurement for models a run's plan lacks, or None with --no-flops."""
+    from kpmobile.zoo.complexity import models_flops
+
+    return None if no_flops else models_flops
+
+
 @app.command()
 def plots(
     out: Path = typer.Option(..., "--out", help="Folder for the PNG files."),
@@ -116,7 +123,7 @@ def plots(
     from kpmobile.report.plots import run_flops, run_plots, write_plots
 
     _, row, cases = _load(db, run)
-    figures = run_plots(row, cases, run_flops(row, cases, measure=not no_flops))
+    figures = run_plots(row, cases, run_flops(row, cases, measure=_flops_measure(no_flops)))
     written = write_plots(figures, out)
     if as_json:
         emit_json({"run_id": row.id, "files": [str(p) for p in written],
@@ -142,7 +149,7 @@ def html(
 
     store, row, cases = _load(db, run)
     devices = store.devices()
-    flops = run_flops(row, cases, measure=not no_flops)
+    flops = run_flops(row, cases, measure=_flops_measure(no_flops))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html_report(row, cases, devices, flops), encoding="utf-8")
     say(f"wrote {out} ({out.stat().st_size // 1024} KiB) for run {row.id}")

@@ -78,7 +78,7 @@ def show(
     from kpmobile.report.compare import device_order, rounds_table
     from kpmobile.report.mobile import mobile_table
     from kpmobile.report.scaling import scaling_table, thread_scaling
-    from kpmobile.report.table import to_rich
+    from kpmobile.report.table import to_json, to_rich
 
     try:
         store = _store(db)
@@ -99,7 +99,7 @@ def show(
                     "models": {name: m.to_json() for name, m in row.plan.models.items()}},
             "devices": {fp: {**(row.plan.devices[fp].to_json() if fp in row.plan.devices else {}),
                              "info": known.get(fp)} for fp in fps},
-            "tables": [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data} for t in tables],
+            "tables": [to_json(t) for t in tables],
             "scaling": [s.to_json() for s in scaling],
             "failures": [{"model": c.model, "device": c.device_fp, "threads": c.threads, "round": c.round,
                           "error": c.error} for c in cases if c.status != "ok"],

@@ -323,13 +323,10 @@ def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> Dev
         return DeviceInfo(serial=serial, state=state, server=server, warnings=(f"{serial} is {state}: {hint}",))
     phone = Phone(serial, server)
     props = phone.getprops()
-    soc = identify.soc_from_props(props)
-    profile, warning = identify.choose_profile(soc)
-    clusters: tuple = ()
+    cpuinfo = present = freqs = ""
     if with_cpu:
-        cores = identify.parse_cpuinfo(phone.read_text("/proc/cpuinfo"))
-        freqs = _max_freqs(phone, sorted(cores))
-        clusters = identify.clusters_from(cores, freqs)
+        cpuinfo, present, freqs = _cpu_texts(phone)
+    cpu = identify.identify_cpu(props, cpuinfo, present, freqs)
     abis = identify.abis_from_props(props)
     return DeviceInfo(
         serial=serial,
@@ -342,26 +339,30 @@ def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> Dev
         abis=abis,
         android_version=props.get("ro.build.version.release"),
         api_level=_to_int(props.get("ro.build.version.sdk")),
-        soc=soc,
-        profile=profile.name,
+        soc=cpu.soc,
+        profile=cpu.profile.name,
         fingerprint=identify.fingerprint(props, serial),
-        clusters=clusters,
-        big_cores=identify.big_cores(clusters, profile if profile.name != "generic" else None),
-        warnings=(warning,) if warning else (),
+        clusters=cpu.clusters if with_cpu else (),
+        big_cores=cpu.big_cores if with_cpu else identify.big_cores((), cpu.profile if cpu.profile.name != "generic"
+                                                                    else None),
+        warnings=cpu.warnings,
+        peak_gflops=cpu.peak_gflops if with_cpu else cpu.profile.peak_gflops,
     )
 
 
-def _max_freqs(phone: Phone, cores: Sequence[int]) -> dict[int, int]:
-    if not cores:
-        return {}
-    paths = [f"/sys/devices/system/cpu/cpu{c}/cpufreq/cpuinfo_max_freq" for c in cores]
-    script = "for f in " + " ".join(shlex.quote(p) for p in paths) + '; do echo "$f $(cat "$f" 2>/dev/null)"; done'
-    freqs: dict[int, int] = {}
-    for line in phone.shell(script).stdout.splitlines():
-        match = re.match(r".*/cpu(\d+)/cpufreq/cpuinfo_max_freq (\d+)\s*$", line)
-        if match:
-            freqs[int(match.group(1))] = int(match.group(2))
-    return freqs
+_CPU_DIR = "/sys/devices/system/cpu"
+_MARK = "--kpmobile-cpufreq--"
+
+
+def _cpu_texts(phone: Phone) -> tuple[str, str, str]:
+    """Give the texts of /proc/cpuinfo, the present-core list and every core's cpufreq maximum
+    ("PATH VALUE" lines); a hot-plugged core is missing from /proc/cpuinfo but not from these."""
+    cpuinfo = phone.read_text("/proc/cpuinfo")
+    script = (f"cat {_CPU_DIR}/present 2>/dev/null; echo {_MARK}; "
+              f'for f in {_CPU_DIR}/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do '
+              '[ -r "$f" ] && echo "$f $(cat "$f" 2>/dev/null)"; done; true')
+    present, _, freqs = phone.shell(script).stdout.partition(_MARK + "\n")
+    return cpuinfo, present, freqs
 
 
 def _to_int(value: str | None) -> int | None:

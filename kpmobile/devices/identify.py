@@ -1,59 +1,29 @@
-"""Pure identification of a phone from getprop, /proc/cpuinfo and cpufreq values."""
+"""Pure identification of a phone from getprop, /proc/cpuinfo, present-core and cpufreq texts.
+
+Each text is parsed by a function that takes the text, so how the texts are fetched (one shell
+call or several) is up to the caller.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 from kpmobile.config import Profile, load_profiles
+from kpmobile.devices import midr
+from kpmobile.devices.soc import SocId, identify_soc, soc_from_hardware
+from kpmobile.paths import PROFILES_DIR
 from kpmobile.records import CpuCluster
 
-# (implementer, part) -> core name, from the ARM and Qualcomm CPU part registers.
-CORE_NAMES: dict[tuple[int, int], str] = {
-    (0x41, 0xD03): "Cortex-A53",
-    (0x41, 0xD04): "Cortex-A35",
-    (0x41, 0xD05): "Cortex-A55",
-    (0x41, 0xD07): "Cortex-A57",
-    (0x41, 0xD08): "Cortex-A72",
-    (0x41, 0xD09): "Cortex-A73",
-    (0x41, 0xD0A): "Cortex-A75",
-    (0x41, 0xD0B): "Cortex-A76",
-    (0x41, 0xD0D): "Cortex-A77",
-    (0x41, 0xD41): "Cortex-A78",
-    (0x41, 0xD44): "Cortex-X1",
-    (0x41, 0xD46): "Cortex-A510",
-    (0x41, 0xD47): "Cortex-A710",
-    (0x41, 0xD48): "Cortex-X2",
-    (0x51, 0x800): "Kryo 260 Gold",
-    (0x51, 0x801): "Kryo 260 Silver",
-    (0x51, 0x802): "Kryo 385 Gold",
-    (0x51, 0x803): "Kryo 385 Silver",
-    (0x51, 0x804): "Kryo 485 Gold",
-    (0x51, 0x805): "Kryo 485 Silver",
-}
-
-_HUAWEI_SOC_KEYS = ("ro.product.vendor.model", "ro.hardware.chipname", "ro.config.hw_chipname")
+UNKNOWN_CORE = "unknown"
 
 
 def soc_from_props(props: Mapping[str, str]) -> str | None:
-    """Give the SoC name a phone reports, lower-cased, by the most trustworthy property."""
-    api = _int(props.get("ro.build.version.sdk"))
-    ordered: list[str] = []
-    if api is None or api >= 31:
-        ordered.append("ro.soc.model")
-    ordered += ["ro.board.platform", "ro.vendor.qti.soc_name", "ro.hardware.chipname"]
-    for key in ordered:
-        value = (props.get(key) or "").strip().lower()
-        if value and value not in ("qcom", "unknown"):
-            return value
-    # Huawei puts the SoC name (e.g. "kirin980") in vendor props; Qualcomm says "qcom" in ro.hardware.
-    for key in _HUAWEI_SOC_KEYS:
-        value = (props.get(key) or "").strip().lower()
-        if value.startswith("kirin") or value.startswith("hi"):
-            return value
-    hardware = (props.get("ro.hardware") or "").strip().lower()
-    return hardware or None
+    """Give the SoC a phone reports as its part number, lower-cased (see devices/soc.py)."""
+    return identify_soc(props).name
 
 
 def abis_from_props(props: Mapping[str, str]) -> tuple[str, ...]:
@@ -65,33 +35,99 @@ def abis_from_props(props: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(listed)
 
 
-def parse_cpuinfo(text: str) -> dict[int, str]:
-    """Give core id -> core name from /proc/cpuinfo (CPU implementer and CPU part lines)."""
-    cores: dict[int, str] = {}
-    current: int | None = None
-    implementer: int | None = None
+# /proc/cpuinfo ---------------------------------------------------------------------------------
+_MIDR_KEYS = {"cpu implementer": "implementer", "cpu variant": "variant", "cpu part": "part"}
+
+
+def _name_of(fields: Mapping[str, str]) -> str | None:
+    """Give the core name of one processor's fields (MIDR, else x86 'model name')."""
+    implementer, part = _int(fields.get("implementer")), _int(fields.get("part"))
+    if implementer is not None and part is not None:
+        return midr.core_name(implementer, part, _int(fields.get("variant")))
+    return fields.get("model name") or None
+
+
+def _cpuinfo_blocks(text: str) -> tuple[list[int], list[tuple[list[int], dict[str, str]]]]:
+    """Give every processor number and the (processors, fields) blocks in the order written."""
+    numbers: list[int] = []
+    blocks: list[tuple[list[int], dict[str, str]]] = []
     for line in text.splitlines():
-        key, _, value = line.partition(":")
+        key, sep, value = line.partition(":")
         key, value = key.strip().lower(), value.strip()
+        if not sep:
+            continue
         if key == "processor" and value.isdigit():
-            current, implementer = int(value), None
-        elif key == "cpu implementer" and current is not None:
-            implementer = _int(value)
-        elif key == "cpu part" and current is not None:
-            part = _int(value)
-            if implementer is not None and part is not None:
-                cores[current] = CORE_NAMES.get((implementer, part), f"0x{implementer:02x}/0x{part:03x}")
-        elif key == "model name" and current is not None and current not in cores:
-            cores[current] = value
+            numbers.append(int(value))
+            if blocks and not blocks[-1][1]:
+                blocks[-1][0].append(int(value))  # old kernels list every processor, then one block
+            else:
+                blocks.append(([int(value)], {}))
+        elif blocks and (key in _MIDR_KEYS or key == "model name"):
+            blocks[-1][1].setdefault(_MIDR_KEYS.get(key, key), value)
+    return numbers, blocks
+
+
+def cpuinfo_hardware(text: str) -> str | None:
+    """Give the value of /proc/cpuinfo's "Hardware" line (older arm kernels print it), or None."""
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "hardware" and value.strip():
+            return value.strip()
+    return None
+
+
+def parse_cpuinfo(text: str) -> dict[int, str]:
+    """Give core id -> core name of the cores /proc/cpuinfo lists (the online ones)."""
+    cores: dict[int, str] = {}
+    for processors, fields in _cpuinfo_blocks(text)[1]:
+        name = _name_of(fields)
+        if name:
+            for core in processors:
+                cores[core] = name
     return cores
 
 
-def clusters_from(core_names: Mapping[int, str], max_khz: Mapping[int, int]) -> tuple[CpuCluster, ...]:
-    """Give CPU clusters (cores sharing core name and max frequency), slowest first."""
+# /sys/devices/system/cpu ------------------------------------------------------------------------
+def parse_cpu_list(text: str) -> tuple[int, ...]:
+    """Give the cores of a kernel CPU list such as /sys/devices/system/cpu/present ("0-3,6,8-9")."""
+    cores: set[int] = set()
+    for part in text.strip().split(","):
+        low, _, high = part.strip().partition("-")
+        if low.isdigit() and (not high or high.isdigit()):
+            cores.update(range(int(low), int(high or low) + 1))
+    return tuple(sorted(c for c in cores if c < 4096))
+
+
+_FREQ_LINE = re.compile(r"^.*/cpu(\d+)/cpufreq/cpuinfo_max_freq:? (\d+)\s*$")
+
+
+def parse_max_freqs(text: str) -> dict[int, int]:
+    """Give core -> max kHz from "PATH VALUE" lines (`echo "$f $(cat $f)"` over cpuinfo_max_freq files)."""
+    freqs: dict[int, int] = {}
+    for line in text.splitlines():
+        match = _FREQ_LINE.match(line.strip())
+        if match:
+            freqs[int(match.group(1))] = int(match.group(2))
+    return freqs
+
+
+# clusters, big cores, peak -----------------------------------------------------------------------
+def clusters_from(core_names: Mapping[int, str], max_khz: Mapping[int, int],
+                  present: Sequence[int] = (), profile: Profile | None = None) -> tuple[CpuCluster, ...]:
+    """Give CPU clusters (cores sharing core name and max frequency), slowest first.
+
+    The cores are those present, listed or with a cpufreq entry (a hot-plugged core is missing from
+    /proc/cpuinfo); a core /proc/cpuinfo does not name takes its name, and a core without cpufreq
+    its frequency, from the profile's clusters, else from a listed core of the same frequency.
+    """
+    from_profile = {core: cl for cl in (profile.clusters if profile else ()) for core in cl.cores}
+    by_freq = {max_khz.get(c): name for c, name in core_names.items() if max_khz.get(c)}
     groups: dict[tuple[str, int], list[int]] = {}
-    for core in sorted(set(core_names) | set(max_khz)):
-        key = (core_names.get(core, "unknown"), max_khz.get(core, 0))
-        groups.setdefault(key, []).append(core)
+    for core in sorted(set(core_names) | set(max_khz) | set(present)):
+        known = from_profile.get(core)
+        khz = max_khz.get(core) or (known.max_khz if known else 0)
+        name = core_names.get(core) or (known.core_name if known else None) or by_freq.get(khz) or UNKNOWN_CORE
+        groups.setdefault((name, khz), []).append(core)
     clusters = [CpuCluster(tuple(cores), name, khz) for (name, khz), cores in groups.items()]
     return tuple(sorted(clusters, key=lambda c: (c.max_khz, c.cores)))
 
@@ -107,9 +143,20 @@ def big_cores(clusters: Sequence[CpuCluster], profile: Profile | None) -> tuple[
     return tuple(sorted(big)) if big else tuple(sorted(core for c in clusters for core in c.cores))
 
 
+def _profiles() -> Mapping[str, Profile]:
+    """Give the device profiles, read again only when a profile file changed (50 files take ~70 ms)."""
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(PROFILES_DIR.glob("*.toml")))
+    return _profiles_at(stamp)
+
+
+@lru_cache(maxsize=2)
+def _profiles_at(stamp: tuple[tuple[str, int], ...]) -> Mapping[str, Profile]:
+    return load_profiles()
+
+
 def choose_profile(soc: str | None, profiles: Mapping[str, Profile] | None = None) -> tuple[Profile, str | None]:
     """Give the profile matching `soc`, or the generic one with a warning naming the SoC."""
-    profiles = profiles if profiles is not None else load_profiles()
+    profiles = profiles if profiles is not None else _profiles()
     key = (soc or "").strip().lower()
     for profile in profiles.values():
         if key and key in profile.soc:
@@ -117,6 +164,36 @@ def choose_profile(soc: str | None, profiles: Mapping[str, Profile] | None = Non
     warning = (f"SoC '{soc or 'unknown'}' matches no device profile; using 'generic'"
                " (add a device_profiles/*.toml naming it)")
     return profiles["generic"], warning
+
+
+@dataclass(frozen=True)
+class CpuIdentity:
+    """What the texts of one phone tell: chip, profile, clusters, big cores, peak, warnings."""
+
+    soc: str | None
+    profile: Profile
+    clusters: tuple[CpuCluster, ...]
+    big_cores: tuple[int, ...]
+    peak_gflops: float | None
+    warnings: tuple[str, ...]
+
+
+def identify_cpu(props: Mapping[str, str], cpuinfo: str = "", present: str = "", freqs: str = "",
+                 profiles: Mapping[str, Profile] | None = None) -> CpuIdentity:
+    """Give the identity of a phone from its getprop values and the texts of /proc/cpuinfo,
+    /sys/devices/system/cpu/present and the cpufreq "PATH VALUE" lines (each may be empty)."""
+    found = identify_soc(props)
+    if found.name is None or found.warning:  # getprop names no chip: the kernel's Hardware line may
+        hardware = soc_from_hardware(cpuinfo_hardware(cpuinfo))
+        found = SocId(hardware, cpuinfo_hardware(cpuinfo), "Hardware") if hardware else found
+    profile, warning = choose_profile(found.name, profiles)
+    known = profile if profile.name != "generic" else None
+    clusters = clusters_from(parse_cpuinfo(cpuinfo), parse_max_freqs(freqs), parse_cpu_list(present), known)
+    if not clusters and known is not None:
+        clusters = known.clusters
+    warnings = tuple(w for w in (found.warning, warning) if w)
+    return CpuIdentity(found.name, profile, clusters, big_cores(clusters, known), midr.peak_gflops(clusters),
+                       warnings)
 
 
 def fingerprint(props: Mapping[str, str], serial: str) -> str:
@@ -131,11 +208,69 @@ def fingerprint(props: Mapping[str, str], serial: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
+# getprop ---------------------------------------------------------------------------------------
+_PROP_START = re.compile(r"^\[(?P<key>[^\]\[\s]+)\]: \[(?P<rest>.*)$")
+_BUILD_PROP = re.compile(r"^(?P<key>[A-Za-z0-9_][\w.\-]*)=(?P<value>.*)$")
+
+
+def _prop_entries(lines: Sequence[str]) -> list[tuple[str, str]]:
+    """Give (key, value) of a getprop dump in order; a value left open runs on to the line ending ']'."""
+    entries: list[tuple[str, str]] = []
+    index = 0
+    while index < len(lines):
+        match = _PROP_START.match(lines[index])
+        index += 1
+        if match is None:
+            continue
+        rest = match.group("rest")
+        if rest.endswith("]"):
+            entries.append((match.group("key"), rest[:-1]))
+            continue
+        parts = [rest]
+        while index < len(lines) and not lines[index].endswith("]"):
+            parts.append(lines[index])
+            index += 1
+        if index < len(lines):
+            parts.append(lines[index][:-1])
+            index += 1
+        entries.append((match.group("key"), "\n".join(parts)))
+    return entries
+
+
+def _in_order(entries: Sequence[tuple[str, str]], at: int) -> bool:
+    """Tell whether entry `at` sits where getprop's sorted output would put its key."""
+    key = entries[at][0]
+    before = entries[at - 1][0] if at > 0 else ""
+    after = entries[at + 1][0] if at + 1 < len(entries) else key
+    return before <= key <= after
+
+
 def parse_getprop(text: str) -> dict[str, str]:
-    """Give the properties of an `adb shell getprop` dump (`[key]: [value]` lines)."""
+    """Give the properties of an `adb shell getprop` dump (`[key]: [value]` lines, values may span
+    lines), or of a build.prop (`key=value`). getprop prints keys sorted, so when a key comes twice
+    (a value shaped like a property line), the one in sorted position wins."""
+    lines = [line.rstrip("\r") for line in text.splitlines()]
+    entries = _prop_entries(lines)
+    if not entries:
+        return _build_props(lines)
     props: dict[str, str] = {}
-    for match in re.finditer(r"^\[([^\]]+)\]: \[(.*)\]\s*$", text, re.MULTILINE):
-        props[match.group(1)] = match.group(2)
+    placed: set[str] = set()
+    for at, (key, value) in enumerate(entries):
+        ordered = _in_order(entries, at)
+        if key not in props or (ordered and key not in placed):
+            props[key] = value
+        if ordered:
+            placed.add(key)
+    return props
+
+
+def _build_props(lines: Sequence[str]) -> dict[str, str]:
+    """Give the properties of a build.prop (`key=value`, '#' comments); the first value of a key wins."""
+    props: dict[str, str] = {}
+    for line in lines:
+        match = _BUILD_PROP.match(line.strip())
+        if match:
+            props.setdefault(match.group("key"), match.group("value"))
     return props
 
 

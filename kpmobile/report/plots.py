@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,23 +208,12 @@ def write_plots(plots: Iterable[Plot], out_dir: Path) -> list[Path]:
     return written
 
 
-def model_flops(models: Iterable[str]) -> dict[str, float | None]:
-    """Give each model's multiply-adds from the zoo's complexity info, or None where it is unknown."""
-    out: dict[str, float | None] = {}
-    for name in models:
-        try:
-            from kpmobile.zoo.catalogue import resolve
-            from kpmobile.zoo.complexity import model_info
-
-            value = model_info(resolve(name)).get("flops")
-            out[name] = float(value) if value else None
-        except Exception:  # noqa: BLE001 - a missing or failing measurement only drops a roofline point
-            out[name] = None
-    return out
+FlopsMeasure = Callable[[Sequence[str]], Mapping[str, float | None]]  # model names -> multiply-adds
 
 
-def run_flops(run: RunRow, cases: Sequence[CaseRow], measure: bool = True) -> dict[str, float | None]:
-    """Give each model's multiply-adds: the run's plan where the sweep stored them, else measured (if `measure`)."""
+def run_flops(run: RunRow, cases: Sequence[CaseRow], measure: FlopsMeasure | None = None) -> dict[str, float | None]:
+    """Give each model's multiply-adds: the run's plan where the sweep stored them, else `measure(names)`
+    where one is given (the CLI passes `kpmobile.zoo.complexity.models_flops`; report never builds models)."""
     names = sorted({c.model for c in cases if c.pipeline is None})
     plan_models = run.plan.models
     out: dict[str, float | None] = {}
@@ -232,6 +221,6 @@ def run_flops(run: RunRow, cases: Sequence[CaseRow], measure: bool = True) -> di
         stored = plan_models[name].flops if name in plan_models else None
         out[name] = float(stored) if stored else None
     missing = [n for n, v in out.items() if v is None]
-    if measure and missing:
-        out.update(model_flops(missing))
+    if measure is not None and missing:
+        out.update(measure(missing))
     return out

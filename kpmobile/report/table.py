@@ -21,6 +21,12 @@ class Table:
     notes: tuple[str, ...] = ()
 
 
+def to_json(table: Table) -> dict[str, Any]:
+    """Give the table as plain JSON types: title, header, rows (text cells), cells (the numbers), notes."""
+    return {"title": table.title, "header": list(table.header), "rows": [list(r) for r in table.rows],
+            "cells": table.data, "notes": list(table.notes)}
+
+
 def _md(cell: str) -> str:
     """Give a markdown cell: no control characters, no newline, `|` escaped."""
     return strip_controls(cell, inline=True).replace("|", "\\|")

@@ -1,7 +1,9 @@
 """Runners and their logs: parsers for benchmark_bin-style output, kpmobile's host runner, ELF checks.
 
-``lite_runner.py`` is a standalone script (stdlib + numpy + paddlelite); importing it here costs
-nothing, it imports numpy and paddlelite only when it runs a benchmark.
+``lite_runner.py`` and ``pipeline_runner.py`` are scripts (stdlib + numpy + paddlelite, plus the
+stdlib-only ``nbfile`` and ``runner_common``); importing them here costs nothing, they import numpy
+and paddlelite only when they run. ``executable_runner`` writes the file that is pushed: the
+runner with the shared modules spliced in (``splice``) and a ``#!<python>`` line first.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from pathlib import Path
 from kpmobile.runners.elf import check_runner_abi, elf_machine
 from kpmobile.runners.lite_runner import RUNNER_VERSION
 from kpmobile.runners.parsers import FORMATS, detect_format, parse_file, parse_log, parse_log_report
+from kpmobile.runners.splice import standalone_source
 
 LITE_RUNNER_PATH = Path(__file__).with_name("lite_runner.py")
 
 
 def executable_runner(source: Path, name: str, folder: Path, python: str) -> Path:
-    """Give `folder/name`: the runner `source` with a `#!<python>` line first, executable, rewritten only on change."""
-    text = f"#!{python}\n" + source.read_text(encoding="utf-8")
+    """Give `folder/name`: the runner `source` as one self-contained file (shared modules spliced in) with a
+    `#!<python>` line first, executable, rewritten only on change."""
+    text = f"#!{python}\n" + standalone_source(source)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     if not path.exists() or path.read_text(encoding="utf-8") != text:

@@ -1,9 +1,11 @@
 """kpmobile's Paddle Lite runner for x86_64 devices (the virtual phone) and the host.
 
 It takes benchmark_bin's flags and prints benchmark_bin's output (Paddle Lite
-``lite/api/tools/benchmark/benchmark.cc``), so one parser reads both. It is a self-contained script:
-stdlib, numpy and paddlelite only, no kpmobile imports, because the orchestrator pushes this one
-file (with a ``#!<python>`` line prepended) onto the virtual phone and runs it there.
+``lite/api/tools/benchmark/benchmark.cc``), so one parser reads both. It needs stdlib, numpy and
+paddlelite only: the orchestrator pushes one self-contained file onto the virtual phone and runs
+it there, built at push time from this one by splicing in the stdlib-only ``nbfile`` (the .nb
+header) and ``runner_common`` (flags, exit codes, main) and prepending a ``#!<python>`` line
+(``kpmobile.runners.splice``, called by ``kpmobile.runners.executable_runner``).
 
 Differences from benchmark_bin, all visible in the output:
 - ``benchmark_bin version:`` names this runner and the paddlelite wheel.
@@ -26,30 +28,29 @@ import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kpmobile.nbfile import NbFormatError, NbInfo, read_nb
+from kpmobile.runners.runner_common import (
+    EXIT_FAILED,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_USAGE,
+    RunnerFailure,
+    _usage_error,
+    import_numpy,
+    parse_gflags,
+    run_main,
+)
+
 RUNNER_VERSION = "0.1"
 RUNNER_NAME = "kpmobile-lite-runner"
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # the environment cannot measure (numpy 2, result file not writable, ...)
-EXIT_USAGE = 2  # bad flags, or flags that do not fit the model
-EXIT_MODEL = 3  # the model cannot be run here: missing, corrupt, wrong target, paddlelite crash
-
-# lite/api/paddle_place.h TargetType
-TARGETS = {
-    0: "unk", 1: "host", 2: "x86", 3: "cuda", 4: "arm", 5: "opencl", 6: "any", 7: "fpga", 8: "npu",
-    9: "xpu", 10: "bm", 11: "mlu", 12: "rknpu", 13: "apu", 14: "huawei_ascend_npu",
-    15: "imagination_nna", 16: "intel_fpga", 17: "metal", 18: "nnadapter",
-}
 RUNNABLE_TARGETS = frozenset({"host", "x86", "any"})
-NB_HEADER_BYTES = 2 + 16 + 8  # meta_version u16, opt_version char[16], topo_size u64
-_KERNEL_TAG = re.compile(rb"([A-Za-z0-9_]+)/([A-Za-z0-9_]+)/(\d{1,2})/(\d{1,2})/(\d{1,2})\x00")
 _PROPS = (
     ("Brand", "ro.product.vendor.brand"),
     ("Device", "ro.product.vendor.device"),
@@ -57,20 +58,6 @@ _PROPS = (
     ("Android Version", "ro.build.version.release"),
     ("Android API Level", "ro.build.version.sdk"),
 )
-
-
-class RunnerFailure(Exception):
-    """A failure reported as one line on stderr and an exit code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-def _usage_error(message: str) -> RunnerFailure:
-    """Give the failure for a bad command line (EXIT_USAGE)."""
-    return RunnerFailure(message, EXIT_USAGE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,45 +93,12 @@ _UNSUPPORTED = {
     "param_file": "converts Paddle models", "validation_set": "evaluates accuracy",
     "config_path": "evaluates accuracy",
 }
-_TRUE = {"true", "1", "yes", "t", "y"}
-_FALSE = {"false", "0", "no", "f", "n"}
 
 
 def parse_flags(argv: list[str]) -> Flags:
     """Give the Flags of a benchmark_bin-style command line; RunnerFailure(EXIT_USAGE) if bad."""
     flags = Flags()
-    values: dict[str, Any] = {}
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if not arg.startswith("-") or arg in ("-", "--"):
-            raise _usage_error(f"unexpected argument {arg!r}: flags are --name=value")
-        name, eq, value = arg.lstrip("-").partition("=")
-        if name in _UNSUPPORTED:
-            raise _usage_error(f"--{name} is not supported: benchmark_bin {_UNSUPPORTED[name]}; "
-                               "this runner takes --optimized_model_file=<x86 .nb>")
-        if name.startswith("no") and name[2:] in _FLAG_TYPES and _FLAG_TYPES[name[2:]] is bool and not eq:
-            values[name[2:]] = False
-            continue
-        if name not in _FLAG_TYPES:
-            raise _usage_error(f"unknown command line flag '{name}'")
-        kind = _FLAG_TYPES[name]
-        if kind is bool:
-            if not eq:
-                values[name] = True
-            elif value.lower() in _TRUE | _FALSE:
-                values[name] = value.lower() in _TRUE
-            else:
-                raise _usage_error(f"--{name}={value}: expected true or false")
-            continue
-        if not eq:
-            if not args:
-                raise _usage_error(f"flag '--{name}' is missing its argument")
-            value = args.pop(0)
-        try:
-            values[name] = kind(value)
-        except ValueError:
-            raise _usage_error(f"--{name}={value}: expected {kind.__name__}") from None
+    values = parse_gflags(argv, _FLAG_TYPES, _UNSUPPORTED, "this runner takes --optimized_model_file=<x86 .nb>")
     for name, value in values.items():
         setattr(flags, name, value)
     _check_flags(flags)
@@ -192,53 +146,20 @@ def _check_flags(flags: Flags) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the .nb header (lite/model_parser/model_parser.cc) and its kernel tags (KernelBase::
-# SerializeKernelType: "op/alias/target/precision/layout")
-
-@dataclass(frozen=True)
-class NbInfo:
-    """What the header of an optimized .nb says."""
-
-    meta_version: int
-    opt_version: str
-    topo_size: int
-    targets: tuple[str, ...]  # kernel targets, sorted: ("host", "x86"), ("arm", "host"), ...
-
+# the .nb header (kpmobile.nbfile) and whether this runner can run its kernels
 
 def inspect_nb(path: str) -> NbInfo:
-    """Give the header facts of a .nb file; RunnerFailure(EXIT_MODEL) when it is not a usable .nb."""
-    if not os.path.exists(path):
-        raise RunnerFailure(f"model file not found: {path}", EXIT_MODEL)
-    if os.path.isdir(path):
-        raise RunnerFailure(f"{path} is a directory, not an optimized .nb file", EXIT_MODEL)
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if len(data) < NB_HEADER_BYTES:
-        raise RunnerFailure(f"not a Paddle Lite .nb model: {path} is {len(data)} bytes, shorter than "
-                            f"the {NB_HEADER_BYTES}-byte header", EXIT_MODEL)
-    meta_version, raw_version, topo_size = struct.unpack_from("<H16sQ", data, 0)
-    opt_version = raw_version.split(b"\x00", 1)[0]
-    if meta_version == 0:
-        raise RunnerFailure(f"{path} uses the naive-buffer format of opt before v2.7 (meta_version 0): "
-                            "convert it again with this paddlelite's opt", EXIT_MODEL)
-    if meta_version not in (1, 2) or not re.fullmatch(rb"[\x21-\x7e]{1,16}", opt_version):
-        raise RunnerFailure(f"not a Paddle Lite .nb model: {path} has no opt header "
-                            f"(meta_version {meta_version}, first bytes {data[:8].hex()})", EXIT_MODEL)
-    if NB_HEADER_BYTES + topo_size > len(data):
-        raise RunnerFailure(f"{path} is truncated: its topology needs {NB_HEADER_BYTES + topo_size} bytes, "
-                            f"the file has {len(data)}", EXIT_MODEL)
-    topology = data[NB_HEADER_BYTES:NB_HEADER_BYTES + topo_size]
-    target_ids = {int(m.group(3)) for m in _KERNEL_TAG.finditer(topology)}
-    if not target_ids:
-        raise RunnerFailure(f"{path} has no kernel tags in its topology: not an optimized .nb, or corrupt",
-                            EXIT_MODEL)
-    targets = tuple(sorted(TARGETS.get(t, f"target{t}") for t in target_ids))
-    foreign = [t for t in targets if t not in RUNNABLE_TARGETS]
+    """Give the header facts of a .nb file; RunnerFailure(EXIT_MODEL) when it is not a usable x86 .nb."""
+    try:
+        info = read_nb(path)
+    except NbFormatError as exc:
+        raise RunnerFailure(exc.message, EXIT_MODEL) from None
+    foreign = [t for t in info.targets if t not in RUNNABLE_TARGETS]
     if foreign:
         raise RunnerFailure(f"{path} was converted for {'/'.join(foreign)} (kernel targets: "
-                            f"{', '.join(targets)}); this runner runs x86 .nb models only: convert "
+                            f"{', '.join(info.targets)}); this runner runs x86 .nb models only: convert "
                             "with --valid_targets=x86", EXIT_MODEL)
-    return NbInfo(meta_version, opt_version.decode("ascii"), topo_size, targets)
+    return info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,11 +313,7 @@ def read_input_file(path: str, count: int) -> list[float]:
 
 def run_benchmark(flags: Flags, phase: Any = None) -> Report:
     """Give the Report of one benchmark of flags.optimized_model_file; `phase(name)` marks progress."""
-    import numpy as np
-
-    if int(np.__version__.split(".")[0]) >= 2:
-        raise RunnerFailure(f"numpy {np.__version__} with paddlelite: Tensor.from_numpy writes zeros; "
-                            "install numpy<2", EXIT_FAILED)
+    np = import_numpy()
     mark = phase or (lambda name: None)
     from paddlelite import lite
 
@@ -676,28 +593,19 @@ benchmark_bin's flags: --threads --power_mode --warmup --repeats --run_delay --r
 Exit codes: 0 done, 1 environment, 2 bad flags, 3 model cannot run here (missing, corrupt, not x86)."""
 
 
+def _run(args: list[str]) -> int:
+    """Give the exit code of checking the flags and the .nb, then benchmarking."""
+    flags = parse_flags(args)
+    inspect_nb(flags.optimized_model_file)
+    code = supervise(flags) if hasattr(os, "fork") else benchmark_and_report(flags)
+    if code == EXIT_OK:
+        _report_process_wall()
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Give the process exit code for a benchmark_bin-style command line."""
-    args = sys.argv[1:] if argv is None else argv
-    if any(a.lstrip("-") in ("help", "h", "helpshort") for a in args):
-        print(USAGE)
-        return EXIT_OK
-    if any(a.lstrip("-") == "version" for a in args):
-        print(f"{RUNNER_NAME} {RUNNER_VERSION}")
-        return EXIT_OK
-    try:
-        flags = parse_flags(args)
-        inspect_nb(flags.optimized_model_file)
-        code = supervise(flags) if hasattr(os, "fork") else benchmark_and_report(flags)
-        if code == EXIT_OK:
-            _report_process_wall()
-        return code
-    except RunnerFailure as exc:
-        sys.stderr.write(f"lite_runner: {exc.message}\n")
-        return exc.code
-    except KeyboardInterrupt:
-        sys.stderr.write("lite_runner: interrupted\n")
-        return 130
+    return run_main(argv, "lite_runner", f"{RUNNER_NAME} {RUNNER_VERSION}", USAGE, _run)
 
 
 if __name__ == "__main__":

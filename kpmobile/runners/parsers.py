@@ -22,12 +22,14 @@ The formats, as their sources print them:
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kpmobile.errors import ParseError
 from kpmobile.records import LogDevice, OutputStat, RunRecord
+from kpmobile.textfile import decode_text, read_text
 
 FORMAT_BENCHMARK_BIN = "benchmark_bin"
 FORMAT_LEGACY = "benchmark_bin_legacy"
@@ -66,20 +68,32 @@ def parse_log(text: str) -> list[RunRecord]:
 
 
 def parse_file(path: Path) -> list[RunRecord]:
-    """Give the complete runs of a log file; ParseError names the file when it holds none."""
-    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    """Give the complete runs of a log file (UTF-8 or UTF-16, any line ends); the error names the file
+    when it holds none, is binary, empty or a folder."""
+    text = read_text(Path(path), f"log file {path}")
     try:
         return parse_log(text)
     except ParseError as exc:
         raise ParseError(f"{path}: {exc.message}", exc.hint) from None
 
 
+def parse_input(name: str) -> list[RunRecord]:
+    """Give the complete runs of the log file `name`, or of standard input when it is '-'."""
+    if name != "-":
+        return parse_file(Path(name))
+    text = decode_text(sys.stdin.buffer.read(), "standard input")
+    try:
+        return parse_log(text)
+    except ParseError as exc:
+        raise ParseError(f"standard input: {exc.message}", exc.hint) from None
+
+
 def parse_log_report(text: str) -> tuple[list[RunRecord], list[str]]:
     """Give the complete runs and warnings (partial runs ignored, odd lines); ParseError if no run."""
-    lines = text.splitlines()
+    lines = _pasted_lines(text)
     if not any(line.strip() for line in lines):
         raise ParseError(f"{_NO_RUN}: the log is empty", _HINT_CRASH)
-    fmt = detect_format(text)
+    fmt = _detect_lines(lines)
     if fmt is None:
         evidence = _crash_line(lines)
         raise ParseError(
@@ -109,9 +123,23 @@ def _crash_line(lines: Sequence[str]) -> str | None:
     return None
 
 
+_QUOTE = re.compile(r"^\s*(?:>\s?)+")
+
+
+def _pasted_lines(text: str) -> list[str]:
+    """Give the lines of a log as the runner wrote them: CR line ends, a BOM, Markdown indentation
+    (code blocks, list items) and '>' quote markers of a pasted log taken off."""
+    lines = text.lstrip("\ufeff").splitlines()
+    return [_QUOTE.sub("", line).strip() for line in lines]
+
+
 def detect_format(text: str) -> str | None:
     """Give the RunRecord.format the log is written in, or None when it is none of them."""
-    lines = text.splitlines()
+    return _detect_lines(_pasted_lines(text))
+
+
+def _detect_lines(lines: Sequence[str]) -> str | None:
+    """Give the format of normalised log lines, or None."""
     if any(_bin_header(line) is not None for line in lines):
         return FORMAT_BENCHMARK_BIN
     if any(_DET_MARKER.search(line) or _DET_USAGE.match(line) for line in lines):
@@ -129,16 +157,6 @@ def detect_format(text: str) -> str | None:
 def _num(text: str) -> float:
     """Give the float of a number as C++ printed it ("-nan" included)."""
     return float(text)
-
-
-def _basename(path: str) -> str:
-    """Give the last path component, trailing slashes ignored."""
-    return path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _strip_nb(name: str) -> str:
-    """Give a file name without its .nb suffix."""
-    return name[: -len(".nb")] if name.endswith(".nb") else name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,9 +215,13 @@ def _parse_bin_runs(lines: list[str]) -> _Outcome:
     """Give the runs of a benchmark_bin / lite_runner log (stdout or result file)."""
     outcome = _Outcome()
     runs = _split_bin_runs(lines)
+    commands = _command_models(lines)
+    abis = _command_abis(lines)
     for index, blocks in enumerate(runs):
+        named = [name for line_no, name in commands if line_no < blocks[0].line_no]
+        abi = [value for line_no, value in abis if line_no < blocks[0].line_no]
         try:
-            record, warnings = _bin_record(blocks)
+            record, warnings = _bin_record(blocks, named[-1] if named else None, abi[-1] if abi else None)
         except _Incomplete as exc:
             outcome.failures.append(exc.reason)
             where = "trailing" if index == len(runs) - 1 else "incomplete"
@@ -230,7 +252,14 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _bin_record(blocks: list[_Block]) -> tuple[RunRecord, list[str]]:
+def _model_input_shape(block: _Block | None) -> str | None:
+    """Give Model Info's `input_shape` value, or None."""
+    pairs = dict(_key_values(block)) if block is not None else {}
+    return pairs.get("input_shape") or None
+
+
+def _bin_record(blocks: list[_Block], command_model: str | None = None,
+                command_abi: str | None = None) -> tuple[RunRecord, list[str]]:
     """Give the record of one benchmark_bin run and its warnings; raise _Incomplete without timings."""
     by_name = {block.name: block for block in blocks}
     perf = by_name.get("Perf")
@@ -270,7 +299,10 @@ def _bin_record(blocks: list[_Block]) -> tuple[RunRecord, list[str]]:
     run_delay = runtime.get("run_delay(sec)")
     record = RunRecord(
         format=FORMAT_BENCHMARK_BIN,
-        model=_bin_model_name(model_file, by_name.get("Opt")),
+        model=_bin_model_name(model_file, by_name.get("Opt")) or command_model,
+        abi=command_abi,
+        runner_version=runtime.get("benchmark_bin version") or None,
+        input_shape=_model_input_shape(model_block),
         avg_ms=times.get("avg"),
         min_ms=times.get("min"),
         max_ms=times.get("max"),
@@ -287,8 +319,6 @@ def _bin_record(blocks: list[_Block]) -> tuple[RunRecord, list[str]]:
         peak_mb=memory.get("peak"),
         device=_log_device(by_name["Device"]) if "Device" in by_name else None,
         outputs=outputs,
-        runner_version=runtime.get("benchmark_bin version") or None,
-        input_shape=_note_value(notes, "input_shape"),
         threads_applied=_applied(runtime.get("threads applied")),
         notes=tuple(notes),
     )
@@ -368,6 +398,15 @@ def _model_info(block: _Block) -> tuple[str | None, tuple[OutputStat, ...], list
             notes.append(f"input_data_path: {value}")
         elif key == "output tensor num":
             declared = _int_or_none(value)
+    outputs = _output_stats(shapes, fields, warnings)
+    if declared is not None and declared != len(outputs):
+        warnings.append(f"'output tensor num: {declared}' but {len(outputs)} tensors parsed")
+    return model_file, outputs, notes, warnings
+
+
+def _output_stats(shapes: dict[int, tuple[int, ...]], fields: dict[int, dict[str, str]],
+                  warnings: list[str]) -> tuple[OutputStat, ...]:
+    """Give the output tensors whose shape, mean and standard deviation were all printed (warnings for the rest)."""
     outputs = []
     for index in sorted(set(shapes) | set(fields)):
         values = fields.get(index, {})
@@ -383,30 +422,67 @@ def _model_info(block: _Block) -> tuple[str | None, tuple[OutputStat, ...], list
             warnings.append(f"output tensor {index}: elem num {elems} != product of shape {product}")
         outputs.append(OutputStat(shape=shape, mean=_num(values["mean value"]),
                                   std=_num(values["standard deviation"])))
-    if declared is not None and declared != len(outputs):
-        warnings.append(f"'output tensor num: {declared}' but {len(outputs)} tensors parsed")
-    return model_file, tuple(outputs), notes, warnings
+    return tuple(outputs)
 
 
 _OPT_LOAD = re.compile(r"^Load paddle model from (?P<path>.*?)(?: and (?P<params>\S+))?\s*$")
+# File names that say nothing of the model: Paddle exports are all inference.pdmodel, opt saves opt.nb.
+_GENERIC_STEMS = {"", "opt", "inference", "model", "__model__", "infer", "inference_model"}
+_COMMAND_MODEL = re.compile(r"--(?:model_file|uncombined_model_dir|optimized_model_path|optimized_model_file)"
+                            r"=[\"']?(?P<path>[^\s\"']+)")
+
+
+def _model_from_path(path: str) -> str | None:
+    """Give a model's name from its file or folder path: the file stem, else the folder holding it."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p and p != "."]
+    while parts:
+        stem = parts[-1]
+        for suffix in (".nb", ".pdmodel", ".pdiparams", ".model", ".params"):
+            stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
+        if stem.lower() not in _GENERIC_STEMS:
+            return stem
+        parts.pop()
+    return None
+
+
+# The runner's build folder or file name says its ABI: build.lite.android.armv8.clang/,
+# benchmark_bin_v7, build.lite.linux.x86.gcc/ (pasted commands above a run).
+_BUILD_ABI = re.compile(r"(?:\bbuild\.lite\.(?:android|linux|armlinux)\.(?P<arm>armv[78](?:hf)?)\b"
+                        r"|\bbenchmark_bin_v(?P<v>[78])\b|\bbuild\.lite\.(?:linux\.)?(?P<x86>x86)\b)")
+
+
+def _command_abis(lines: Sequence[str]) -> list[tuple[int, str]]:
+    """Give (line number, ABI) of each pasted command line that names the runner's build."""
+    found = []
+    for number, line in enumerate(lines, start=1):
+        match = _BUILD_ABI.search(line)
+        if match:
+            found.append((number, match.group("arm") or (f"armv{match.group('v')}" if match.group("v") else "x86")))
+    return found
+
+
+def _command_models(lines: Sequence[str]) -> list[tuple[int, str]]:
+    """Give (line number, model name) of each benchmark_bin command line pasted in the log."""
+    found = []
+    for number, line in enumerate(lines, start=1):
+        match = _COMMAND_MODEL.search(line)
+        name = _model_from_path(match.group("path")) if match else None
+        if name:
+            found.append((number, name))
+    return found
 
 
 def _bin_model_name(model_file: str | None, opt: _Block | None) -> str | None:
-    """Give the model name: the .nb's stem, or the source model's name when opt chose the file name."""
-    stem = _strip_nb(_basename(model_file)) if model_file else ""
-    if opt is not None and stem in ("", "opt"):
-        # OutputOptModel saves to "<model dir>/opt.nb" (older releases: ".nb") by default
-        for line in opt.lines:
-            match = _OPT_LOAD.match(line.rstrip("\n"))
-            if match:
-                path = match.group("path").rstrip("/")
-                if match.group("params") is None:  # uncombined model directory
-                    return _basename(path) or None
-                parent = path.rsplit("/", 1)[0] if "/" in path else ""
-                if parent:
-                    return _basename(parent) or None
-                return path.rsplit(".", 1)[0] or None
-    return stem or None
+    """Give the model name: the .nb's stem, or the source model's folder when the file names say nothing."""
+    name = _model_from_path(model_file) if model_file else None
+    if name is not None or opt is None:
+        return name
+    # OutputOptModel saves to "<model dir>/opt.nb" (older releases: ".nb") by default
+    for line in opt.lines:
+        match = _OPT_LOAD.match(line.rstrip("\n"))
+        if match:
+            return _model_from_path(match.group("path"))
+    return None
 
 
 def _log_device(block: _Block) -> LogDevice:
@@ -448,52 +524,77 @@ def _settings_line(line: str) -> dict[str, str] | None:
     return found if "threads" in found else None
 
 
+_SH_ABI = re.compile(r"^run benchmark (?P<abi>\S+)\s*$")
+
+
+@dataclass
+class _LineState:
+    """What applies to the result lines below: the header settings and the ABI section."""
+
+    settings: dict[str, str] = field(default_factory=dict)
+    abi: str | None = None
+
+    def common(self) -> dict[str, object]:
+        """Give the RunRecord fields the header and section give every line under them."""
+        return {
+            "threads": _int_or_none(self.settings.get("threads")),
+            "warmup": _int_or_none(self.settings.get("warmup")),
+            "repeats": _int_or_none(self.settings.get("repeats")),
+            "power_mode": _int_or_none(self.settings.get("power_mode")),
+            "input_shape": self.settings.get("input_shape") or None,
+            "abi": self.abi,
+        }
+
+
+def _line_header(line: str, state: _LineState) -> bool:
+    """Give True when `line` is a title, ABI section or settings header (and update `state`)."""
+    abi = _SH_ABI.match(line)
+    if abi:  # the one-click benchmark.sh runs armv7 and armv8 in one file
+        state.abi, state.settings = abi.group("abi"), {}
+        return True
+    if _SH_TITLE.match(line):
+        state.settings = {}
+        return True
+    header = _settings_line(line)
+    if header is not None:
+        state.settings = header
+        return True
+    return False
+
+
+def _sh_record(match: re.Match[str], state: _LineState) -> RunRecord:
+    return RunRecord(format=FORMAT_BENCHMARK_SH, model=match.group("name").strip() or None,
+                     avg_ms=_num(match.group("avg")), **state.common())  # type: ignore[arg-type]
+
+
+def _legacy_record(match: re.Match[str], state: _LineState) -> RunRecord:
+    """Give a result.txt line's record (fixed 5 decimals: a line cut inside a number does not match)."""
+    low, high = _num(match.group("min")), _num(match.group("max"))
+    notes: tuple[str, ...] = ()
+    if low > high:
+        # v2.3-v2.8 sorted ascending, then wrote back() as min and front() as max
+        low, high = high, low
+        notes = ("min/max swapped back: benchmark_bin v2.3-v2.8 wrote them the wrong way round",)
+    return RunRecord(format=FORMAT_LEGACY, model=match.group("name").strip() or None,
+                     avg_ms=_num(match.group("avg")), min_ms=low, max_ms=high, notes=notes,
+                     **state.common())  # type: ignore[arg-type]
+
+
 def _parse_line_runs(lines: list[str]) -> _Outcome:
     """Give the runs of a result.txt / benchmark.sh file: one per model line."""
     outcome = _Outcome()
-    settings: dict[str, str] = {}
+    state = _LineState()
     last = len(lines)
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\n")
-        if not line.strip() or _SH_TITLE.match(line):
-            if _SH_TITLE.match(line):
-                settings = {}
-            continue
-        header = _settings_line(line)
-        if header is not None:
-            settings = header
+        if not line.strip() or _line_header(line, state):
             continue
         sh = _SH_RUN.match(line)
         legacy = _LEGACY_RUN.match(line)
         if sh:
-            outcome.records.append(RunRecord(
-                format=FORMAT_BENCHMARK_SH,
-                model=sh.group("name").strip() or None,
-                avg_ms=_num(sh.group("avg")),
-                threads=_int_or_none(settings.get("threads")),
-                warmup=_int_or_none(settings.get("warmup")),
-                repeats=_int_or_none(settings.get("repeats")),
-                power_mode=_int_or_none(settings.get("power_mode")),
-            ))
-        elif legacy:  # fixed 5 decimals: a line cut inside a number does not match
-            low, high = _num(legacy.group("min")), _num(legacy.group("max"))
-            notes: tuple[str, ...] = ()
-            if low > high:
-                # v2.3-v2.8 sorted ascending, then wrote back() as min and front() as max
-                low, high = high, low
-                notes = ("min/max swapped back: benchmark_bin v2.3-v2.8 wrote them the wrong way round",)
-            outcome.records.append(RunRecord(
-                format=FORMAT_LEGACY,
-                model=legacy.group("name").strip() or None,
-                avg_ms=_num(legacy.group("avg")),
-                min_ms=low,
-                max_ms=high,
-                notes=notes,
-                threads=_int_or_none(settings.get("threads")),
-                warmup=_int_or_none(settings.get("warmup")),
-                repeats=_int_or_none(settings.get("repeats")),
-                power_mode=_int_or_none(settings.get("power_mode")),
-            ))
+            outcome.records.append(_sh_record(sh, state))
+        elif legacy:
+            outcome.records.append(_legacy_record(legacy, state))
         elif line.startswith("-- ") or "min = " in line or "average = " in line:
             where = "trailing" if number == last else "incomplete"
             reason = f"result line cut short: {line.strip()!r}"
@@ -546,11 +647,52 @@ class _DetRun:
     split: tuple[float, float, float] | None = None
     content: bool = False
 
+    totals: list[tuple[int, float]] = field(default_factory=list)  # (images, total ms) per Perf info
+
     def complete(self) -> bool:
         """Give whether the run printed its last timing line."""
         if self.keypoint:
             return self.total is not None and self.split is not None
-        return bool(self.stages)
+        return bool(self.stages) or any(count > 0 for count, _ in self.totals)
+
+    def absorb(self, line: str) -> None:
+        """Give nothing: take what one line of the run (not a section header) says."""
+        if _DET_FORCED.search(line):
+            self.keypoint = self.content = True
+        if line.startswith("batch_size_keypoint:") or line.startswith("Average time cost per person"):
+            self.keypoint = self.content = True
+        match = _DET_THREADS.match(line)
+        if match:
+            self.threads = int(match.group("value"))
+        match = _DET_MODEL.match(line)
+        if match:
+            name = _model_from_path(match.group("value").strip())
+            if match.group("kind") == "detection":
+                self.det_model = name
+            else:
+                self.keypoint_model = name
+                self.keypoint = True
+        match = _DET_COUNT.match(line)
+        if match:
+            self.counts.append(int(match.group("count")))
+            self.totals.append((int(match.group("count")), _num(match.group("total"))))
+        self._absorb_times(line)
+        if any(r.match(line) for r in (_DET_THREADS, _DET_MODEL, _DET_COUNT, _DET_STAGES)):
+            self.content = True
+
+    def _absorb_times(self, line: str) -> None:
+        """Give nothing: take a stage-times, pipeline-total or det/keypoint/crop split line."""
+        match = _DET_STAGES.match(line)
+        if match:
+            self.stages.append((_num(match.group("pre")), _num(match.group("inf")), _num(match.group("post"))))
+        match = _DET_TOTAL.match(line)
+        if match:
+            self.total = _num(match.group("value"))
+            self.keypoint = True
+        match = _DET_SPLIT.match(line)
+        if match:
+            self.split = (_num(match.group("det")), _num(match.group("kpt")), _num(match.group("crop")))
+            self.keypoint = True
 
     def reason(self) -> str:
         """Give what an incomplete run is missing."""
@@ -561,9 +703,8 @@ class _DetRun:
         return "'average det time' line missing in 'Time info'"
 
 
-def _parse_det_runs(lines: list[str]) -> _Outcome:
-    """Give the runs of a det(+keypoint) demo log: one per demo invocation."""
-    outcome = _Outcome()
+def _det_runs(lines: list[str]) -> list[_DetRun]:
+    """Give the demo invocations of a log, in order; a usage line or a new Config info starts one."""
     runs: list[_DetRun] = []
     run = _DetRun(line_no=1)
     for number, raw in enumerate(lines, start=1):
@@ -578,39 +719,16 @@ def _parse_det_runs(lines: list[str]) -> _Outcome:
         if section is not None or starts:
             run.content = True
             continue
-        if _DET_FORCED.search(line):
-            run.keypoint = run.content = True
-        if line.startswith("batch_size_keypoint:") or line.startswith("Average time cost per person"):
-            run.keypoint = run.content = True
-        match = _DET_THREADS.match(line)
-        if match:
-            run.threads = int(match.group("value"))
-        match = _DET_MODEL.match(line)
-        if match:
-            name = _basename(match.group("value").strip()) or None
-            if match.group("kind") == "detection":
-                run.det_model = name
-            else:
-                run.keypoint_model = name
-                run.keypoint = True
-        match = _DET_COUNT.match(line)
-        if match:
-            run.counts.append(int(match.group("count")))
-        match = _DET_STAGES.match(line)
-        if match:
-            run.stages.append((_num(match.group("pre")), _num(match.group("inf")), _num(match.group("post"))))
-        match = _DET_TOTAL.match(line)
-        if match:
-            run.total = _num(match.group("value"))
-            run.keypoint = True
-        match = _DET_SPLIT.match(line)
-        if match:
-            run.split = (_num(match.group("det")), _num(match.group("kpt")), _num(match.group("crop")))
-            run.keypoint = True
-        if any(r.match(line) for r in (_DET_THREADS, _DET_MODEL, _DET_COUNT, _DET_STAGES)):
-            run.content = True
+        run.absorb(line)
     if run.content or run.complete():
         runs.append(run)
+    return runs
+
+
+def _parse_det_runs(lines: list[str]) -> _Outcome:
+    """Give the runs of a det(+keypoint) demo log: one per demo invocation."""
+    outcome = _Outcome()
+    runs = _det_runs(lines)
     for index, item in enumerate(runs):
         if item.complete():
             outcome.records.append(_det_record(item))
@@ -635,9 +753,14 @@ def _det_record(run: _DetRun) -> RunRecord:
         stages["total"] = run.total
         stages.update(zip(("det", "keypoint", "crop"), run.split, strict=True))
         avg = run.total
-    else:
+    elif run.stages:
         avg = sum(run.stages[0])
         notes.append("no keypoint model: avg_ms is preprocess + inference + postprocess")
+    else:
+        count, spent = run.totals[0]
+        avg = spent / count
+        stages["total_spent"] = spent
+        notes.append("no keypoint model and no stage line: avg_ms is total time spent / predicted images")
     if run.keypoint_model:
         notes.append(f"keypoint model_name: {run.keypoint_model}")
     if run.counts:

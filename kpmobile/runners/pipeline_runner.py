@@ -2,8 +2,9 @@
 
 It does what PaddleDetection's Lite demo (``deploy/lite/src/main.cc`` with a keypoint model) does
 for one image, and prints that demo's output, so kpmobile's ``det_keypoint_demo`` parser reads
-both. A self-contained script (stdlib, numpy and paddlelite; no cv2, no kpmobile imports): the
-orchestrator pushes this one file with a ``#!<python>`` line prepended, like lite_runner.
+both. Stdlib, numpy and paddlelite only (no cv2): the orchestrator pushes one self-contained file
+built from this one, with the stdlib-only ``runner_common`` spliced in and a ``#!<python>`` line
+prepended (``kpmobile.runners.splice``), like lite_runner.
 
 One iteration, each stage timed with perf_counter:
 - detection preprocess: bilinear resize to the detector's input, normalise (ImageNet mean/std), CHW;
@@ -36,9 +37,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from kpmobile.runners.runner_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    RunnerFailure,
+    import_numpy,
+    parse_gflags,
+    run_main,
+)
+
 RUNNER_VERSION = "0.1"
 RUNNER_NAME = "kpmobile-pipeline-runner"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 MIN_BOX_PX = 8
@@ -70,26 +80,14 @@ _TYPES: dict[str, type] = {
 }
 
 
-class Failure(Exception):
-    """A failure printed as one line on stderr with an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+Failure = RunnerFailure  # a failure printed as one line on stderr with an exit code (EXIT_USAGE unless told)
 
 
 def parse_flags(argv: list[str]) -> Flags:
     """Give the Flags of a command line; Failure(EXIT_USAGE) when one is unknown or malformed."""
     flags = Flags()
-    for arg in argv:
-        name, eq, value = arg.lstrip("-").partition("=")
-        if not arg.startswith("-") or not eq or name not in _TYPES:
-            raise Failure(f"bad argument {arg!r}: flags are --name=value, one of {', '.join(_TYPES)}")
-        try:
-            setattr(flags, name, _TYPES[name](value))
-        except ValueError:
-            raise Failure(f"--{name}={value}: expected {_TYPES[name].__name__}") from None
+    for name, value in parse_gflags(argv, _TYPES).items():
+        setattr(flags, name, value)
     for name in ("det_model", "keypoint_model", "image"):
         if not getattr(flags, name):
             raise Failure(f"--{name} is required")
@@ -312,11 +310,7 @@ def _predictor(path: str) -> Any:
 
 def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, float]], int]:
     """Give the summed stage times of `repeats` iterations (after `warmup`), the persons and how many are fixed."""
-    import numpy as np
-
-    if int(np.__version__.split(".")[0]) >= 2:
-        raise Failure(f"numpy {np.__version__} with paddlelite: Tensor.from_numpy writes zeros; install numpy<2",
-                      EXIT_FAILED)
+    np = import_numpy()
     det_h, det_w = _shape(flags.det_shape)
     kpt_h, kpt_w = _shape(flags.keypoint_shape)
     img = read_image(flags.image)
@@ -419,37 +413,28 @@ flags: --det_shape=1,3,192,192 --keypoint_shape=1,3,128,96 --persons=N --keypoin
 Exit codes: 0 done, 1 environment or model, 2 bad flags."""
 
 
+def _run(args: list[str]) -> int:
+    """Give the exit code after running the pipeline and printing the demo's report."""
+    flags = parse_flags(args)
+    times, persons, fixed = run_pipeline(flags)
+    text = format_report(flags, times, persons)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    sys.stderr.write(f"pipeline_runner: {RUNNER_NAME} {RUNNER_VERSION}; persons: {len(persons) - fixed} "
+                     f"detector boxes + {fixed} fixed crops; threads and power_mode not applied "
+                     "(x86 MobileConfig has no set_threads / set_power_mode)\n")
+    if flags.result_path:
+        try:
+            with open(flags.result_path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise Failure(f"cannot write result file {flags.result_path} ({exc.strerror})", EXIT_FAILED) from None
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Give the process exit code after running the pipeline and printing the demo's report."""
-    args = sys.argv[1:] if argv is None else argv
-    if any(a.lstrip("-") in ("help", "h") for a in args):
-        print(USAGE)
-        return EXIT_OK
-    if any(a.lstrip("-") == "version" for a in args):
-        print(f"{RUNNER_NAME} {RUNNER_VERSION}")
-        return EXIT_OK
-    try:
-        flags = parse_flags(args)
-        times, persons, fixed = run_pipeline(flags)
-        text = format_report(flags, times, persons)
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        sys.stderr.write(f"pipeline_runner: {RUNNER_NAME} {RUNNER_VERSION}; persons: {len(persons) - fixed} "
-                         f"detector boxes + {fixed} fixed crops; threads and power_mode not applied "
-                         "(x86 MobileConfig has no set_threads / set_power_mode)\n")
-        if flags.result_path:
-            try:
-                with open(flags.result_path, "a", encoding="utf-8") as fh:
-                    fh.write(text)
-            except OSError as exc:
-                raise Failure(f"cannot write result file {flags.result_path} ({exc.strerror})", EXIT_FAILED) from None
-        return EXIT_OK
-    except Failure as exc:
-        sys.stderr.write(f"pipeline_runner: {exc.message}\n")
-        return exc.code
-    except KeyboardInterrupt:
-        sys.stderr.write("pipeline_runner: interrupted\n")
-        return 130
+    return run_main(argv, "pipeline_runner", f"{RUNNER_NAME} {RUNNER_VERSION}", USAGE, _run)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,17 @@ def model_info(spec: ModelSpec, batch: int = 1) -> dict[str, Any]:
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return info
+
+
+def models_flops(names: Sequence[str]) -> dict[str, float | None]:
+    """Give each catalogue model's multiply-adds (model_info at batch 1), None where it cannot be measured."""
+    from kpmobile.zoo.catalogue import resolve
+
+    out: dict[str, float | None] = {}
+    for name in names:
+        try:
+            value = model_info(resolve(name)).get("flops")
+            out[name] = float(value) if value else None
+        except Exception:  # noqa: BLE001 - a missing or failing measurement only drops a roofline point
+            out[name] = None
+    return out

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
-import struct
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -14,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from kpmobile.errors import ConfigError, ConversionError, RunnerError
+from kpmobile.nbfile import NB_DIRECTORY, NB_MISSING, NbFormatError, read_nb
 from kpmobile.paths import cache_dir
 from kpmobile.zoo._worker import run_worker
 from kpmobile.zoo.build import model_hash
@@ -21,18 +20,8 @@ from kpmobile.zoo.build import model_hash
 NB_TARGETS = ("arm", "x86")
 CONVERT_TIMEOUT_S = 600.0
 
-# Lite's TargetType and PrecisionType enums (lite/api/paddle_place.h), as written in the
-# kernel tags `op/alias/T/P/L` of an optimized program.
-LITE_TARGETS = {0: "unknown", 1: "host", 2: "x86", 3: "cuda", 4: "arm", 5: "opencl", 6: "any", 7: "fpga",
-                8: "npu", 9: "xpu", 10: "bm", 11: "mlu", 12: "rknpu", 13: "apu", 14: "huawei_ascend_npu",
-                15: "imagination_nna", 16: "intel_fpga", 17: "metal", 18: "nnadapter"}
-LITE_PRECISIONS = {0: "unknown", 1: "fp32", 2: "int8", 3: "int32", 4: "any", 5: "fp16", 6: "bool",
-                   7: "int64", 8: "int16", 9: "uint8", 10: "fp64"}
 ABI_TARGETS = {"arm64-v8a": "arm", "armeabi-v7a": "arm", "armeabi": "arm", "aarch64": "arm", "arm64": "arm",
                "x86_64": "x86", "x86": "x86", "amd64": "x86", "i686": "x86", "arm": "arm"}
-
-_NB_HEAD = 2 + 16 + 8  # meta version (u16), opt version (char[16]), topology size (u64)
-_KERNEL_TAG = re.compile(rb"[A-Za-z0-9_]+/[A-Za-z0-9_]+/(\d{1,2})/(\d{1,2})/(\d{1,2})")
 
 
 @dataclass(frozen=True)
@@ -110,37 +99,23 @@ def convert_nb(model_dir: Path, target: str, fp16: bool = False) -> Conversion:
 
 
 def nb_header(path: Path) -> NbHeader:
-    """Give the opt version and kernel targets written in a `.nb` (pure Python, no paddlelite).
-
-    Layout of a Lite 2.x naive-buffer model: u16 meta version, char[16] opt version
-    (NUL-terminated), u64 topology size, the topology (a flatbuffers program whose kernel
-    types are tagged `op/alias/target/precision/layout`), then the parameters.
-    """
-    path = Path(path)
+    """Give the opt version and kernel targets written in a `.nb` (pure Python, no paddlelite;
+    the format is read by `kpmobile.nbfile`)."""
     try:
-        with path.open("rb") as f:
-            head = f.read(_NB_HEAD)
-            if len(head) < _NB_HEAD:
-                raise RunnerError(f"{path} is not a Paddle Lite .nb (too short)", "convert the model again")
-            meta_version = struct.unpack_from("<H", head, 0)[0]
-            version = head[2:18].split(b"\0", 1)[0]
-            topo_size = struct.unpack_from("<Q", head, 18)[0]
-            size = os.fstat(f.fileno()).st_size
-            if (meta_version not in (1, 2) or not re.fullmatch(rb"v[0-9][0-9A-Za-z.\-_]*", version)
-                    or topo_size == 0 or topo_size > size - _NB_HEAD):
-                raise RunnerError(f"{path} is not a Paddle Lite .nb (bad header)", "convert the model again")
-            topology = f.read(topo_size)
-    except FileNotFoundError:
-        raise RunnerError(f"{path} does not exist", "convert the model first (kpmobile convert)") from None
-    except IsADirectoryError:
-        raise RunnerError(f"{path} is a directory, not a .nb", "give the .nb file") from None
-    tags = _KERNEL_TAG.findall(topology)
-    if not tags:
-        raise RunnerError(f"{path} is not a Paddle Lite .nb (no kernels in its program)",
-                          "convert the model again")
-    targets = frozenset(LITE_TARGETS.get(int(t), f"target{int(t)}") for t, _, _ in tags)
-    precisions = frozenset(LITE_PRECISIONS.get(int(p), f"precision{int(p)}") for _, p, _ in tags)
-    return NbHeader(version.decode("ascii"), targets, precisions, meta_version, len(tags))
+        info = read_nb(str(path))
+    except NbFormatError as exc:
+        raise RunnerError(*_nb_problem(Path(path), exc)) from None
+    return NbHeader(info.opt_version, frozenset(info.targets), frozenset(info.precisions), info.meta_version,
+                    info.kernels)
+
+
+def _nb_problem(path: Path, exc: NbFormatError) -> tuple[str, str]:
+    """Give (message, hint) for a file that is not a usable `.nb`."""
+    if exc.kind == NB_MISSING:
+        return f"{path} does not exist", "convert the model first (kpmobile convert)"
+    if exc.kind == NB_DIRECTORY:
+        return f"{path} is a directory, not a .nb", "give the .nb file"
+    return f"{path} is not a Paddle Lite .nb ({exc.message})", "convert the model again"
 
 
 def check_nb_target(path: Path, abi: str) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kpmobile.backends.engines.common import InputSpec, SessionInfo, Unavailable, WorkerFailure
+from kpmobile.nbfile import NbFormatError, read_nb
 
 
 def _import_lite() -> Any:
@@ -38,43 +38,32 @@ def probe() -> dict[str, Any]:
 
 
 def nb_version(nb_path: Path) -> str:
-    """Give the opt version written in a .nb header (bytes 2+, e.g. "v2.13-rc"), or ""."""
-    head = nb_path.read_bytes()[:64]
-    text = head[2:].split(b"\0", 1)[0]
+    """Give the opt version written in a .nb header (e.g. "v2.13-rc"), or "" when it is not a .nb."""
     try:
-        return text.decode("ascii").strip()
-    except UnicodeDecodeError:
+        return read_nb(str(nb_path)).opt_version
+    except (NbFormatError, OSError):
         return ""
 
 
-# Lite's TargetType values as written in the .nb kernel tags "op/alias/target/precision/layout".
-TARGETS = {
-    1: "host", 2: "x86", 3: "cuda", 4: "arm", 5: "opencl", 6: "any",
-    8: "npu", 9: "xpu", 17: "metal", 18: "nnadapter",
-}
-X86_TARGETS = {1, 2, 6}
-_KERNEL_TAG = re.compile(rb"([a-z][a-z0-9_]*)/([A-Za-z0-9_]+)/(\d{1,2})/(\d{1,2})/(\d{1,2})")
+X86_TARGETS = frozenset({"host", "x86", "any"})
 
 
 def nb_kernel_targets(nb_path: Path) -> dict[str, set[str]]:
     """Give, per target name, the ops whose kernels a .nb holds for it (from its kernel tags)."""
-    found: dict[str, set[str]] = {}
-    for match in _KERNEL_TAG.finditer(nb_path.read_bytes()):
-        target = int(match.group(3))
-        found.setdefault(TARGETS.get(target, str(target)), set()).add(match.group(1).decode())
-    return found
+    return {target: set(ops) for target, ops in read_nb(str(nb_path)).ops}
 
 
 def check_x86_nb(nb_path: Path) -> None:
-    """Raise WorkerFailure when the .nb holds kernels for another target than x86/host.
+    """Raise WorkerFailure when the file is not a .nb or holds kernels for another target than x86/host.
 
     An ARM .nb loads on x86 and then either segfaults or returns garbage in microseconds
     without running any kernel, so it is refused before it is run.
     """
-    foreign = {
-        target: ops for target, ops in nb_kernel_targets(nb_path).items()
-        if target not in {TARGETS[t] for t in X86_TARGETS}
-    }
+    try:
+        found = nb_kernel_targets(nb_path)
+    except NbFormatError as exc:
+        raise WorkerFailure(exc.message, "convert the model with --valid_targets=x86") from None
+    foreign = {target: ops for target, ops in found.items() if target not in X86_TARGETS}
     if foreign:
         listed = "; ".join(f"{target}: {', '.join(sorted(ops))}" for target, ops in sorted(foreign.items()))
         raise WorkerFailure(

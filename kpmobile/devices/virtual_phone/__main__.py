@@ -1,58 +1,7 @@
 """`python -m kpmobile.devices.virtual_phone serve ...`: run a virtual phone in the foreground."""
 
-from __future__ import annotations
-
-import argparse
-import logging
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
-from kpmobile.devices.virtual_phone.faults import RUNNER_FAULTS
-from kpmobile.errors import KpError
+from kpmobile.devices.virtual_phone.command import main
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """Give the argument parser of the `serve` command."""
-    parser = argparse.ArgumentParser(prog="python -m kpmobile.devices.virtual_phone",
-                                     description="A device-side adb server on loopback.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve a virtual phone until interrupted")
-    serve.add_argument("--port", type=int, required=True, help="TCP port (0: any free one)")
-    serve.add_argument("--profile", default="virtual", help="device profile name (device_profiles/*.toml)")
-    serve.add_argument("--getprop", type=Path, help="a real `adb shell getprop` dump to serve")
-    serve.add_argument("--auth", choices=("none", "accept", "deny"), default="none")
-    serve.add_argument("--root", type=Path, help="sandbox folder (default: a temporary one)")
-    serve.add_argument("--cpuinfo", type=Path, help="a /proc/cpuinfo to serve instead of the profile's")
-    serve.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is accepted")
-    serve.add_argument("--disconnect-after", type=int, help="drop the device at the (N+1)th shell/sync service")
-    serve.add_argument("--abi", default="x86_64",
-                       help="ABI to report (default x86_64; others only to test ABI checks: nothing ARM runs)")
-    serve.add_argument("--quota", type=int, help="storage quota in bytes; pushes beyond it fail")
-    serve.add_argument("--runner-fault", choices=RUNNER_FAULTS, default="none",
-                       help="fault the runner plays (switch it at run time in ROOT/faults/runner)")
-    serve.add_argument("--offline", action="store_true",
-                       help="never answer the host's CNXN: adb lists the phone as offline")
-    serve.add_argument("-v", "--verbose", action="store_true", help="log connections and services")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Give the exit code of running the command line `argv`."""
-    from kpmobile.devices.virtual_phone.server import serve
-
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        serve(args.port, profile=args.profile, getprop=args.getprop, auth=args.auth, root=args.root,
-              cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
-              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline)
-    except KpError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+sys.exit(main())

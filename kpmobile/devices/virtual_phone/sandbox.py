@@ -9,9 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kpmobile.config import Profile
+from kpmobile.devices import midr
+from kpmobile.devices.identify import parse_cpu_list, parse_getprop
 from kpmobile.errors import ConfigError
 from kpmobile.paths import PROFILES_DIR
 from kpmobile.records import CpuCluster
+from kpmobile.textfile import read_text
 
 # device path -> folder inside ROOT; longer device paths first so the regex prefers them.
 MAPPED: tuple[tuple[str, str], ...] = (
@@ -75,13 +78,8 @@ printf '%s\\n' "${{2-}}"
 
 
 def parse_getprop_dump(text: str) -> dict[str, str]:
-    """Give the properties of an `adb shell getprop` dump; lines not shaped `[key]: [value]` are skipped."""
-    props: dict[str, str] = {}
-    for line in text.splitlines():
-        match = _PROP_LINE.match(line)
-        if match:
-            props[match.group(1)] = match.group(2)
-    return props
+    """Give the properties of an `adb shell getprop` dump (or a build.prop), as identification reads them."""
+    return parse_getprop(text)
 
 
 def force_x86_64(props: Mapping[str, str], abi: str = "x86_64") -> dict[str, str]:
@@ -107,14 +105,17 @@ def _clusters_of(profile: Profile) -> tuple[CpuCluster, ...]:
 def cpuinfo_text(clusters: tuple[CpuCluster, ...], hardware: str) -> str:
     """Give a /proc/cpuinfo for these clusters: arm64 style when they name ARM cores, else x86 style."""
     cores = sorted((core, cl) for cl in clusters for core in cl.cores)
-    arm = any(cl.core_name in ARM_PARTS for cl in clusters)
+    arm = any(cl.core_name in ARM_PARTS or midr.by_name(cl.core_name) for cl in clusters)
     blocks: list[str] = []
     for core, cl in cores:
         if arm:
-            implementer, part = ARM_PARTS.get(cl.core_name, (0x41, 0x000))
+            known = midr.by_name(cl.core_name)
+            implementer, part = ARM_PARTS.get(cl.core_name) or ((known.implementer, known.part) if known
+                                                                 else (0x41, 0x000))
+            variant = known.variant if known is not None and known.variant is not None else 1
             blocks.append(
                 f"processor\t: {core}\nBogoMIPS\t: 38.40\nFeatures\t: {_ARM_FEATURES}\n"
-                f"CPU implementer\t: 0x{implementer:02x}\nCPU architecture: 8\nCPU variant\t: 0x1\n"
+                f"CPU implementer\t: 0x{implementer:02x}\nCPU architecture: 8\nCPU variant\t: 0x{variant:x}\n"
                 f"CPU part\t: 0x{part:03x}\nCPU revision\t: 0\n"
             )
         else:
@@ -139,6 +140,19 @@ def _profile_cpuinfo(profile: Profile) -> str | None:
     return path.read_text() if path.is_file() else None
 
 
+def cpufreq_clusters(spec: str) -> tuple[CpuCluster, ...]:
+    """Give the cores and max kHz of a --cpufreq SPEC ("0-3:1804800,4-7:2419200,8-9"): the cores present
+    and their cpufreq maxima, whatever /proc/cpuinfo lists (a hot-plugged phone lists fewer); an item
+    without ":KHZ" is present with no cpufreq entry (an offline core on some kernels)."""
+    clusters = []
+    for item in spec.split(","):
+        cores, colon, khz = item.strip().partition(":")
+        if not parse_cpu_list(cores) or (colon and not khz.isdigit()):
+            raise ConfigError(f"bad --cpufreq item '{item}'", "write CORES[:KHZ] items, e.g. 0-3:1804800,4-7:2419200")
+        clusters.append(CpuCluster(parse_cpu_list(cores), "unknown", int(khz) if colon else 0))
+    return tuple(clusters)
+
+
 class Sandbox:
     """A folder that plays the phone's storage; device paths map into it."""
 
@@ -156,7 +170,7 @@ class Sandbox:
         return self.root / "system" / "props.txt"
 
     def prepare(self, profile: Profile, getprop: Path | None = None, cpuinfo: Path | None = None,
-                abi: str = "x86_64") -> None:
+                abi: str = "x86_64", cpufreq: str | None = None) -> None:
         """Write the phone's folders, properties, getprop, /proc/cpuinfo, cpufreq and thermal files."""
         for _, rel in MAPPED:
             if rel != "proc/cpuinfo":
@@ -164,7 +178,8 @@ class Sandbox:
         for rel in ("proc", "system/bin", "data/local/tmp"):
             (self.root / rel).mkdir(parents=True, exist_ok=True)
         try:
-            source = parse_getprop_dump(getprop.read_text()) if getprop else dict(profile.getprop)
+            source = parse_getprop_dump(read_text(getprop, f"getprop dump {getprop}")) if getprop \
+                else dict(profile.getprop)
         except OSError as exc:
             raise ConfigError(f"cannot read getprop dump {getprop} ({exc})", "give an existing file") from exc
         self.props = force_x86_64(source, abi)
@@ -180,11 +195,11 @@ class Sandbox:
         clusters = _clusters_of(profile)
         hardware = self.props.get("ro.board.platform") or self.props.get("ro.hardware") or "virtual"
         try:
-            text = cpuinfo.read_text() if cpuinfo else _profile_cpuinfo(profile)
+            text = read_text(cpuinfo, f"cpuinfo file {cpuinfo}") if cpuinfo else _profile_cpuinfo(profile)
         except OSError as exc:
             raise ConfigError(f"cannot read cpuinfo file {cpuinfo} ({exc})", "give an existing file") from exc
         (self.root / "proc" / "cpuinfo").write_text(text or cpuinfo_text(clusters, hardware))
-        self._write_cpufreq(clusters)
+        self._write_cpufreq(cpufreq_clusters(cpufreq) if cpufreq else clusters)
         self._write_thermal(clusters)
 
     def _write_cpufreq(self, clusters: tuple[CpuCluster, ...]) -> None:
@@ -196,6 +211,8 @@ class Sandbox:
         (base / "kernel_max").write_text(f"{max(cores[-1], 7)}\n")
         for cl in clusters:
             for core in cl.cores:
+                if cl.max_khz <= 0:
+                    continue  # present, without a cpufreq entry
                 freq = base / f"cpu{core}" / "cpufreq"
                 freq.mkdir(parents=True, exist_ok=True)
                 (base / f"cpu{core}" / "online").write_text("1\n")

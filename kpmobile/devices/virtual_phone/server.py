@@ -208,14 +208,7 @@ class Connection:
 
     def _handle(self, msg: p.Message) -> None:
         if msg.command == p.A_CNXN:
-            if self.phone.offline:
-                return  # never answered: the adb server lists the phone as offline
-            self.max_payload = max(4096, min(msg.arg1, p.MAX_PAYLOAD))
-            self._checksums = msg.arg0 < p.VERSION
-            if self.phone.auth == "none":
-                self._go_online()
-            else:
-                self.send(p.A_AUTH, p.AUTH_TOKEN, 0, os.urandom(20))
+            self._connect(msg)
         elif msg.command == p.A_AUTH:
             if self.phone.auth == "accept" and msg.arg0 in (p.AUTH_SIGNATURE, p.AUTH_RSAPUBLICKEY):
                 self._go_online()
@@ -225,20 +218,35 @@ class Connection:
         elif msg.command == p.A_OPEN:
             self._open(msg.arg0, msg.payload.rstrip(b"\0").decode("utf-8", "replace"))
         elif msg.command in (p.A_OKAY, p.A_WRTE, p.A_CLSE):
-            with self._streams_lock:
-                stream = self._streams.get(msg.arg1)
-                if stream is not None and msg.command == p.A_CLSE:
-                    del self._streams[msg.arg1]
-            if stream is None:
-                return
-            if msg.command == p.A_OKAY:
-                stream.host_okay()
-            elif msg.command == p.A_WRTE:
-                stream.deliver(msg.payload)
-            else:
-                stream.host_closed()
+            self._to_stream(msg)
         else:
             log.info("ignoring %s", msg.name)
+
+    def _connect(self, msg: p.Message) -> None:
+        """Answer the host's CNXN: online, or an AUTH token, or (offline) nothing."""
+        if self.phone.offline:
+            return  # never answered: the adb server lists the phone as offline
+        self.max_payload = max(4096, min(msg.arg1, p.MAX_PAYLOAD))
+        self._checksums = msg.arg0 < p.VERSION
+        if self.phone.auth == "none":
+            self._go_online()
+        else:
+            self.send(p.A_AUTH, p.AUTH_TOKEN, 0, os.urandom(20))
+
+    def _to_stream(self, msg: p.Message) -> None:
+        """Hand an OKAY, WRTE or CLSE to its stream (a CLSE also forgets the stream)."""
+        with self._streams_lock:
+            stream = self._streams.get(msg.arg1)
+            if stream is not None and msg.command == p.A_CLSE:
+                del self._streams[msg.arg1]
+        if stream is None:
+            return
+        if msg.command == p.A_OKAY:
+            stream.host_okay()
+        elif msg.command == p.A_WRTE:
+            stream.deliver(msg.payload)
+        else:
+            stream.host_closed()
 
     def _go_online(self) -> None:
         self.online = True
@@ -371,7 +379,7 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
 def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth: str = "none",
           root: Path | None = None, cpuinfo: Path | None = None, host: str = "127.0.0.1",
           disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
-          runner_fault: str = "none", offline: bool = False) -> None:
+          runner_fault: str = "none", offline: bool = False, cpufreq: str | None = None) -> None:
     """Give nothing: serve a virtual phone on host:port until interrupted or dropped (blocking)."""
     if host != ALLOWED_HOST:
         raise ConfigError(f"the virtual phone listens on {ALLOWED_HOST} only, not '{host}'",
@@ -385,7 +393,7 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
     root = Path(tempfile.mkdtemp(prefix="kpmobile-vphone-")) if root is None else root
     try:
         sandbox = Sandbox(root)
-        sandbox.prepare(spec, getprop, cpuinfo, abi=abi)
+        sandbox.prepare(spec, getprop, cpuinfo, abi=abi, cpufreq=cpufreq)
         if runner_fault != "none" or faults.control_file(sandbox.root).exists():
             faults.set_runner_fault(sandbox.root, runner_fault)
         try:

@@ -153,30 +153,40 @@ def kill_leftovers(root: str) -> int:
     return killed
 
 
-def _forward_stdin(stream: Stream, pipe: IO[bytes] | None, framed: bool, fed: threading.Event) -> None:
-    """Give nothing: copy the host's stdin to the command until the stream ends or stdin is closed."""
+class _StdinPipe:
+    """The command's stdin pipe: written to until closed; a broken pipe closes it."""
 
-    def write(data: bytes) -> None:
-        nonlocal pipe
-        if pipe is None or not data:
+    def __init__(self, pipe: IO[bytes] | None, fed: threading.Event) -> None:
+        self.pipe = pipe
+        self.fed = fed
+
+    def write(self, data: bytes) -> None:
+        """Give nothing: write all of `data` (nothing once closed)."""
+        if self.pipe is None or not data:
             return
-        fed.set()
+        self.fed.set()
         try:
             view = memoryview(data)
             while view:
-                written = pipe.write(view)
+                written = self.pipe.write(view)
                 view = view[written or 0:]
         except (BrokenPipeError, OSError, ValueError):
-            close()
+            self.close()
 
-    def close() -> None:
-        nonlocal pipe
-        if pipe is not None:
+    def close(self) -> None:
+        """Give nothing: close the pipe once."""
+        if self.pipe is not None:
             try:
-                pipe.close()
+                self.pipe.close()
             except OSError:
                 pass
-            pipe = None
+            self.pipe = None
+
+
+def _forward_stdin(stream: Stream, pipe: IO[bytes] | None, framed: bool, fed: threading.Event) -> None:
+    """Give nothing: copy the host's stdin to the command until the stream ends or stdin is closed."""
+    stdin = _StdinPipe(pipe, fed)
+    write, close = stdin.write, stdin.close
 
     try:
         while True:

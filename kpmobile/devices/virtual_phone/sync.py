@@ -144,35 +144,75 @@ def _open_target(phone: VirtualPhone, path: str, mode: int) -> tuple[Path | None
     return host, None
 
 
+class _Upload:
+    """The file one SEND writes: filled chunk by chunk, removed on any failure (no partial file is left)."""
+
+    def __init__(self, stream: Stream, phone: VirtualPhone, path: str, mode: int) -> None:
+        self.stream, self.phone, self.path, self.mode = stream, phone, path, mode
+        self.host, error = _open_target(phone, path, mode)
+        self.handle: BinaryIO | None = None
+        if self.host is not None:
+            try:
+                self.handle = open(self.host, "wb", buffering=1024 * 1024)  # closed by finish() or discard()
+            except OSError as exc:
+                error = f"couldn't create file {path}: {exc.strerror}"
+        self.budget = None
+        if self.handle is not None and phone.quota is not None:
+            self.budget = phone.quota - phone.sandbox.used_bytes(skip=self.host)
+        self.written = 0
+        if error is not None:
+            self.fail(error)
+
+    def discard(self) -> None:
+        """Give nothing: close and remove the file if it is still open."""
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+            if self.host is not None:
+                self.host.unlink(missing_ok=True)
+
+    def fail(self, message: str) -> None:
+        """Give nothing: drop the file and send FAIL."""
+        self.discard()
+        self.stream.write(p.sync_fail(message))
+
+    def take(self, length: int) -> bool:
+        """Give False when the stream ended while reading one DATA chunk of `length` bytes into the file."""
+        if self.handle is not None and self.budget is not None and self.written + length > self.budget:
+            self.fail(f"write failed: No space left on device (virtual phone quota {self.phone.quota} bytes)")
+        if self.handle is None:  # after a FAIL, drain what the host already sent
+            return self.stream.read_into(length, _discard)
+        errors: list[OSError] = []
+        if not self.stream.read_into(length, _writer(self.handle, errors)):
+            return False
+        if errors:
+            self.fail(f"write failed: {errors[0].strerror}")
+        else:
+            self.written += length
+        return True
+
+    def finish(self, mtime: int) -> bool:
+        """Give True after closing the file with its mode and mtime and replying OKAY."""
+        if self.handle is None or self.host is None:
+            return False  # the FAIL went out already; a phone closes the sync stream after one
+        try:
+            finished, self.handle = self.handle, None
+            finished.close()  # flushes the last MiB, which may still fail
+            os.chmod(self.host, self.mode & 0o7777)
+            os.utime(self.host, (mtime, mtime))
+        except OSError as exc:
+            self.host.unlink(missing_ok=True)
+            self.stream.write(p.sync_fail(f"write failed: {exc.strerror}"))
+            return False
+        return self.stream.write(_OKAY)
+
+
 def _send(stream: Stream, phone: VirtualPhone, spec: str) -> bool:
     """Give True after receiving one file (SEND path,mode; DATA...; DONE mtime) and replying OKAY."""
     path, _, mode_text = spec.rpartition(",")
     if not path or not mode_text.isdigit():
         path, mode_text = spec, str(stat.S_IFREG | 0o644)
-    mode = int(mode_text)
-    host, error = _open_target(phone, path, mode)
-    handle = None
-    if host is not None:
-        try:
-            handle = open(host, "wb", buffering=1024 * 1024)  # closed on every path below
-        except OSError as exc:
-            error = f"couldn't create file {path}: {exc.strerror}"
-    budget = None
-    if handle is not None and phone.quota is not None:
-        budget = phone.quota - phone.sandbox.used_bytes(skip=host)
-
-    def fail(message: str) -> None:
-        nonlocal handle
-        if handle is not None:
-            handle.close()
-            handle = None
-            if host is not None:
-                host.unlink(missing_ok=True)
-        stream.write(p.sync_fail(message))
-
-    if error is not None:
-        fail(error)
-    written = 0
+    upload = _Upload(stream, phone, path, int(mode_text))
     try:
         while True:
             head = stream.read_exact(p.SYNC_REQUEST.size)
@@ -180,42 +220,15 @@ def _send(stream: Stream, phone: VirtualPhone, spec: str) -> bool:
                 return False
             request, length = p.SYNC_REQUEST.unpack(head)
             if request == b"DONE":
-                mtime = length
-                break
+                return upload.finish(length)
             if request != b"DATA" or length > _DATA_MAX:
-                if handle is not None:
-                    fail(f"invalid data message {request!r}")
+                if upload.handle is not None:
+                    upload.fail(f"invalid data message {request!r}")
                 return False
-            if handle is not None and budget is not None and written + length > budget:
-                fail(f"write failed: No space left on device (virtual phone quota {phone.quota} bytes)")
-            if handle is None:  # after a FAIL, drain what the host already sent
-                if not stream.read_into(length, _discard):
-                    return False
-                continue
-            errors: list[OSError] = []
-            if not stream.read_into(length, _writer(handle, errors)):
+            if not upload.take(length):
                 return False
-            if errors:
-                fail(f"write failed: {errors[0].strerror}")
-                continue
-            written += length
-        if handle is None or host is None:
-            return False  # the FAIL went out already; a phone closes the sync stream after one
-        try:
-            finished, handle = handle, None
-            finished.close()  # flushes the last MiB, which may still fail
-            os.chmod(host, mode & 0o7777)
-            os.utime(host, (mtime, mtime))
-        except OSError as exc:
-            host.unlink(missing_ok=True)
-            stream.write(p.sync_fail(f"write failed: {exc.strerror}"))
-            return False
-        return stream.write(_OKAY)
     finally:
-        if handle is not None:  # the stream ended mid-file: leave no partial file behind
-            handle.close()
-            if host is not None:
-                host.unlink(missing_ok=True)
+        upload.discard()  # the stream ended mid-file: leave no partial file behind
 
 
 def _recv(stream: Stream, phone: VirtualPhone, path: str) -> bool:
