@@ -76,7 +76,7 @@ def test_every_command_shows_a_hostile_store_literally(tmp_path: Path) -> None:
     html = tmp_path / "r.html"
     res = kpmobile("report", "html", "--run", run, "--out", str(html), "--no-flops", "--db", str(db))
     assert res.returncode == 0, res.stderr
-    assert "Kirin [/] [red]980[/red]" in html.read_text()
+    assert "Kirin [/] [red]980[/red]" in html.read_text() and "\x1b" not in html.read_text()
 
 
 def _hostile_getprop(tmp_path: Path) -> Path:

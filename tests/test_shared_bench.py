@@ -232,3 +232,17 @@ def test_stop_signals_mark_the_run_interrupted_and_print_the_resume_line(
     assert proc.returncode == 130, err[-3000:]
     assert len(lines) == 1 and f"--resume {run.id}" in lines[0]
     assert run.status == "interrupted"
+
+
+def test_two_sweeps_with_no_phone_each_start_their_own_virtual_phone(adb_server: Any, tmp_path: Path) -> None:
+    args = ["bench", "--adb-server", adb_server.address, "-m", MODEL, "--threads", "1", "--warmup", "1",
+            "--repeats", "20", "--rounds", "2", "--out", str(tmp_path / "out")]
+    one = _start([*args, "--db", str(tmp_path / "a.db")])
+    _wait("the first sweep's virtual phone", lambda: adb_server.client().list())
+    two = _start([*args, "--db", str(tmp_path / "b.db")])
+    for proc in (one, two):
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        assert "starting a virtual phone" in err
+    serials = {r["serial"] for db in ("a.db", "b.db") for r in _rows(tmp_path / db)}
+    assert len(serials) == 2  # never the other sweep's phone, which stops when that sweep ends
