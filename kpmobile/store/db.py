@@ -215,9 +215,8 @@ class Store:
         me = this_process()
         with self._write() as db:
             run = _run_row(db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone(), self.path, run_id)
-            holder = run.owner
-            if run.status == "running" and holder is not None and holder.pid != me.pid and alive(holder) is not False:
-                raise RunBusy(f"run {run_id} is being run by {holder.describe()}",
+            if held_by_another(run):
+                raise RunBusy(f"run {run_id} is being run by {busy_owner(run)}",
                               "wait for it to finish, or resume it from that host once it stops")
             db.execute("UPDATE runs SET status='running', finished=NULL, error=NULL, host=?, pid=?, pid_start=?"
                        " WHERE id=?", (me.host, me.pid, me.start, run_id))
@@ -260,8 +259,8 @@ class Store:
     def delete_run(self, run_id: str) -> int:
         """Delete a run and its cases; give the number of case rows removed. A live run is refused."""
         run = self.run(run_id)
-        if run.status == "running" and run.owner is not None and alive(run.owner) is not False:
-            raise RunBusy(f"run {run_id} is being run by {run.owner.describe()}", "wait for it to finish")
+        if held_by_another(run):
+            raise RunBusy(f"run {run_id} is being run by {busy_owner(run)}", "wait for it to finish")
         with self._write() as db:
             removed = db.execute("DELETE FROM cases WHERE run_id=?", (run_id,)).rowcount
             db.execute("DELETE FROM runs WHERE id=?", (run_id,))
@@ -363,6 +362,21 @@ class Store:
 
 class RunBusy(StoreError):
     """Another live process runs the run."""
+
+
+def held_by_another(run: RunRow) -> bool:
+    """Tell whether another process that may still live (on this host, or any on another) runs `run`."""
+    owner = run.owner
+    if run.status != "running" or owner is None:
+        return False
+    if owner.host == this_process().host and owner.pid == os.getpid():
+        return False
+    return alive(owner) is not False
+
+
+def busy_owner(run: RunRow) -> str:
+    """Give "pid P on HOST" of the process that holds `run`."""
+    return run.owner.describe() if run.owner is not None else "another process"
 
 
 def new_run_id() -> str:

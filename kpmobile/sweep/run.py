@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 from kpmobile.errors import ConfigError
-from kpmobile.owner import alive
 from kpmobile.paths import default_db
 from kpmobile.records import ModelSpec
 from kpmobile.store import RunBusy, RunRow, Store
+from kpmobile.store.db import busy_owner, held_by_another
 from kpmobile.sweep.case import CaseExecutor, Counters, Progress, SilentProgress
 from kpmobile.sweep.engine import Lease, SweepOutcome, no_lease, run_sweep_cases
 from kpmobile.sweep.lease import phone_leases
@@ -114,7 +113,6 @@ def _check_threads(opts: BenchOptions, targets: Sequence[Any], progress: Progres
 def _refuse_busy(run: RunRow) -> None:
     """Refuse early (before phones are touched) to resume a run another live process runs; the engine's
     claim makes it final."""
-    if run.status == "running" and run.owner is not None and run.owner.pid != os.getpid() \
-            and alive(run.owner) is not False:
-        raise RunBusy(f"run {run.id} is being run by {run.owner.describe()}",
+    if held_by_another(run):
+        raise RunBusy(f"run {run.id} is being run by {busy_owner(run)}",
                       "wait for it to finish, or resume it from that host once it stops")
