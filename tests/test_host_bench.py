@@ -45,9 +45,9 @@ class Sweep:
     cases: list[CaseRow]
 
 
-def kpmobile(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def kpmobile(*args: str, env: dict[str, str], timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """Give the finished `kpmobile ARGS` run (conftest's run_kpmobile, with room for the slow GPU sweeps)."""
-    return run_kpmobile(*args, env=env, timeout=1800)
+    return run_kpmobile(*args, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

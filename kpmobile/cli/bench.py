@@ -11,7 +11,7 @@ from kpmobile.cli.output import console, emit_json, fail, fail_on, say
 from kpmobile.cli.progress import RichProgress
 from kpmobile.cli.signals import stop_on_signals
 from kpmobile.errors import KpError
-from kpmobile.report.table import Table, to_rich
+from kpmobile.report.table import Table, to_json, to_rich
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         tables = _tables(result.outcome.db, result.run_id)
         if as_json:
             data = result.to_json()
-            data["tables"] = [{"title": t.title, "header": t.header, "rows": t.rows, "cells": t.data} for t in tables]
+            data["tables"] = [to_json(t) for t in tables]
             if tables:
                 data["table"] = data["tables"][0]
             emit_json(data)

@@ -42,7 +42,7 @@ def cell_stats(rows: Sequence[CaseRow]) -> dict[str, Any]:
         out.update(mean_ms=s.mean, std_ms=s.std, median_ms=s.median, min_ms=s.min, max_ms=s.max, cv=s.cv)
         flags += s.flags
     for r in ordered:
-        for flag in r.extra.get("flags", []):
+        for flag in r.case_extra.flags:
             if flag not in flags:
                 flags.append(flag)
     out["flags"] = flags

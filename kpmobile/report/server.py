@@ -81,11 +81,11 @@ def cell(cases: Sequence[CaseRow], model: str, backend: str, batch: int, threads
     latency = summarize([float(c.avg_ms) for c in ok if c.avg_ms is not None])
     times = [float(t) for c in ok for t in (c.record or {}).get("times_ms", ()) if float(t) > 0]
     fps = summarize([1000.0 / t for t in times]) if times else None
-    checks: list[dict[str, Any]] = [c.extra["check"] for c in ok if isinstance(c.extra.get("check"), dict)]
-    worst = next((ch for ch in checks if ch.get("ok") is False), checks[0] if checks else None)
+    checks = [check for c in ok if (check := c.case_extra.check) is not None]
+    worst = next((ch for ch in checks if ch.ok is False), checks[0] if checks else None)
     return Cell("ok", mean_ms=latency.mean, fps_mean=fps.mean if fps else None, fps_std=fps.std if fps else None,
-                rounds=len(ok), iterations=len(times), diverged=any(ch.get("ok") is False for ch in checks),
-                check=worst)
+                rounds=len(ok), iterations=len(times), diverged=any(ch.ok is False for ch in checks),
+                check=worst.to_json() if worst is not None else None)
 
 
 def _pick(values: Sequence[int], preferred: int) -> int:

@@ -327,11 +327,6 @@ def _bin_record(blocks: list[_Block], command_model: str | None = None,
     return record, warnings
 
 
-def _note_value(notes: list[str], key: str) -> str | None:
-    """Give the value of the first "KEY: VALUE" note, or None."""
-    return next((n.split(":", 1)[1].strip() for n in notes if n.startswith(f"{key}:")), None)
-
-
 def _applied(value: str | None) -> bool | None:
     """Give whether a runtime line such as "threads applied: no (...)" says the setting took effect."""
     if not value:

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kpmobile.backends.probe import cuda_gpus
@@ -84,7 +84,7 @@ def discover_phones(opts: BenchOptions, stack: ExitStack, progress: Progress) ->
     devices = _find(opts, stack, progress, skipped)
     targets, broken = faults.make_targets(devices, lambda d: _make_target(d, opts))
     targets += [_broken_target(d, opts, broken[d.serial]) for d in devices if d.serial in broken]
-    return Discovery(tuple(_with_profile(t, opts) for t in targets), skipped)
+    return Discovery(tuple(targets), skipped)
 
 
 def _find(opts: BenchOptions, stack: ExitStack, progress: Progress,
@@ -161,7 +161,7 @@ def _make_target(info: DeviceInfo, opts: BenchOptions) -> Target:
     if abi in X86_ABIS:
         local, version = own_runner_file()
         name = "kpmobile_lite_runner"
-        return Target(info, phone, "x86", local, f"{DEVICE_DIR}/bin/{name}", name, version)
+        return Target(info, phone, "x86", local, f"{DEVICE_DIR}/bin/{name}", name, version, *_traits(info, opts))
     if not abi.startswith("arm"):
         raise RunnerError(f"device {info.serial} reports ABI '{abi or 'unknown'}', which kpmobile cannot run",
                           "use an arm64-v8a or armeabi-v7a phone")
@@ -172,38 +172,39 @@ def _make_target(info: DeviceInfo, opts: BenchOptions) -> Target:
 
     check_runner_abi(opts.runner, abi, info.abis)
     return Target(info, phone, "arm", opts.runner, f"{DEVICE_DIR}/bin/{opts.runner.name}", opts.runner.name,
-                  "benchmark_bin")
+                  "benchmark_bin", *_traits(info, opts))
 
 
 def _broken_target(info: DeviceInfo, opts: BenchOptions, why: KpError) -> Target:
     """Give a Target whose cases are all stored failed with `why` (nothing is pushed or run there)."""
     runner = opts.runner or Path("benchmark_bin")
+    try:
+        traits = _traits(info, opts)
+    except KpError:  # its pipeline runner is wrong too: its single-model cases still say why
+        traits = _traits(info, replace(opts, pipelines=()))
     return Target(info, android.Phone(info.serial, info.server), "arm", runner, "", runner.name, "benchmark_bin",
-                  broken=why.one_line())
+                  *traits, broken=why.one_line())
 
 
-def _with_profile(t: Target, opts: BenchOptions) -> Target:
-    """Give the target with its profile's thermal limit and peak, and its pipeline runner."""
-    from dataclasses import replace
-
+def _traits(info: DeviceInfo, opts: BenchOptions) -> tuple[float, float | None, str, tuple[str, str]]:
+    """Give a phone's thermal limit and peak (its profile's) and how it runs pipelines: mode and runner."""
     from kpmobile.config import load_profiles
 
-    prof = load_profiles().get(t.info.profile or "")
-    if prof is not None:
-        t = replace(t, thermal_limit_c=prof.thermal_limit_c, peak_gflops=prof.peak_gflops)
+    prof = load_profiles().get(info.profile or "")
+    limit, peak = (prof.thermal_limit_c, prof.peak_gflops) if prof is not None else (45.0, None)
     if not opts.pipelines:
-        return t
-    mode = pipe.pipeline_mode(t.info.abi or "", opts.pipeline_runner is not None)
-    runner = t.pipeline_runner
+        return limit, peak, pipe.MODE_COMPOSED, ("", "")
+    mode = pipe.pipeline_mode(info.abi or "", opts.pipeline_runner is not None)
+    runner = ("", "")
     if mode == pipe.MODE_RUNNER:
         local, version = pipe.own_pipeline_runner_file()
         runner = (local.name, version)
     elif mode == pipe.MODE_MAIN and opts.pipeline_runner is not None:
         from kpmobile.runners.elf import check_runner_abi
 
-        check_runner_abi(opts.pipeline_runner, t.info.abi or "", t.info.abis)
+        check_runner_abi(opts.pipeline_runner, info.abi or "", info.abis)
         runner = (str(opts.pipeline_runner), "paddledet-lite-main")
-    return replace(t, pipeline_mode=mode, pipeline_runner=runner)
+    return limit, peak, mode, runner
 
 
 def own_runner_file() -> tuple[Path, str]:

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,12 +60,14 @@ class SweepOutcome:
         return data
 
 
-Lease = Callable[[str, RunPlan], Any]  # (run id, plan) -> a context manager held while files are pushed and cases run
+# Given the run's id and plan, a context manager held while its files are pushed and its cases run:
+# phone sweeps hold sweep.lease.phone_leases (a lease on each of the plan's phones).
+Lease = Callable[[str, RunPlan], AbstractContextManager[object]]
 
 
 @contextmanager
 def no_lease(run_id: str, plan: RunPlan) -> Iterator[None]:
-    """Hold nothing (host sweeps); phone sweeps hold sweep.lease.phone_leases."""
+    """Hold nothing (host sweeps)."""
     yield
 
 

@@ -224,6 +224,10 @@ class HostExecutor:
 
     def prepare(self, run_id: str, out_dir: Path) -> None:
         """Build the models; conversions happen on first use by a backend."""
+        if self.opts.precision != "fp32":
+            # Each host backend has its own precision; a sweep-wide fp16 would silently measure fp32.
+            raise ConfigError(f"precision = \"{self.opts.precision}\" applies to phone sweeps only",
+                              "on the host pick an fp16 backend (e.g. --backend paddle-trt-fp16), or drop precision")
         self.art = HostArtifacts(build_models(self.specs, self.progress))
         self.refs = _References(self.store, run_id)
 

@@ -184,7 +184,10 @@ class PhoneExecutor:
             return replace(base, status="failed", error=exc.one_line(), raw_log=raw, extra=extra)
         extra = self._checked(case, staged, rec, extra)
         numbers = Numbers(rec.avg_ms, rec.min_ms, rec.max_ms, rec.first_ms, rec.init_ms)
-        return replace(base, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra)
+        # The log's own version ("v2.13-rc") beats the placeholder a phone's runner is known by.
+        version = rec.runner_version or base.runner_version
+        return replace(base, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra,
+                       runner_version=version)
 
     def _base_result(self, case: BenchCase, target: Target, staged: Staged) -> CaseResult:
         hashes = self.models.hashes
@@ -215,7 +218,7 @@ class PhoneExecutor:
     def _checked(self, case: BenchCase, staged: Staged, rec: RunRecord, extra: CaseExtra) -> CaseExtra:
         """Give the extra with the persons found (pipelines) or the output check (single models)."""
         if case.pipeline is not None:
-            found = rec.persons_found if rec.persons_found is not None else persons_from_notes(rec.notes)
+            found = rec.persons_found
             extra = replace(extra, persons_found=found)
             if found is not None and found != case.persons:
                 extra = extra.with_flag(f"persons-found-{found}")
@@ -259,15 +262,6 @@ def runner_argv(target: Target, case: BenchCase, spec: ModelSpec, nb_remote: str
     if case.precision == "fp16":
         argv.append("--cpu_precision=fp16")
     return argv
-
-
-def persons_from_notes(notes: Sequence[str]) -> int | None:
-    """Give the persons an older parser wrote as a "persons: N" note (records stored before persons_found)."""
-    for note in notes:
-        key, _, value = note.partition(":")
-        if key.strip() == "persons" and value.strip().isdigit():
-            return int(value)
-    return None
 
 
 def plan_options(o: BenchOptions) -> PlanOptions:
