@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,8 +96,9 @@ class Lab:
 
 
 @contextmanager
-def lab(phones: int = 1, prefix: str = "kpmobile-bench-") -> Iterator[Lab]:
-    """Give a Lab with `phones` virtual phones in state "device"; everything is stopped afterwards."""
+def lab(phones: int = 1, prefix: str = "kpmobile-bench-", link: str = "loopback") -> Iterator[Lab]:
+    """Give a Lab with `phones` virtual phones in state "device", each playing the cable `link`
+    (loopback, usb2, usb3); everything is stopped afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     (tmp / "home").mkdir()
     port = free_port()
@@ -106,7 +107,7 @@ def lab(phones: int = 1, prefix: str = "kpmobile-bench-") -> Iterator[Lab]:
     the_lab = Lab(tmp, port, started)
     try:
         for i in range(phones):
-            phone = start_virtual_phone(root=tmp / f"phone{i}")
+            phone = start_virtual_phone(root=tmp / f"phone{i}", extra_args=["--link", link])
             started.append(phone)
             android.connect(the_lab.server, phone.serial)
             _wait_device(the_lab.server, phone.serial)
@@ -137,11 +138,24 @@ class Sweep:
     outcome: dict
     runner_walls_s: list[float]
     cases: list[tuple[str, int, float]]  # (model, threads, avg_ms)
+    created: list[float] = field(default_factory=list)  # when each case was stored, in store order
+    round_trips: list[int] = field(default_factory=list)  # device round trips of each case that counted them
 
     @property
     def runner_s(self) -> float:
         """Give the sum of the runner processes' own wall times."""
         return sum(self.runner_walls_s)
+
+    @property
+    def per_case_ms(self) -> float:
+        """Give kpmobile's time per case inside the sweep: (sweep wall - runners' wall) / cases, in ms."""
+        return (self.run_wall_s - self.runner_s) / max(1, len(self.runner_walls_s)) * 1000
+
+    @property
+    def steady_case_ms(self) -> float | None:
+        """Give the median time between two cases' stores beyond the later runner's wall, in ms."""
+        gaps = [(b - a - wall) * 1000 for a, b, wall in zip(self.created, self.created[1:], self.runner_walls_s[1:])]
+        return statistics.median(gaps) if gaps else None
 
 
 def bench_args(lab_: Lab, models: Sequence[str], threads: str, warmup: int, repeats: int, rounds: int) -> list[str]:
@@ -167,10 +181,10 @@ def run_sweep(argv: Sequence[str], db: Path) -> Sweep:
     run_id = outcome["run_id"]
     with sqlite3.connect(db) as con:
         started, finished = con.execute("SELECT started, finished FROM runs WHERE id=?", (run_id,)).fetchone()
-        rows = con.execute("SELECT model, threads, status, avg_ms, raw_log FROM cases WHERE run_id=?",
-                           (run_id,)).fetchall()
-    walls, cases = [], []
-    for model, threads, status, avg_ms, raw in rows:
+        rows = con.execute("SELECT model, threads, status, avg_ms, raw_log, created, extra FROM cases WHERE run_id=?"
+                           " ORDER BY id", (run_id,)).fetchall()
+    walls, cases, created, trips = [], [], [], []
+    for model, threads, status, avg_ms, raw, stored, extra in rows:
         if status != "ok":
             raise SystemExit(f"case {model} {threads}T failed: {raw[-500:] if raw else ''}")
         found = [line for line in (raw or "").splitlines() if line.startswith(WALL_PREFIX)]
@@ -178,7 +192,24 @@ def run_sweep(argv: Sequence[str], db: Path) -> Sweep:
             raise SystemExit("the runner printed no process wall line: is kpmobile/runners/lite_runner.py current?")
         walls.append(float(found[-1][len(WALL_PREFIX):]) / 1000.0)
         cases.append((model, threads, avg_ms))
-    return Sweep(wall, finished - started, outcome, walls, cases)
+        created.append(float(stored))
+        counted = json.loads(extra or "{}").get("round_trips")
+        if counted is not None:
+            trips.append(int(counted))
+    return Sweep(wall, finished - started, outcome, walls, cases, created, trips)
+
+
+def startup_ms(lab_: Lab, runs: int = 5) -> list[float]:
+    """Give the walls (ms) of `runs` runs of `python -m kpmobile devices --adb-server ... --json`."""
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "kpmobile", "devices", "--adb-server", lab_.server, "--json"],
+                             capture_output=True, text=True, cwd=ROOT)
+        walls.append((time.perf_counter() - start) * 1000)
+        if res.returncode != 0 or not json.loads(res.stdout):
+            raise SystemExit(f"kpmobile devices failed ({res.returncode}): {res.stderr.strip()[-500:]}")
+    return walls
 
 
 def median(values: Sequence[float]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,19 @@ def _peak(clusters: tuple[CpuCluster, ...]) -> float | None:
 
 
 def load_profiles(folder: Path = PROFILES_DIR) -> dict[str, Profile]:
-    """Give every profile in `folder`, keyed by name."""
+    """Give every profile in `folder`, keyed by name (parsed once per process while no file changes:
+    one command asks several times, and tomli takes ~70 ms for the 50 files)."""
     if not folder.is_dir():
         raise ConfigError(f"the device profiles folder {folder} does not exist",
                           "reinstall kpmobile (its wheel ships device_profiles/*.toml)")
+    stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.glob("*.toml")))
+    return dict(_profiles_at(str(folder), stamp))
+
+
+@lru_cache(maxsize=4)
+def _profiles_at(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> dict[str, Profile]:
     profiles: dict[str, Profile] = {}
-    for path in sorted(folder.glob("*.toml")):
+    for path in sorted(Path(folder).glob("*.toml")):
         try:
             data = tomli.loads(path.read_text())
         except tomli.TOMLDecodeError as exc:

@@ -51,6 +51,12 @@ def run_checks(servers: list[str], runner: Path | None = None) -> list[Check]:
             checks.append(Check(f"devices on {server}", True, text or "none attached"))
         except KpError as exc:
             checks.append(Check(f"devices on {server}", False, exc.one_line()))
+    from kpmobile.devices.virtual_phone.emulation import DEBIAN_PACKAGES, missing_parts
+
+    missing = missing_parts()
+    checks.append(Check("ARM virtual phone (qemu-aarch64)", not missing,
+                        "ready: `kpmobile bench --virtual arm --runner benchmark_bin`" if not missing else
+                        "missing " + "; ".join(missing) + f" (apt-get install {' '.join(DEBIAN_PACKAGES)} gcc)"))
     from kpmobile.sweep.discover import own_runner_file
 
     local, version = own_runner_file()

@@ -28,6 +28,7 @@ class OutputStat:
     shape: tuple[int, ...]
     mean: float
     std: float
+    dtype: str | None = None  # "float32", "int64", ...: known from the model (the x86 reference), not from a log
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class DeviceInfo:
     big_cores: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
     peak_gflops: float | None = None  # FP32, computed from the clusters' core types and frequencies
+    emulated: bool = False  # the phone says it runs under qemu (ro.kernel.qemu / ro.boot.qemu): not phone timings
 
     @property
     def label(self) -> str:
@@ -234,6 +236,7 @@ class PlanDevice:
     gpus: str | None = None
     cpus: int | None = None
     load_avg: float | None = None
+    emulated: bool = False  # the phone said it runs under qemu: its timings are not a phone's
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PlanDevice:
@@ -246,13 +249,13 @@ class PlanDevice:
                    thermal_limit_c=_opt_float(data.get("thermal_limit_c")),
                    pipeline_mode=_opt_str(data.get("pipeline_mode")), hostname=_opt_str(data.get("hostname")),
                    gpus=_opt_str(data.get("gpus")), cpus=None if cpus is None else int(cpus),
-                   load_avg=_opt_float(data.get("load_avg")))
+                   load_avg=_opt_float(data.get("load_avg")), emulated=bool(data.get("emulated")))
 
     def to_json(self) -> dict[str, Any]:
         """Give the entry as plain JSON types (absent values left out)."""
         data: dict[str, Any] = {}
         for key, value in asdict(self).items():
-            if value is None or (key == "big_cores" and not value):
+            if value is None or (key == "big_cores" and not value) or (key == "emulated" and not value):
                 continue
             data[key] = list(value) if isinstance(value, tuple) else value
         return data
@@ -313,6 +316,7 @@ class PlanOptions:
     repeats: int | None = None
     runner: str | None = None
     pipeline_runner: str | None = None
+    memory: bool = False  # one memory-profile invocation per cell (kpmobile bench --memory)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PlanOptions:
@@ -327,7 +331,7 @@ class PlanOptions:
                    cooldown_s=_opt_float(data.get("cooldown_s")), thermal_wait_s=_opt_float(data.get("thermal_wait_s")),
                    core_sample_s=_opt_float(data.get("core_sample_s")), warmup=opt_int("warmup"),
                    repeats=opt_int("repeats"), runner=_opt_str(data.get("runner")),
-                   pipeline_runner=_opt_str(data.get("pipeline_runner")))
+                   pipeline_runner=_opt_str(data.get("pipeline_runner")), memory=bool(data.get("memory")))
 
     def to_json(self) -> dict[str, Any]:
         """Give the options as plain JSON types."""
@@ -444,6 +448,7 @@ class OutputCheck:
     max_abs: float | None = None
     atol: float | None = None
     reference: str | None = None  # host: the reference backend
+    not_comparable: tuple[str, ...] = ()  # outputs left out: "output 1 (int64): not comparable on benchmark_bin ..."
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OutputCheck:
@@ -451,13 +456,44 @@ class OutputCheck:
         ok = data.get("ok")
         return cls(None if ok is None else bool(ok), str(data.get("detail") or ""), _opt_float(data.get("rtol")),
                    _opt_float(data.get("max_rel")), _opt_float(data.get("max_abs")), _opt_float(data.get("atol")),
-                   _opt_str(data.get("reference")))
+                   _opt_str(data.get("reference")), tuple(str(n) for n in data.get("not_comparable") or ()))
 
     def to_json(self) -> dict[str, Any]:
         """Give the check as plain JSON types (absent values left out, but ok and max_rel always)."""
-        data: dict[str, Any] = {k: v for k, v in asdict(self).items() if v is not None}
+        data: dict[str, Any] = {k: v for k, v in asdict(self).items() if v is not None and k != "not_comparable"}
         data["ok"] = self.ok
+        if self.not_comparable:
+            data["not_comparable"] = list(self.not_comparable)
         return data
+
+
+@dataclass(frozen=True)
+class MemoryFigures:
+    """A cell's memory from its one memory-profile invocation (kpmobile bench --memory)."""
+
+    source: str  # what measured it: benchmark_bin's monitor, or the runner's own process (VmHWM)
+    init_mb: float | None = None
+    peak_mb: float | None = None
+    error: str | None = None  # why the memory run gave no figures
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MemoryFigures:
+        """Give stored memory figures."""
+        return cls(str(data.get("source") or ""), _opt_float(data.get("init_mb")), _opt_float(data.get("peak_mb")),
+                   _opt_str(data.get("error")))
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the figures as plain JSON types (absent values left out)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class EchoDifference:
+    """A flag whose echo in the runner's log differs from what kpmobile passed."""
+
+    flag: str  # "threads", "power_mode", "input_shape", ...
+    asked: str
+    echoed: str | None  # None: the runner did not echo it
 
 
 @dataclass(frozen=True)
@@ -504,6 +540,10 @@ class CaseExtra:
     check: OutputCheck | None = None  # host: tensors vs the reference backend's
     persons_found: int | None = None
     host: HostFigures | None = None
+    emulated: bool = False  # the phone said it runs under qemu: these timings are not a phone's
+    memory: MemoryFigures | None = None
+    echo: tuple[EchoDifference, ...] = ()
+    round_trips: int | None = None  # phones: device round trips the case took (adb services opened)
 
     def with_flag(self, flag: str) -> CaseExtra:
         """Give this extra with `flag` added."""
@@ -525,6 +565,14 @@ class CaseExtra:
             data["check"] = self.check.to_json()
         if self.persons_found is not None:
             data["persons_found"] = self.persons_found
+        if self.emulated:
+            data["emulated"] = True
+        if self.memory is not None:
+            data["memory"] = self.memory.to_json()
+        if self.echo:
+            data["echo"] = {e.flag: {"asked": e.asked, "echoed": e.echoed} for e in self.echo}
+        if self.round_trips is not None:
+            data["round_trips"] = self.round_trips
         return data
 
     @classmethod
@@ -541,8 +589,13 @@ class CaseExtra:
                                float(data.get("std_ms") or 0.0), str(data.get("version") or ""),
                                str(data.get("device") or ""), tuple(str(n) for n in data.get("notes") or ()))
         oc, hc = data.get("output_check"), data.get("check")
-        persons = data.get("persons_found")
+        persons, trips = data.get("persons_found"), data.get("round_trips")
+        memory, echo = data.get("memory"), data.get("echo")
+        echoes = tuple(EchoDifference(str(k), str(v.get("asked")), _opt_str(v.get("echoed")))
+                       for k, v in (echo.items() if isinstance(echo, Mapping) else ()) if isinstance(v, Mapping))
         return cls(tuple(str(f) for f in data.get("flags") or ()), telemetry,
                    OutputCheck.from_json(oc) if isinstance(oc, Mapping) else None,
                    OutputCheck.from_json(hc) if isinstance(hc, Mapping) else None,
-                   None if persons is None else int(persons), host)
+                   None if persons is None else int(persons), host, bool(data.get("emulated")),
+                   MemoryFigures.from_json(memory) if isinstance(memory, Mapping) else None, echoes,
+                   None if trips is None else int(trips))

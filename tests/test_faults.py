@@ -295,9 +295,8 @@ def test_runner_for_the_wrong_abi(adb_server: AdbServer, virtual_phone_factory: 
         assert "x86_64" in reason and "arm64-v8a" in reason
     assert not (bad.root / "data/local/tmp/kpmobile").exists()  # refused before anything was pushed
 
-    # With a runner of the right kind, --resume gets past the check: the runner is pushed and run.
-    # The virtual ARM phone cannot run ARM kernels on this x86 host, so its cases end in the runner
-    # (x86 backend only) instead; on a real arm64 phone with benchmark_bin they complete.
+    # A runner script passes the ELF check, so --resume gets past it and pushes the runner; the ARM
+    # phone then fails to start it, as a phone without its #!python interpreter does (mksh: exit 126).
     runner, _ = own_runner_file()  # a runner script passes the ELF check: it runs wherever its interpreter does
     again = resume(adb_server.address, tmp_path, "--runner", str(runner))
     after = stored(tmp_path)

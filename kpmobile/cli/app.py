@@ -9,9 +9,11 @@ try:  # typer >= 0.2x carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on plain click
     from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[no-redef,assignment]
 
-from kpmobile.cli import bench, devices, misc, models, report, runs
+from kpmobile.cli import bench, devices, misc, models, quickparams, report, runs
 from kpmobile.cli.output import fail, fail_on
 from kpmobile.errors import KpError
+
+quickparams.install()  # plain option values without importing pydantic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark keypoint and detection models on Android phones and servers.")

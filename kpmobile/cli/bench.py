@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,7 +12,9 @@ from kpmobile.cli.output import console, emit_json, fail, fail_on, say
 from kpmobile.cli.progress import RichProgress
 from kpmobile.cli.signals import stop_on_signals
 from kpmobile.errors import KpError
-from kpmobile.report.table import Table, to_json, to_rich
+
+if TYPE_CHECKING:
+    from kpmobile.report.table import Table
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -74,9 +77,16 @@ def register(app: typer.Typer) -> None:
         allow_oversubscribe: bool = typer.Option(None, "--allow-oversubscribe",
                                                  help="Allow more threads than the phone has cores."),
         no_wait: bool = typer.Option(None, "--no-wait", help="Refuse, naming the holder, when a phone is leased."),
+        memory: bool = typer.Option(None, "--memory",
+                                    help="One extra run per cell with --enable_memory_profile: init/peak MB."),
+        virtual: str = typer.Option(None, "--virtual",
+                                    help="Use only a virtual phone: x86, or arm (kirin980 running the real "
+                                         "benchmark_bin under qemu; timings emulated)."),
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
+        from kpmobile.cli.progress import RichProgress
+        from kpmobile.report.table import to_json, to_rich
         from kpmobile.sweep import run_sweep
         from kpmobile.sweep.config import load_options
 
@@ -87,8 +97,8 @@ def register(app: typer.Typer) -> None:
             "cooldown_s": cooldown, "backends": _split(backend), "batches": _ints(batch, "--batch"),
             "pipelines": _split(pipeline), "persons": _ints(persons, "--persons"),
             "pipeline_runner": pipeline_runner, "out_dir": out, "db": db, "resume": resume,
-            "case_timeout_s": case_timeout, "allow_oversubscribe": allow_oversubscribe,
-            "no_wait": no_wait,
+            "case_timeout_s": case_timeout, "memory": memory, "virtual": virtual,
+            "allow_oversubscribe": allow_oversubscribe, "no_wait": no_wait,
         }
         try:
             opts = load_options(config, overrides)

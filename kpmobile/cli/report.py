@@ -66,6 +66,19 @@ def mobile(
     _print(mobile_table(row.plan, cases), fmt)
 
 
+@app.command()
+def memory(
+    run: str = typer.Option(None, "--run", help="Run id (default: the latest)."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, md, csv or json."),
+    db: Path = typer.Option(None, "--db", help="SQLite store."),
+) -> None:
+    """Print init / peak MB per cell of a run measured with `kpmobile bench --memory`."""
+    from kpmobile.report.mobile import memory_table
+
+    _, row, cases = _load(db, run)
+    _print(memory_table(row.plan, cases), fmt)
+
+
 def _print_all(tables: list[object], fmt: Format) -> None:
     from kpmobile.report.table import Table, to_json
 

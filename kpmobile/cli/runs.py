@@ -77,7 +77,7 @@ def show(
     """Show a run: metadata, devices, the mobile table, rounds per cell and thread scaling."""
     from kpmobile.report.compare import device_order, rounds_table
     from kpmobile.report.mobile import mobile_table
-    from kpmobile.report.scaling import scaling_table, thread_scaling
+    from kpmobile.report.scaling import emulated_labels, scaling_table, thread_scaling
     from kpmobile.report.table import to_json, to_rich
 
     try:
@@ -90,7 +90,7 @@ def show(
     fps = device_order(row, cases)
     scaling = thread_scaling(row, cases)
     tables = [mobile_table(row.plan, cases), rounds_table(row, cases),
-              scaling_table(scaling, row.plan.models)]
+              scaling_table(scaling, row.plan.models, emulated_labels(row, cases))]
     if as_json:
         emit_json({
             "run": {"id": row.id, "started": row.started, "finished": row.finished, "status": row.status,

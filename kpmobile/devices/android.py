@@ -3,25 +3,51 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
 import shlex
 import socket
 import stat
 import struct
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import adbutils
-from adbutils.errors import AdbError, AdbTimeout
-
-from kpmobile.devices import identify
-from kpmobile.errors import DeviceError
+from kpmobile.devices import framing, identify
+from kpmobile.errors import DeviceError, KpError
 from kpmobile.records import DeviceInfo
+
+# adbutils imports requests (to install APKs from URLs) when it is imported; kpmobile never
+# does, and requests with urllib3 cost about 0.2 s of start-up.
+DEFERRED_IMPORTS = ("requests",)
+
+
+def _defer(name: str) -> None:
+    """Put a stand-in for module `name` in sys.modules that imports the real one on first use."""
+    if name in sys.modules:
+        return
+    stand_in = types.ModuleType(name, f"{name}, imported on first use (kpmobile.devices.android)")
+
+    def load(attr: str) -> Any:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        return getattr(importlib.import_module(name), attr)
+
+    stand_in.__getattr__ = load  # type: ignore[method-assign]
+    sys.modules[name] = stand_in
+
+
+for _name in DEFERRED_IMPORTS:
+    _defer(_name)
+
+import adbutils  # noqa: E402
+from adbutils.errors import AdbError, AdbTimeout  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -31,6 +57,15 @@ class ShellResult:
     returncode: int
     stdout: str
     stderr: str
+
+
+@dataclass(frozen=True)
+class RawShellResult:
+    """What a device shell command gave back, as bytes (framed streams count bytes)."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
 
 
 def default_server() -> str:
@@ -155,6 +190,7 @@ class Phone:
         self.serial = serial
         self.server = server
         self._dev = client_for(server).device(serial=serial)
+        self.round_trips = 0  # services opened on the device: shells, pushes, stats, pulls
         remember(server, serial)
 
     def _retrying(self, action: Callable[[], T]) -> T:
@@ -170,17 +206,31 @@ class Phone:
         return action()
 
     # shell ------------------------------------------------------------------------------
+    def _trip(self, action: Callable[[], T]) -> T:
+        """Give what `action` gives, counting it as one device round trip (each try)."""
+        def counted() -> T:
+            self.round_trips += 1
+            return action()
+
+        return self._retrying(counted)
+
     def shell(self, argv: Sequence[str] | str, timeout: float | None = 120) -> ShellResult:
         """Give the exit code, stdout and stderr of a command; a list is quoted word by word."""
+        raw = self.shell_raw(argv, timeout)
+        return ShellResult(raw.returncode, raw.stdout.decode("utf-8", "replace"),
+                           raw.stderr.decode("utf-8", "replace"))
+
+    def shell_raw(self, argv: Sequence[str] | str, timeout: float | None = 120) -> RawShellResult:
+        """Give the exit code, stdout and stderr bytes of a command; a list is quoted word by word."""
         command = argv if isinstance(argv, str) else shlex.join(argv)
         try:
-            ret = self._retrying(lambda: self._dev.shell2(command, timeout=timeout, v2=True))
+            ret = self._trip(lambda: self._dev.shell2(command, timeout=timeout, encoding=None, v2=True))
         except AdbTimeout as exc:
             raise DeviceError(f"{self.serial}: command timed out after {timeout} s: {command[:80]}",
                               "the phone may be hung; re-plug it and use --resume") from exc
         except (AdbError, OSError, EOFError) as exc:
             raise _device_error(self.serial, exc) from exc
-        return ShellResult(ret.returncode, ret.stdout or ret.output, ret.stderr)
+        return RawShellResult(ret.returncode, ret.stdout or ret.output or b"", ret.stderr or b"")
 
     def check(self, argv: Sequence[str] | str, timeout: float | None = 120) -> str:
         """Give the stdout of a command that must succeed."""
@@ -217,7 +267,7 @@ class Phone:
     def push(self, local: Path, remote: str, mode: int = 0o644) -> None:
         """Copy a host file to the device, creating parent folders."""
         try:
-            self._retrying(lambda: self._send(local, remote, mode))
+            self._trip(lambda: self._send(local, remote, mode))
         except (AdbError, OSError, EOFError) as exc:
             text = str(exc)
             if "space" in text.lower() or "quota" in text.lower():
@@ -250,7 +300,7 @@ class Phone:
     def exists(self, remote: str) -> bool:
         """Tell whether a device path exists."""
         try:
-            return bool(self._retrying(lambda: self._dev.sync.exists(remote)))
+            return bool(self._trip(lambda: self._dev.sync.exists(remote)))
         except (AdbError, OSError, EOFError) as exc:
             raise _device_error(self.serial, exc) from exc
 
@@ -262,7 +312,7 @@ class Phone:
                               "the runner wrote no result file; see the stored raw log")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._retrying(lambda: self._dev.sync.pull_file(remote, str(target)))  # exists() was the stat
+            self._trip(lambda: self._dev.sync.pull_file(remote, str(target)))  # exists() was the stat
         except (AdbError, OSError, EOFError) as exc:
             raise _device_error(self.serial, exc) from exc
         return target
@@ -314,19 +364,16 @@ def list_devices(servers: Iterable[str] | None = None, with_cpu: bool = True) ->
 
 
 def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> DeviceInfo:
-    """Give what kpmobile knows of one device entry; only a ready device is asked for props."""
+    """Give what kpmobile knows of one device entry; only a ready device is asked (in one shell call)."""
     if state != "device":
         hint = {
             "unauthorized": "accept the 'Allow USB debugging' prompt on the phone",
             "offline": "re-plug the cable or run `adb reconnect`",
         }.get(state, "check the cable")
         return DeviceInfo(serial=serial, state=state, server=server, warnings=(f"{serial} is {state}: {hint}",))
-    phone = Phone(serial, server)
-    props = phone.getprops()
-    cpuinfo = present = freqs = ""
-    if with_cpu:
-        cpuinfo, present, freqs = _cpu_texts(phone)
-    cpu = identify.identify_cpu(props, cpuinfo, present, freqs)
+    found = read_identity(Phone(serial, server), with_cpu)
+    props = found.props
+    cpu = identify.identify_cpu(props, found.cpuinfo, found.present, found.cpufreq)
     abis = identify.abis_from_props(props)
     return DeviceInfo(
         serial=serial,
@@ -347,22 +394,58 @@ def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> Dev
                                                                     else None),
         warnings=cpu.warnings,
         peak_gflops=cpu.peak_gflops if with_cpu else cpu.profile.peak_gflops,
+        emulated=identify.emulated_from_props(props),
     )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What one identification call read from a phone: its properties and the raw CPU texts,
+    which identify.identify_cpu reads (pure)."""
+
+    props: dict[str, str]
+    cpuinfo: str = ""  # /proc/cpuinfo
+    present: str = ""  # /sys/devices/system/cpu/present, e.g. "0-7"
+    cpufreq: str = ""  # "PATH VALUE" lines of every core's cpuinfo_max_freq (hot-plugged cores too)
+
+
 _CPU_DIR = "/sys/devices/system/cpu"
-_MARK = "--kpmobile-cpufreq--"
 
 
-def _cpu_texts(phone: Phone) -> tuple[str, str, str]:
-    """Give the texts of /proc/cpuinfo, the present-core list and every core's cpufreq maximum
-    ("PATH VALUE" lines); a hot-plugged core is missing from /proc/cpuinfo but not from these."""
-    cpuinfo = phone.read_text("/proc/cpuinfo")
-    script = (f"cat {_CPU_DIR}/present 2>/dev/null; echo {_MARK}; "
-              f'for f in {_CPU_DIR}/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do '
-              '[ -r "$f" ] && echo "$f $(cat "$f" 2>/dev/null)"; done; true')
-    present, _, freqs = phone.shell(script).stdout.partition(_MARK + "\n")
-    return cpuinfo, present, freqs
+def identity_script(framer: framing.Framer, with_cpu: bool = True) -> str:
+    """Give the one shell script that prints getprop, /proc/cpuinfo, every core's cpuinfo_max_freq
+    and the present cores as framed sections (two forks: getprop and cat)."""
+    parts = [framer.command("getprop", "getprop")]
+    if with_cpu:
+        parts += [
+            framer.command("cpuinfo", "cat /proc/cpuinfo"),
+            framer.command("cpufreq", f"for f in {_CPU_DIR}/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do v=; "
+                                      '[ -r "$f" ] && read -r v < "$f" && echo "$f $v"; done'),
+            framer.command("present", f"read -r v < {_CPU_DIR}/present && echo \"$v\""),
+        ]
+    return "; ".join([*parts, framer.end()])
+
+
+def parse_identity(data: bytes, nonce: str) -> Identity:
+    """Give the Identity of identity_script's stream (pure)."""
+    frames = framing.parse_frames(data, nonce)
+    return Identity(identify.parse_getprop(frames.text("getprop")), frames.text("cpuinfo"), frames.text("present"),
+                    frames.text("cpufreq"))
+
+
+def read_identity(phone: Phone, with_cpu: bool = True) -> Identity:
+    """Give a phone's properties and CPU texts, read in one device round trip."""
+    framer = framing.Framer()
+    res = phone.shell_raw(identity_script(framer, with_cpu), timeout=60)
+    try:
+        found = parse_identity(res.stdout, framer.nonce)
+    except KpError as exc:
+        raise DeviceError(f"{phone.serial}: identification failed ({exc.message})",
+                          "check `adb shell getprop` on that phone") from exc
+    if not found.props:
+        raise DeviceError(f"{phone.serial}: getprop printed no properties",
+                          "check `adb shell getprop` on that phone")
+    return found
 
 
 def _to_int(value: str | None) -> int | None:

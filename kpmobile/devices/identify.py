@@ -281,3 +281,12 @@ def _int(value: str | None) -> int | None:
         return int(value.strip(), 0)
     except ValueError:
         return None
+
+
+_EMULATED_PROPS = ("ro.kernel.qemu", "ro.boot.qemu")
+
+
+def emulated_from_props(props: Mapping[str, str]) -> bool:
+    """Tell whether the phone says it runs under qemu (the Android emulator's ro.kernel.qemu /
+    ro.boot.qemu = 1, which kpmobile's ARM virtual phone sets too): its timings are not a phone's."""
+    return any((props.get(key) or "").strip() == "1" for key in _EMULATED_PROPS)

@@ -9,7 +9,6 @@ pure and tested on text.
 from __future__ import annotations
 
 import shlex
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -101,18 +100,6 @@ def read_snapshot(phone: Shell, cores: Sequence[int], timeout: float = 30) -> Sn
     return parse_snapshot(res.stdout)
 
 
-def wait_until_cool(phone: Shell, cores: Sequence[int], limit_c: float, max_wait_s: float,
-                    poll_s: float = 2.0) -> tuple[Snapshot, float]:
-    """Give the first snapshot whose hottest zone is below `limit_c` (or the last one after
-    `max_wait_s`) and the seconds waited."""
-    start = time.monotonic()
-    snap = read_snapshot(phone, cores)
-    while snap.hottest_c is not None and snap.hottest_c >= limit_c and time.monotonic() - start < max_wait_s:
-        time.sleep(min(poll_s, max(0.0, max_wait_s - (time.monotonic() - start))))
-        snap = read_snapshot(phone, cores)
-    return snap, time.monotonic() - start
-
-
 def throttled(before: Snapshot, after: Snapshot, drop: float = THROTTLE_DROP) -> list[int]:
     """Give the cores whose max frequency (scaling_max_freq, else scaling_cur_freq) fell more than `drop`."""
     out = []
@@ -133,7 +120,8 @@ def monitored_script(argv: Sequence[str], workdir: str, pid_file: str, cores_fil
                      interval_s: float = 0.2) -> str:
     """Give a shell script that runs `argv` in `workdir` (its output and exit code pass through),
     writing its pid to `pid_file` and, every `interval_s`, the /proc stat line of each of its
-    threads and its children's threads to `cores_file`."""
+    threads and its children's threads to `cores_file`. The caller removes both files (the case
+    script does, with the result file, in one `rm`)."""
     q = shlex.quote
     sample = (
         'for f in /proc/$pid/task/*/stat; do read -r l < "$f" && echo "$l"; done; '
@@ -143,13 +131,13 @@ def monitored_script(argv: Sequence[str], workdir: str, pid_file: str, cores_fil
     # The sampler runs beside the runner and the shell waits on the runner itself, so the script
     # ends as soon as the runner does, not up to `interval_s` later.
     return (
-        f"cd {q(workdir)} || exit 1; rm -f {q(cores_file)}; kids=; "
+        f"cd {q(workdir)} || exit 1; : > {q(cores_file)}; kids=; "
         f"{shlex.join(list(argv))} & pid=$!; echo $pid > {q(pid_file)}; "
         "( while { read -r s < /proc/$pid/stat; } 2>/dev/null; do "
         'case "$s" in *") Z "*|*") X "*) break;; esac; '
         f"{{ {sample}; }} >> {q(cores_file)} 2>/dev/null; "
         f"sleep {interval_s:g}; done ) </dev/null >/dev/null 2>&1 & mon=$!; "
-        f"wait $pid; rc=$?; kill $mon 2>/dev/null; rm -f {q(pid_file)}; exit $rc"
+        "wait $pid; rc=$?; kill $mon 2>/dev/null; exit $rc"
     )
 
 

@@ -130,11 +130,11 @@ def html_report(run: RunRow, cases: Sequence[CaseRow], devices: Mapping[str, Map
     from kpmobile.report.compare import device_order, rounds_table
     from kpmobile.report.mobile import mobile_table
     from kpmobile.report.plots import run_plots
-    from kpmobile.report.scaling import scaling_table, thread_scaling
+    from kpmobile.report.scaling import emulated_labels, scaling_table, thread_scaling
 
     models = run.plan.models
     tables = [mobile_table(run.plan, cases), rounds_table(run, cases),
-              scaling_table(thread_scaling(run, cases), models)]
+              scaling_table(thread_scaling(run, cases), models, emulated_labels(run, cases))]
     counts: dict[str, int] = {}
     for c in cases:
         counts[c.status] = counts.get(c.status, 0) + 1

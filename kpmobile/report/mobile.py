@@ -18,6 +18,9 @@ from kpmobile.stats import achieved_gflops, summarize
 from kpmobile.store import CaseRow
 
 NOTES = ("These tests above are based Paddle Lite deployment.", "The time only includes inference time.")
+EMULATED = "(emulated)"
+EMULATED_NOTE = ("emulated: the phone runs under qemu (it says ro.kernel.qemu=1); these times are emulation "
+                 "times on the host, not phone timings")
 
 
 def threads_label(threads: int) -> str:
@@ -46,7 +49,24 @@ def cell_stats(rows: Sequence[CaseRow]) -> dict[str, Any]:
             if flag not in flags:
                 flags.append(flag)
     out["flags"] = flags
+    out["emulated"] = any(r.case_extra.emulated for r in ordered)
+    out.update(memory_of(ordered))
     return out
+
+
+def memory_of(rows: Sequence[CaseRow]) -> dict[str, Any]:
+    """Give a cell's init and peak MB (from its memory-profile run) and what measured them; None when not measured."""
+    for r in rows:
+        memory = r.case_extra.memory
+        if memory is not None and memory.peak_mb is not None:
+            return {"init_mb": memory.init_mb, "peak_mb": memory.peak_mb, "memory_source": memory.source}
+    return {"init_mb": None, "peak_mb": None, "memory_source": None}
+
+
+def is_emulated(plan: RunPlan, fp: str, rows: Sequence[CaseRow] = ()) -> bool:
+    """Tell whether a device's timings come from emulation (the phone says it runs under qemu)."""
+    device = plan.devices.get(fp)
+    return (device is not None and device.emulated) or any(r.case_extra.emulated for r in rows)
 
 
 def _columns(plan: RunPlan, cases: Sequence[CaseRow]) -> list[tuple[str, int, int]]:
@@ -84,8 +104,10 @@ def mobile_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) ->
             mine = [c for c in ok if c.model == model and c.device_fp == fp and c.power_mode == mode and c.threads == t]
             cell = cell_stats(mine)
             key = (model, fp, mode, t)
+            emulated = is_emulated(plan, fp, mine)
             if cell["mean_ms"] is not None:
-                row.append(latency_text(cell["mean_ms"], cell["std_ms"], cell["rounds"]))
+                row.append(latency_text(cell["mean_ms"], cell["std_ms"], cell["rounds"])
+                           + (f" {EMULATED}" if emulated else ""))
             else:
                 row.append("failed" if key in failed else "-")
             dev = devices.get(fp)
@@ -94,14 +116,16 @@ def mobile_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) ->
             data.append({
                 "model": model, "device": fp, "label": plan.device_label(fp),
                 "serial": dev.text("serial") if dev is not None else None, "threads": t, "power_mode": mode,
-                **cell, "gflops": gflops, "peak_gflops": peak,
-                "peak_share": gflops / peak if gflops and peak else None,
+                **cell, "emulated": emulated, "gflops": None if emulated else gflops, "peak_gflops": peak,
+                "peak_share": gflops / peak if gflops and peak and not emulated else None,
                 "error": None if cell["mean_ms"] is not None else failed.get(key),
             })
             if cell["flags"]:
                 flagged.append(f"{display} on {header[len(row) - 1]}: {', '.join(cell['flags'])}")
         rows.append(tuple(row))
     notes = NOTES + tuple(f"flag: {f}" for f in flagged)
+    if any(d["emulated"] for d in data):
+        notes += (EMULATED_NOTE,)
     return Table("Benchmark on Mobile", tuple(header), tuple(rows), data, notes)
 
 
@@ -127,9 +151,39 @@ def roofline_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) 
         for text, cell in zip(row[1:], cells):
             g = cell["gflops"]
             peak = cell["peak_gflops"]
+            if cell.get("emulated"):
+                out += [text, "- (emulated: no roofline)"]
+                continue
             out += [text, "-" if g is None else (f"{g:.2f} ({g / peak:.0%} of {peak:g})" if peak else f"{g:.2f}")]
         rows.append(tuple(out))
     peaks = [f"{plan.device_label(fp)}: {d.peak_gflops:g} GFLOP/s" for fp, d in devices.items() if d.peak_gflops]
-    notes = ("Achieved GFLOP/s = 2 x multiply-adds / mean latency.",
+    notes: tuple[str, ...] = ("Achieved GFLOP/s = 2 x multiply-adds / mean latency.",
              "Peak (profile's peak_gflops): " + ("; ".join(peaks) if peaks else "unknown for these devices") + ".")
+    if any(c.get("emulated") for c in base.data):
+        notes += ("Emulated cells (qemu) give no achieved GFLOP/s: emulation says nothing of a phone's compute.",)
     return Table("Roofline: achieved GFLOP/s", tuple(header), tuple(rows), base.data, notes)
+
+
+def memory_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> Table:
+    """Give init / peak MB per model and device x threads, from the runs' memory-profile invocations."""
+    base = mobile_table(plan, cases)
+    per_row = len(base.header) - 1
+    rows: list[tuple[str, ...]] = []
+    sources: list[str] = []
+    for i, row in enumerate(base.rows):
+        cells = base.data[i * per_row:(i + 1) * per_row]
+        out = [row[0]]
+        for cell in cells:
+            if cell["peak_mb"] is None:
+                out.append("-")
+                continue
+            init = "?" if cell["init_mb"] is None else f"{cell['init_mb']:.1f}"
+            out.append(f"{init} / {cell['peak_mb']:.1f} MB")
+            if cell["memory_source"] and f"{cell['label']}: {cell['memory_source']}" not in sources:
+                sources.append(f"{cell['label']}: {cell['memory_source']}")
+        rows.append(tuple(out))
+    notes = ("init / peak MB from one extra runner invocation per cell with --enable_memory_profile=true, "
+             "kept apart from the latency rounds.",) + tuple(f"memory source: {s}" for s in sources)
+    if not any(c["peak_mb"] is not None for c in base.data):
+        notes += ("No memory was measured in this run: run `kpmobile bench --memory`.",)
+    return Table("Memory on Mobile", base.header, tuple(rows), base.data, notes)

@@ -147,11 +147,15 @@ def device_bars(run: RunRow, cases: Sequence[CaseRow]) -> Plot:
 
 def roofline_points(run: RunRow, cases: Sequence[CaseRow],
                     flops: Mapping[str, float | None]) -> list[dict[str, Any]]:
-    """Give one point per device x model x threads: model GFLOPs and achieved GFLOP/s (no FLOPs: no point)."""
+    """Give one point per device x model x threads: model GFLOPs and achieved GFLOP/s (no FLOPs, or
+    emulated timings: no point)."""
+    from kpmobile.report.scaling import emulated_devices
+
+    emulated = emulated_devices(run, cases)
     points = []
     for (fp, s), values in sorted(cell_values(cases).items()):
         macs = flops.get(s.model)
-        if s.pipeline or not macs:
+        if s.pipeline or not macs or fp in emulated:
             continue
         mean = statistics.fmean(values)
         per_frame = float(macs) * s.batch
@@ -166,6 +170,11 @@ def roofline(run: RunRow, cases: Sequence[CaseRow], flops: Mapping[str, float | 
     points = roofline_points(run, cases, flops)
     title = "Roofline: achieved GFLOP/s vs model FLOPs"
     if not points:
+        from kpmobile.report.scaling import emulated_devices
+
+        if emulated_devices(run, cases):
+            return Plot("roofline.png", title, None,
+                        "skipped: emulated (qemu) timings say nothing of a phone's compute")
         return Plot("roofline.png", title, None, "skipped: no model FLOPs known for the run's models")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=FIGSIZE)

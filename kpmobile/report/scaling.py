@@ -45,7 +45,8 @@ class Scaling:
 
 def thread_scaling(run: RunRow, cases: Sequence[CaseRow]) -> list[Scaling]:
     """Give, per device and model, the speedup of each thread count over the fewest threads measured."""
-    cells = cell_values(cases)
+    emulated = emulated_devices(run, cases)
+    cells = {key: values for key, values in cell_values(cases).items() if key[0] not in emulated}
     not_applied = _threads_not_applied(cases)
     groups: dict[tuple[str, str, str, int, str, int], dict[int, list[float]]] = {}
     for (fp, s), values in cells.items():
@@ -82,6 +83,17 @@ def _warning(base_t: int, t: int, speedup: float, ci: tuple[float, float], appli
             " the cores are not busy or throttled, and the power mode binds big cores")
 
 
+def emulated_devices(run: RunRow, cases: Sequence[CaseRow]) -> set[str]:
+    """Give the fingerprints whose timings are emulated (qemu): no scaling conclusion is drawn from them."""
+    out = {fp for fp, d in run.plan.devices.items() if d.emulated}
+    return out | {c.device_fp for c in cases if c.case_extra.emulated}
+
+
+def emulated_labels(run: RunRow, cases: Sequence[CaseRow]) -> list[str]:
+    """Give the labels of the emulated devices of a run, for the scaling table's note."""
+    return sorted(device_label(run, fp) for fp in emulated_devices(run, cases))
+
+
 def _threads_not_applied(cases: Sequence[CaseRow]) -> set[tuple[str, str]]:
     out = set()
     for c in cases:
@@ -95,7 +107,8 @@ def _threads_not_applied(cases: Sequence[CaseRow]) -> set[tuple[str, str]]:
     return out
 
 
-def scaling_table(rows: Sequence[Scaling], models: Mapping[str, Any] | None = None) -> Table:
+def scaling_table(rows: Sequence[Scaling], models: Mapping[str, Any] | None = None,
+                  emulated: Sequence[str] = ()) -> Table:
     """Give the thread-scaling rows as a Table (speedup with its interval, efficiency, warning)."""
     header = ("Device", "Model", "Threads", "Latency (ms)", "Speedup", "95% CI", "Efficiency", "Warning")
     body = []
@@ -108,9 +121,12 @@ def scaling_table(rows: Sequence[Scaling], models: Mapping[str, Any] | None = No
     notes: tuple[str, ...] = (
         "Speedup = mean latency at the fewest threads / mean latency at more threads; the interval"
         " is a bootstrap over rounds; efficiency = speedup / thread ratio.",)
+    if emulated:
+        notes += (f"Left out, emulated (qemu): {', '.join(emulated)}: emulated timings say nothing of a phone's "
+                  "thread scaling.",)
     if not rows:
         notes += ("No device and model was measured at two thread counts.",)
     return Table("Thread scaling", header, tuple(body), [r.to_json() for r in rows], notes)
 
 
-__all__ = ["Scaling", "scaling_table", "thread_scaling"]
+__all__ = ["Scaling", "emulated_devices", "emulated_labels", "scaling_table", "thread_scaling"]

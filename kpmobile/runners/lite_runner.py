@@ -80,6 +80,7 @@ class Flags:
     cpu_precision: str = "fp32"
     enable_memory_profile: bool = False
     memory_check_interval_ms: int = 5  # accepted, unused: VmHWM is already a high-water mark
+    print_output_dtype: bool = False  # kpmobile's own: an `output tensor N dtype:` line per output
     shapes: list[list[int]] = field(default_factory=list)
 
 
@@ -87,6 +88,7 @@ _FLAG_TYPES: dict[str, type] = {
     "optimized_model_file": str, "input_shape": str, "input_data_path": str, "threads": int,
     "power_mode": int, "warmup": int, "repeats": int, "run_delay": float, "result_path": str,
     "backend": str, "cpu_precision": str, "enable_memory_profile": bool, "memory_check_interval_ms": int,
+    "print_output_dtype": bool,
 }
 _UNSUPPORTED = {
     "uncombined_model_dir": "converts Paddle models", "model_file": "converts Paddle models",
@@ -173,6 +175,7 @@ class OutputInfo:
     elem_num: int
     mean: float
     std: float
+    dtype: str = ""  # printed only with --print_output_dtype (benchmark_bin has no such line)
 
 
 @dataclass
@@ -214,6 +217,8 @@ def format_report(report: Report) -> str:
         out.append(f"\n--- output tensor {index} ---\n")
         out.append("output shape(NCHW): " + "".join(f"{d} " for d in tensor.shape) + "\n")
         out.append(f"output tensor {index} elem num: {tensor.elem_num}\n")
+        if tensor.dtype:
+            out.append(f"output tensor {index} dtype: {tensor.dtype}\n")
         out.append(f"output tensor {index} mean value: {_g(tensor.mean, 6)}\n")
         out.append(f"output tensor {index} standard deviation: {_g(tensor.std, 6)}\n")
     text = []
@@ -367,7 +372,8 @@ def run_benchmark(flags: Flags, phase: Any = None) -> Report:
         flat = values.astype(np.float64).ravel()
         mean = float(flat.mean()) if flat.size else float("nan")
         std = float(np.sqrt(np.mean((flat - mean) ** 2))) if flat.size else float("nan")
-        outputs.append(OutputInfo(shape=shape, elem_num=int(flat.size), mean=mean, std=std))
+        outputs.append(OutputInfo(shape=shape, elem_num=int(flat.size), mean=mean, std=std,
+                                  dtype=str(values.dtype) if flags.print_output_dtype else ""))
 
     memory = None
     if flags.enable_memory_profile:

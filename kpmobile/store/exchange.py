@@ -93,7 +93,8 @@ def migrate(data: Any) -> dict[str, Any]:
                               "report this as a kpmobile bug")
         version += 1
     check(data)
-    return data
+    checked: dict[str, Any] = data
+    return checked
 
 
 def check(data: dict[str, Any]) -> ExportDoc:

@@ -12,9 +12,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kpmobile.backends.probe import cuda_gpus
 from kpmobile.devices import android, telemetry
-from kpmobile.errors import DeviceError, KpError, RunnerError
+from kpmobile.errors import ConfigError, DeviceError, KpError, RunnerError
 from kpmobile.paths import DEVICE_DIR, cache_dir
 from kpmobile.records import DeviceInfo, PlanDevice, SkippedPhone
 from kpmobile.sweep import faults
@@ -24,6 +23,7 @@ from kpmobile.sweep.plan import BenchOptions, select_profiles
 
 X86_ABIS = ("x86_64", "x86")
 HOST_SERIAL = "host"
+VIRTUAL_PHONES = {"x86": (None, "x86_64"), "arm": ("kirin980", "arm64-v8a")}  # --virtual: (profile, ABI)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ class Target:
         i = self.info
         return PlanDevice(serial=i.serial, label=label or i.model or i.serial, profile=i.profile, soc=i.soc,
                           abi=i.abi, model=i.model, peak_gflops=self.peak_gflops, big_cores=tuple(i.big_cores),
-                          thermal_limit_c=self.thermal_limit_c, pipeline_mode=self.pipeline_mode)
+                          thermal_limit_c=self.thermal_limit_c, pipeline_mode=self.pipeline_mode,
+                          emulated=i.emulated)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,10 @@ def _find(opts: BenchOptions, stack: ExitStack, progress: Progress,
     from kpmobile.devices.virtual_phone.launch import started_by_another_sweep
 
     servers = list(opts.servers) or [android.default_server()]
+    if opts.virtual is not None:
+        if opts.virtual not in VIRTUAL_PHONES:
+            raise ConfigError(f"unknown virtual phone '{opts.virtual}'", "use --virtual x86 or --virtual arm")
+        return [_start_virtual(servers[0], opts, stack, progress)]
     # A virtual phone another sweep started is that sweep's: it stops when that sweep ends.
     found = _wanted([d for d in android.list_devices(servers) if not started_by_another_sweep(d.serial)], opts)
     for d in found:
@@ -139,10 +144,15 @@ def _by_profile(ready: list[DeviceInfo], opts: BenchOptions, progress: Progress)
 def _start_virtual(server: str, opts: BenchOptions, stack: ExitStack, progress: Progress) -> DeviceInfo:
     from kpmobile.devices.virtual_phone.launch import start_virtual_phone
 
-    progress.note("no phone attached: starting a virtual phone for this run")
+    profile, abi = VIRTUAL_PHONES.get(opts.virtual or "x86", (None, "x86_64"))
+    profile = profile or opts.virtual_profile
+    if opts.virtual == "arm":
+        progress.note("starting the ARM virtual phone (kirin980, aarch64 under qemu: timings are emulated)")
+    elif opts.virtual is None:
+        progress.note("no phone attached: starting a virtual phone for this run")
     # A fixed sandbox keeps it the same phone across runs: same fingerprint, models already pushed.
-    root = cache_dir() / "virtual-phone" / opts.virtual_profile
-    phone = stack.enter_context(start_virtual_phone(profile=opts.virtual_profile, root=root))
+    root = cache_dir() / "virtual-phone" / (profile if abi == "x86_64" else f"{profile}-{abi}")
+    phone = stack.enter_context(start_virtual_phone(profile=profile, root=root, extra_args=["--abi", abi]))
     phone.claim_for_sweep()
     android.connect(server, phone.serial)
     stack.callback(android.disconnect, server, phone.serial)
@@ -247,6 +257,8 @@ def cpu_model() -> str:
 
 def gpu_names() -> tuple[str, ...]:
     """Give the CUDA GPU names nvidia-smi lists ("NVIDIA H100 80GB HBM3"), without index or UUID."""
+    from kpmobile.backends.probe import cuda_gpus  # the backends package imports numpy: host sweeps only
+
     names = []
     for line in cuda_gpus():  # "GPU 0: NVIDIA T4 (UUID: GPU-...)"
         name = line.split(":", 1)[1] if ":" in line else line

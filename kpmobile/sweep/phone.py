@@ -1,4 +1,4 @@
-"""PhoneExecutor: each case is a runner on a phone over adb, under watched conditions, its log pulled and parsed."""
+"""PhoneExecutor: each case is one device round trip (cool-down, runner under watch, result back), parsed here."""
 
 from __future__ import annotations
 
@@ -6,17 +6,21 @@ import hashlib
 import shlex
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from kpmobile.checks import check_output_stats, stats_tolerance
-from kpmobile.devices import telemetry
+from kpmobile.devices import casescript, telemetry
+from kpmobile.devices.android import RawShellResult, safe_child
+from kpmobile.devices.framing import Framer
 from kpmobile.errors import ConfigError, DeviceError, KpError, ParseError
 from kpmobile.paths import DEVICE_DIR
 from kpmobile.records import (
     BenchCase,
     CaseExtra,
     DeviceInfo,
+    EchoDifference,
+    MemoryFigures,
     ModelSpec,
     OutputCheck,
     PlanModel,
@@ -25,6 +29,7 @@ from kpmobile.records import (
     RunPlan,
     RunRecord,
 )
+from kpmobile.runners import benchmark_bin as bbin
 from kpmobile.runners.parsers import parse_log
 from kpmobile.sweep import conditions, faults
 from kpmobile.sweep import pipeline as pipe
@@ -32,24 +37,6 @@ from kpmobile.sweep.case import CaseResult, Counters, Numbers, Progress
 from kpmobile.sweep.discover import Discovery, Target, device_labels
 from kpmobile.sweep.plan import BenchOptions, plan_cases, split_pipeline
 from kpmobile.sweep.prepare import Models, Staged, build_models, main_case_files, push_files, stage_phones
-
-
-@dataclass(frozen=True)
-class _Files:
-    """Where one case's files live on the phone."""
-
-    result_dir: str
-    result: str
-
-    @property
-    def pid(self) -> str:
-        """Give the runner's pid file."""
-        return f"{self.result}.pid"
-
-    @property
-    def cores(self) -> str:
-        """Give the file of sampled cores."""
-        return f"{self.result}.cores"
 
 
 class PhoneExecutor:
@@ -148,20 +135,22 @@ class PhoneExecutor:
         return why
 
     def _run_case(self, case: BenchCase, target: Target, staged: Staged, stop: threading.Event) -> CaseResult | None:
+        """Give one case's result from ONE device round trip: cool-down, snapshots, sampled runner and
+        result file come back as one framed stream (kpmobile.devices.casescript)."""
         idx = hashlib.sha1(case.key().encode()).hexdigest()[:12]
-        result_dir = f"{DEVICE_DIR}/results/{self.run_id}"
-        files = _Files(result_dir, f"{result_dir}/{idx}.txt")
+        files = casescript.CaseFiles.beside(DEVICE_DIR, f"{DEVICE_DIR}/results/{self.run_id}/{idx}.txt")
         base = self._base_result(case, target, staged)
-        watch = conditions.before_case(target.phone, target.watched_cores, target.thermal_limit_c,
-                                       self.opts.cooldown_s, self.opts.thermal_wait_s, stop)
         if stop.is_set():
             return None
-        script = (f"mkdir -p {shlex.quote(files.result_dir)} && rm -f {shlex.quote(files.result)} && "
-                  + telemetry.monitored_script(self._argv(case, target, staged, files.result), DEVICE_DIR,
-                                               files.pid, files.cores, self.opts.core_sample_s))
+        argv = self._argv(case, target, staged, files.result)
+        framer = Framer()
+        cooling = casescript.Cooling(target.thermal_limit_c, self.opts.thermal_wait_s, self.opts.cooldown_s)
+        script = casescript.case_script(framer, argv, files, target.watched_cores, cooling, self.opts.core_sample_s)
         self._active[target.fp] = files.pid
+        trips = target.phone.round_trips
         try:
-            res = target.phone.shell(script, timeout=self.opts.case_timeout_s)
+            # The timeout is the longest silence: the script prints a line per cool-down poll.
+            res = target.phone.shell_raw(script, timeout=self.opts.case_timeout_s)
         except DeviceError as exc:
             telemetry.stop_remote(target.phone, files.pid)  # a timed-out runner must not run on
             if stop.is_set():
@@ -171,23 +160,52 @@ class PhoneExecutor:
             self._active.pop(target.fp, None)
         if stop.is_set():
             return None  # cut off by the user: --resume runs it again
-        extra = conditions.after_case(target.phone, target.watched_cores, watch, files.cores,
-                                      target.expected_cores(case.power_mode))
-        raw = res.stdout + (("\n--- stderr ---\n" + res.stderr) if res.stderr.strip() else "")
-        if res.returncode != 0:
-            last = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
-            return replace(base, status="failed", error=faults.runner_exit_reason(res.returncode, last),
-                           raw_log=raw, extra=extra)
+        return self._finish(case, target, staged, base, res, framer.nonce, target.phone.round_trips - trips, argv,
+                            files.result)
+
+    def _finish(self, case: BenchCase, target: Target, staged: Staged, base: CaseResult, res: RawShellResult,
+                nonce: str, trips: int, argv: Sequence[str], remote_result: str) -> CaseResult:
+        """Give the result of a case's stream: failed (with why) or ok, the result file kept on disk."""
+        stderr = res.stderr.decode("utf-8", "replace")
         try:
-            rec = self._pull(case, target, files.result)
+            stream = casescript.parse_case_stream(res.stdout, nonce)
+        except ParseError as exc:
+            raw = res.stdout.decode("utf-8", "replace") + _stderr_tail(stderr)
+            return replace(base, status="failed", error=exc.one_line(), raw_log=raw)
+        extra = replace(conditions.from_stream(stream, target.thermal_limit_c, target.expected_cores(case.power_mode)),
+                        round_trips=trips, emulated=target.info.emulated)
+        stdout = stream.stdout.decode("utf-8", "replace")
+        raw = stdout + _stderr_tail(stderr)
+        why = _failure(case, res.returncode, stream.returncode, stdout, stderr)
+        if why is not None:
+            return replace(base, status="failed", error=why, raw_log=raw, extra=extra)
+        try:
+            rec = self._keep(case, target, stream)
         except (DeviceError, ParseError) as exc:
             return replace(base, status="failed", error=exc.one_line(), raw_log=raw, extra=extra)
+        if case.pipeline is None:
+            rec, extra = _echo_checked(rec, argv, extra)
+            if self.opts.memory and case.round == 0:
+                rec, extra, memory_log = self._memory(target, argv, remote_result, rec, extra)
+                raw += memory_log
         extra = self._checked(case, staged, rec, extra)
         numbers = Numbers(rec.avg_ms, rec.min_ms, rec.max_ms, rec.first_ms, rec.init_ms)
         # The log's own version ("v2.13-rc") beats the placeholder a phone's runner is known by.
         version = rec.runner_version or base.runner_version
         return replace(base, status="ok", numbers=numbers, record=rec.to_json(), raw_log=raw, extra=extra,
                        runner_version=version)
+
+    def _keep(self, case: BenchCase, target: Target, stream: casescript.CaseStream) -> RunRecord:
+        """Give the parsed result file, written under the run's output folder as a pulled one was."""
+        if stream.result is None:
+            raise DeviceError(f"{target.info.serial}: the runner wrote no result file",
+                              "the runner wrote no result file; see the stored raw log")
+        name = f"{case.model}-{case.threads}t-p{case.power_mode}-r{case.round}"
+        name += f"-x{case.persons}.txt" if case.pipeline else ".txt"
+        local = safe_child(self.out_dir / _safe_dir(target.info.serial), name)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(stream.result)
+        return parse_log(stream.result.decode("utf-8", "replace"))[-1]
 
     def _base_result(self, case: BenchCase, target: Target, staged: Staged) -> CaseResult:
         hashes = self.models.hashes
@@ -209,12 +227,6 @@ class PhoneExecutor:
         _, argv = main_case_files(target, case, staged.nb_local, self.models.dirs)
         return ["sh", "-c", f"{shlex.join(argv)} > {shlex.quote(result)} && cat {shlex.quote(result)}"]
 
-    def _pull(self, case: BenchCase, target: Target, remote: str) -> RunRecord:
-        name = f"{case.model}-{case.threads}t-p{case.power_mode}-r{case.round}"
-        name += f"-x{case.persons}.txt" if case.pipeline else ".txt"
-        local = target.phone.pull_into(remote, self.out_dir / _safe_dir(target.info.serial), name)
-        return parse_log(local.read_text(errors="replace"))[-1]
-
     def _checked(self, case: BenchCase, staged: Staged, rec: RunRecord, extra: CaseExtra) -> CaseExtra:
         """Give the extra with the persons found (pipelines) or the output check (single models)."""
         if case.pipeline is not None:
@@ -226,10 +238,40 @@ class PhoneExecutor:
         reference = staged.reference.get(case.model)
         if not reference:
             return extra
-        check = check_output_stats(reference, rec.outputs, stats_tolerance(case.precision))
+        check = check_output_stats(reference, rec.outputs, stats_tolerance(case.precision),
+                                   read_as_float=bbin.reads_outputs_as_float(rec))
         extra = replace(extra, output_check=OutputCheck(check.ok, check.detail, rtol=check.rtol,
-                                                        max_rel=check.max_rel if check.max_rel < 1e300 else None))
+                                                        max_rel=check.max_rel if check.max_rel < 1e300 else None,
+                                                        not_comparable=check.skipped))
         return extra if check.ok else extra.with_flag("outputs-diverge")
+
+    def _memory(self, target: Target, argv: Sequence[str], result: str, rec: RunRecord,
+                extra: CaseExtra) -> tuple[RunRecord, CaseExtra, str]:
+        """Give the record and extra with init/peak MB from one extra runner invocation with the memory
+        profile (warmup 0, repeats 1: its monitor thread perturbs timing, so its times are not kept),
+        and that run's log for the raw log; a failed memory run leaves the latencies as they were, flagged."""
+        remote = result[: -len(".txt")] + "-memory.txt"
+        keep = [a for a in argv if not a.startswith(("--result_path=", "--warmup=", "--repeats="))]
+        mem_argv = [*keep, "--warmup=0", "--repeats=1", f"--result_path={remote}", "--enable_memory_profile=true"]
+        script = f"cd {shlex.quote(DEVICE_DIR)} && rm -f {shlex.quote(remote)} && {shlex.join(mem_argv)}"
+        source = bbin.memory_source(rec)
+        log = ""
+        try:
+            res = target.phone.shell(script, timeout=self.opts.case_timeout_s)
+            log = "\n--- memory profile run ---\n" + res.stdout + (
+                ("\n--- stderr ---\n" + res.stderr) if res.stderr.strip() else "")
+            mem = parse_log(res.stdout)[-1] if res.returncode == 0 else None
+            if mem is None or mem.peak_mb is None:
+                why = (bbin.failure_hint(res.returncode, res.stdout, res.stderr)
+                       or f"runner exited {res.returncode} without a Memory Usage block")
+                figures = MemoryFigures(source, error=why)
+            else:
+                figures = MemoryFigures(source, mem.init_mb, mem.peak_mb)
+                rec = replace(rec, init_mb=mem.init_mb, peak_mb=mem.peak_mb)
+        except (DeviceError, ParseError) as exc:
+            figures = MemoryFigures(source, error=exc.one_line())
+        extra = replace(extra, memory=figures)
+        return rec, (extra.with_flag("memory-run-failed") if figures.error else extra), log
 
     def interrupt(self) -> None:
         """Stop the runners of the cases running now, so that the workers' shells return."""
@@ -243,6 +285,28 @@ class PhoneExecutor:
     def resume_flags(self) -> str:
         """Give the adb servers the resume command needs."""
         return "".join(f" --adb-server {s}" for s in self.opts.servers)
+
+
+def _failure(case: BenchCase, shell_code: int, runner_code: int | None, stdout: str, stderr: str) -> str | None:
+    """Give why a case failed from its exit codes and output (benchmark_bin's usage and abort shapes
+    included), or None when it ran."""
+    if shell_code != 0 or runner_code not in (0, None):
+        code = shell_code if shell_code != 0 else int(runner_code or 0)
+        last = (stderr.strip().splitlines() or stdout.strip().splitlines() or ["no output"])[-1]
+        return bbin.failure_hint(code, stdout, stderr) or faults.runner_exit_reason(code, last)
+    if case.pipeline is None:
+        return bbin.usage_reason(stdout, stderr)  # benchmark_bin exits 0 after printing its usage
+    return None
+
+
+def _echo_checked(rec: RunRecord, argv: Sequence[str], extra: CaseExtra) -> tuple[RunRecord, CaseExtra]:
+    """Give the record with its echo checked (runner version, input shape, threads applied as fields)
+    and the extra with each flag whose echo differs from what was passed, flagged."""
+    rec, differs = bbin.checked_record(rec, argv)
+    echo = tuple(EchoDifference(flag, str(d["asked"]), d["echoed"]) for flag, d in differs.items())
+    if echo:
+        extra = replace(extra, echo=echo, flags=(*extra.flags, *(f"echo-differs:{e.flag}" for e in echo)))
+    return rec, extra
 
 
 def runner_argv(target: Target, case: BenchCase, spec: ModelSpec, nb_remote: str, result_path: str) -> list[str]:
@@ -269,7 +333,7 @@ def plan_options(o: BenchOptions) -> PlanOptions:
     return PlanOptions(servers=tuple(o.servers), pipelines=tuple(o.pipelines), persons=tuple(o.persons),
                        cooldown_s=o.cooldown_s, thermal_wait_s=o.thermal_wait_s, core_sample_s=o.core_sample_s,
                        warmup=o.warmup, repeats=o.repeats, runner=str(o.runner) if o.runner else None,
-                       pipeline_runner=str(o.pipeline_runner) if o.pipeline_runner else None)
+                       pipeline_runner=str(o.pipeline_runner) if o.pipeline_runner else None, memory=o.memory)
 
 
 def model_flops(spec: ModelSpec) -> float | None:
@@ -281,6 +345,11 @@ def model_flops(spec: ModelSpec) -> float | None:
         return float(flops) if flops else None
     except Exception:  # noqa: BLE001 - the roofline column is optional; the sweep must not fail for it
         return None
+
+
+def _stderr_tail(stderr: str) -> str:
+    """Give the runner's stderr as the raw log has always kept it after its stdout."""
+    return ("\n--- stderr ---\n" + stderr) if stderr.strip() else ""
 
 
 def _safe_dir(serial: str) -> str:

@@ -45,6 +45,8 @@ class BenchOptions:
     no_wait: bool = False  # a phone leased by another sweep: refuse instead of waiting
     command: str = "kpmobile bench"
     virtual_profile: str = "virtual"
+    virtual: str | None = None  # "x86" | "arm": use that virtual phone only (arm: kirin980 under qemu)
+    memory: bool = False  # one extra runner invocation per cell with --enable_memory_profile=true
     config: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -178,4 +180,5 @@ def resumed_options(opts: BenchOptions, plan: RunPlan) -> BenchOptions:
         core_sample_s=number(stored.core_sample_s, opts.core_sample_s),
         runner=runner,
         pipeline_runner=main,
+        memory=opts.memory or stored.memory,
     )

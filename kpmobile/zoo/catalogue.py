@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kpmobile.errors import ConfigError
 from kpmobile.records import ModelSpec
 from kpmobile.zoo.program import ProgramFormatError, read_program_io
@@ -138,6 +136,8 @@ def user_spec(model_dir: Path) -> ModelSpec:
 def _read_infer_cfg(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    import yaml  # only exported model folders have an infer_cfg.yml: start-up need not import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kpmobile.devices.virtual_phone.faults import RUNNER_FAULTS
+from kpmobile.devices.virtual_phone.link import LINKS
 from kpmobile.errors import KpError
 
 PROG = "python -m kpmobile.devices.virtual_phone"
@@ -35,10 +36,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is accepted")
     serve.add_argument("--disconnect-after", type=int, help="drop the device at the (N+1)th shell/sync service")
     serve.add_argument("--abi", default="x86_64",
-                       help="ABI to report (default x86_64; others only to test ABI checks: nothing ARM runs)")
+                       help="ABI to report (default x86_64: runs x86 code natively; arm64-v8a: an ARM phone that "
+                            "runs aarch64 executables through qemu-aarch64, its timings emulated)")
     serve.add_argument("--quota", type=int, help="storage quota in bytes; pushes beyond it fail")
     serve.add_argument("--runner-fault", choices=RUNNER_FAULTS, default="none",
                        help="fault the runner plays (switch it at run time in ROOT/faults/runner)")
+    serve.add_argument("--link", choices=tuple(LINKS), default="loopback",
+                       help="cable to play: usb2 (~35 MB/s, 1 ms round trip), usb3 (~300 MB/s, 0.3 ms) or loopback")
     serve.add_argument("--offline", action="store_true",
                        help="never answer the host's CNXN: adb lists the phone as offline")
     serve.add_argument("-v", "--verbose", action="store_true", help="log connections and services")
@@ -55,7 +59,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     try:
         serve(args.port, profile=args.profile, getprop=args.getprop, auth=args.auth, root=args.root,
               cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
-              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, cpufreq=args.cpufreq)
+              abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, cpufreq=args.cpufreq,
+              link=args.link)
     except KpError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

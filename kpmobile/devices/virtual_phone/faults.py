@@ -12,7 +12,10 @@ with `--` flags) runs through a small shim that plays the fault:
 - ``garbage``: the runner exits 0 having written noise as its log and result file;
 - ``truncate``: the real runner runs, then its result file is cut to its first 40 %;
 - ``corrupt-nb``: the model file on the device is overwritten with noise before the real runner runs;
-- ``swap-nb FILE``: the model file on the device is replaced by FILE before the real runner runs.
+- ``swap-nb FILE``: the model file on the device is replaced by FILE before the real runner runs;
+- ``input-shape SHAPE``: the real runner runs with ``--input_shape=SHAPE`` instead of what was asked
+  (e.g. a batch the model does not have);
+- ``drop-flag NAME``: the real runner runs without its ``--NAME=...`` argument.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-RUNNER_FAULTS = ("none", "crash", "hang", "garbage", "truncate", "corrupt-nb", "swap-nb")
+RUNNER_FAULTS = ("none", "crash", "hang", "garbage", "truncate", "corrupt-nb", "swap-nb", "input-shape",
+                 "drop-flag")
 _RUNNER_BIN = "data/local/tmp/kpmobile/bin"
 
 _SHIM = r"""#!/bin/sh
@@ -58,6 +62,17 @@ case "$mode" in
     exec "$real" "$@" ;;
   swap-nb)
     [ -n "$model" ] && cp "$arg" "$model"
+    exec "$real" "$@" ;;
+  input-shape|drop-flag)
+    n=$#
+    while [ "$n" -gt 0 ]; do
+      a="$1"; shift; n=$((n - 1))
+      case "$mode:$a" in
+        input-shape:--input_shape=*) set -- "$@" "--input_shape=$arg" ;;
+        drop-flag:--"$arg"=*) ;;
+        *) set -- "$@" "$a" ;;
+      esac
+    done
     exec "$real" "$@" ;;
 esac
 exec "$real" "$@"

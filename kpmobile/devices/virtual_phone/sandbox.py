@@ -11,6 +11,7 @@ from pathlib import Path
 from kpmobile.config import Profile
 from kpmobile.devices import midr
 from kpmobile.devices.identify import parse_cpu_list, parse_getprop
+from kpmobile.devices.virtual_phone.emulation import ARM64_ABIS, EMULATED_PROP, Emulation, is_arm_abi
 from kpmobile.errors import ConfigError
 from kpmobile.paths import PROFILES_DIR
 from kpmobile.records import CpuCluster
@@ -84,14 +85,27 @@ def parse_getprop_dump(text: str) -> dict[str, str]:
 
 def force_x86_64(props: Mapping[str, str], abi: str = "x86_64") -> dict[str, str]:
     """Give the properties with every ABI property saying `abi` (x86_64: the host runs the binaries)."""
+    return force_abis(props, (abi,))
+
+
+def force_abis(props: Mapping[str, str], abis: tuple[str, ...]) -> dict[str, str]:
+    """Give the properties with the ABI properties listing exactly `abis` (the first is the primary):
+    the phone claims only what it can run."""
+    abi = abis[0]
+    bits64 = [a for a in abis if a in ("arm64-v8a", "x86_64")]
+    bits32 = [a for a in abis if a not in bits64]
     out = dict(props)
     for key in list(out):
-        if key.endswith("cpu.abi") or key.endswith("cpu.abilist") or key.endswith("cpu.abilist64"):
+        if key.endswith("cpu.abi"):
             out[key] = abi
+        elif key.endswith("cpu.abilist"):
+            out[key] = ",".join(abis)
+        elif key.endswith("cpu.abilist64"):
+            out[key] = ",".join(bits64)
         elif key.endswith("cpu.abilist32"):
-            out[key] = ""
+            out[key] = ",".join(bits32)
     out["ro.product.cpu.abi"] = abi
-    out["ro.product.cpu.abilist"] = abi
+    out["ro.product.cpu.abilist"] = ",".join(abis)
     return out
 
 
@@ -102,10 +116,11 @@ def _clusters_of(profile: Profile) -> tuple[CpuCluster, ...]:
     return (CpuCluster(cores, "x86_64", 2000000),)
 
 
-def cpuinfo_text(clusters: tuple[CpuCluster, ...], hardware: str) -> str:
-    """Give a /proc/cpuinfo for these clusters: arm64 style when they name ARM cores, else x86 style."""
+def cpuinfo_text(clusters: tuple[CpuCluster, ...], hardware: str, arm: bool | None = None) -> str:
+    """Give a /proc/cpuinfo for these clusters: arm64 style when they name ARM cores (or `arm`), else x86 style."""
     cores = sorted((core, cl) for cl in clusters for core in cl.cores)
-    arm = any(cl.core_name in ARM_PARTS or midr.by_name(cl.core_name) for cl in clusters)
+    if arm is None:
+        arm = any(cl.core_name in ARM_PARTS or midr.by_name(cl.core_name) for cl in clusters)
     blocks: list[str] = []
     for core, cl in cores:
         if arm:
@@ -163,6 +178,7 @@ class Sandbox:
             raise ConfigError(f"virtual phone root '{self.root}' holds characters unsafe in shell commands",
                               "use a folder whose path has no spaces or quotes")
         self.props: dict[str, str] = {}
+        self.emulation: Emulation | None = None  # ARM phones: how aarch64 executables run here
 
     @property
     def props_file(self) -> Path:
@@ -170,8 +186,12 @@ class Sandbox:
         return self.root / "system" / "props.txt"
 
     def prepare(self, profile: Profile, getprop: Path | None = None, cpuinfo: Path | None = None,
-                abi: str = "x86_64", cpufreq: str | None = None) -> None:
-        """Write the phone's folders, properties, getprop, /proc/cpuinfo, cpufreq and thermal files."""
+                abi: str = "x86_64", cpufreq: str | None = None, emulation: Emulation | None = None) -> None:
+        """Write the phone's folders, properties, getprop, /proc/cpuinfo, cpufreq and thermal files.
+
+        An ARM `abi` makes an ARM phone: ARM /proc/cpuinfo, the ABIs `emulation` can run, and
+        ro.kernel.qemu=1, because its ARM code runs under qemu (timings are emulated).
+        """
         for _, rel in MAPPED:
             if rel != "proc/cpuinfo":
                 (self.root / rel).mkdir(parents=True, exist_ok=True)
@@ -182,7 +202,14 @@ class Sandbox:
                 else dict(profile.getprop)
         except OSError as exc:
             raise ConfigError(f"cannot read getprop dump {getprop} ({exc})", "give an existing file") from exc
-        self.props = force_x86_64(source, abi)
+        arm = is_arm_abi(abi)
+        self.emulation = emulation if arm else None
+        if arm:
+            runnable = emulation.abis if emulation is not None else ARM64_ABIS
+            self.props = force_abis(source, (abi, *[a for a in runnable if a != abi]))
+            self.props[EMULATED_PROP] = "1"
+        else:
+            self.props = force_x86_64(source, abi)
         if not getprop:
             # Each sandbox is one phone: a serial of its own keeps two virtual phones apart (fingerprints),
             # and a fixed root keeps the same virtual phone the same phone across runs.
@@ -198,7 +225,7 @@ class Sandbox:
             text = read_text(cpuinfo, f"cpuinfo file {cpuinfo}") if cpuinfo else _profile_cpuinfo(profile)
         except OSError as exc:
             raise ConfigError(f"cannot read cpuinfo file {cpuinfo} ({exc})", "give an existing file") from exc
-        (self.root / "proc" / "cpuinfo").write_text(text or cpuinfo_text(clusters, hardware))
+        (self.root / "proc" / "cpuinfo").write_text(text or cpuinfo_text(clusters, hardware, arm=arm or None))
         self._write_cpufreq(cpufreq_clusters(cpufreq) if cpufreq else clusters)
         self._write_thermal(clusters)
 
@@ -261,6 +288,8 @@ class Sandbox:
         env["KPMOBILE_VIRTUAL_ROOT"] = str(self.root)
         env["HOME"] = str(self.root)
         env["TMPDIR"] = str(self.root / "data" / "local" / "tmp")
+        if self.emulation is not None:
+            env.update(self.emulation.env())
         return env
 
     def used_bytes(self, skip: Path | None = None) -> int:

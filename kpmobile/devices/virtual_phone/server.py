@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -18,8 +19,11 @@ from types import FrameType
 from kpmobile.config import load_profile
 from kpmobile.devices.virtual_phone import faults
 from kpmobile.devices.virtual_phone import protocol as p
+from kpmobile.devices.virtual_phone.emulation import Emulation, is_arm_abi, prepare_emulation
+from kpmobile.devices.virtual_phone.link import Link, link_spec
 from kpmobile.devices.virtual_phone.sandbox import Sandbox
 from kpmobile.errors import ConfigError, DeviceError
+from kpmobile.paths import cache_dir
 
 log = logging.getLogger("kpmobile.virtual_phone")
 
@@ -126,7 +130,9 @@ class Stream:
                     if self.closed:
                         return False
                     self._ready = False
-                if not self.conn.send(p.A_WRTE, self.local_id, self.remote_id, view[start:start + step]):
+                chunk = view[start:start + step]
+                self.conn.phone.link.carry(len(chunk))
+                if not self.conn.send(p.A_WRTE, self.local_id, self.remote_id, chunk):
                     return False
         return True
 
@@ -244,6 +250,7 @@ class Connection:
         if msg.command == p.A_OKAY:
             stream.host_okay()
         elif msg.command == p.A_WRTE:
+            self.phone.link.carry(len(msg.payload))
             stream.deliver(msg.payload)
         else:
             stream.host_closed()
@@ -270,6 +277,7 @@ class Connection:
             stream = Stream(self, local_id, remote_id)
             self._streams[local_id] = stream
         log.info("stream %d: %s", local_id, service)
+        self.phone.link.round_trip()
         self.send(p.A_OKAY, local_id, remote_id)
         threading.Thread(target=_run_service, args=(handler, stream), daemon=True,
                          name=f"service-{local_id}").start()
@@ -288,8 +296,9 @@ class VirtualPhone:
     """A phone's state shared by its connections: sandbox, auth mode, fault switches, live processes."""
 
     def __init__(self, sandbox: Sandbox, auth: str = "none", disconnect_after: int | None = None,
-                 quota: int | None = None, offline: bool = False) -> None:
+                 quota: int | None = None, offline: bool = False, link: Link | None = None) -> None:
         self.sandbox = sandbox
+        self.link = link or Link(link_spec("loopback"))
         self.offline = offline
         self.auth = auth
         self.disconnect_after = disconnect_after
@@ -376,10 +385,23 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _emulation_for(abi: str) -> Emulation | None:
+    """Give how an ARM phone runs aarch64 code here; None for x86 phones, or (with a warning on
+    stderr) where qemu-user or the arm64 libraries are missing: the phone then only reports ARM."""
+    if not is_arm_abi(abi):
+        return None
+    try:
+        return prepare_emulation(cache_dir() / "virtual-phone" / "exec-shim")
+    except ConfigError as exc:
+        print(f"warning: {exc.one_line()}", file=sys.stderr, flush=True)
+        return None
+
+
 def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth: str = "none",
           root: Path | None = None, cpuinfo: Path | None = None, host: str = "127.0.0.1",
           disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
-          runner_fault: str = "none", offline: bool = False, cpufreq: str | None = None) -> None:
+          runner_fault: str = "none", offline: bool = False, cpufreq: str | None = None,
+          link: str = "loopback") -> None:
     """Give nothing: serve a virtual phone on host:port until interrupted or dropped (blocking)."""
     if host != ALLOWED_HOST:
         raise ConfigError(f"the virtual phone listens on {ALLOWED_HOST} only, not '{host}'",
@@ -389,11 +411,13 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
     if not 0 <= port <= 65535:
         raise ConfigError(f"port {port} is out of range", "give a port between 1 and 65535")
     spec = load_profile(profile)
+    wire = Link(link_spec(link))
     own_root = root is None
     root = Path(tempfile.mkdtemp(prefix="kpmobile-vphone-")) if root is None else root
     try:
         sandbox = Sandbox(root)
-        sandbox.prepare(spec, getprop, cpuinfo, abi=abi, cpufreq=cpufreq)
+        emulation = _emulation_for(abi)
+        sandbox.prepare(spec, getprop, cpuinfo, abi=abi, cpufreq=cpufreq, emulation=emulation)
         if runner_fault != "none" or faults.control_file(sandbox.root).exists():
             faults.set_runner_fault(sandbox.root, runner_fault)
         try:
@@ -401,14 +425,15 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
         except OSError as exc:
             raise DeviceError(f"cannot listen on {host}:{port} ({exc.strerror or exc})",
                               "pick another --port") from exc
-        phone = VirtualPhone(sandbox, auth, disconnect_after, quota, offline)
+        phone = VirtualPhone(sandbox, auth, disconnect_after, quota, offline, wire)
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_exit) if in_main else None
         try:
             with listener:
                 bound = listener.getsockname()[1]
+                runs = f" abi={abi} runs={emulation.qemu_aarch64}" if emulation is not None else f" abi={abi}"
                 print(f"virtual phone listening on {host}:{bound} profile={spec.name} auth={auth} "
-                      f"root={sandbox.root}", flush=True)
+                      f"root={sandbox.root} link={link}{runs}", flush=True)
                 phone.serve_forever(listener)
         except KeyboardInterrupt:
             pass

@@ -1,0 +1,61 @@
+"""Start-up stays light: a command imports only what it needs (behaviour, not timing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+# Imported by a command that needs them, never by start-up, --help or `devices`.
+HEAVY = ("paddle", "ppdet", "paddlelite", "matplotlib", "scipy", "numpy", "pydantic", "urllib3", "PIL.ImageFile")
+
+_PROBE = """
+import json, sys
+sys.argv = ["kpmobile", *json.loads(sys.argv[1])]
+from kpmobile.cli.app import app
+try:
+    app()
+except SystemExit:
+    pass
+# A module counts once it ran: it has a __file__ (vars(), as getattr would load a deferred one).
+real = [n for n, m in list(sys.modules.items()) if m is not None and vars(m).get("__file__")]
+sys.stderr.write("\\nLOADED " + json.dumps(sorted(real)) + "\\n")
+"""
+
+
+def _loaded(*args: str) -> tuple[set[str], str]:
+    done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(args))], capture_output=True,
+                          text=True, timeout=120)
+    line = next(ln for ln in done.stderr.splitlines() if ln.startswith("LOADED "))
+    return set(json.loads(line[len("LOADED "):])), done.stdout
+
+
+def _heavy(loaded: set[str]) -> list[str]:
+    return sorted(n for n in loaded if any(n == h or n.startswith(h + ".") for h in HEAVY) or n == "requests")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["bench", "--help"], ["runs", "--help"], ["models", "list", "--json"]])
+def test_help_and_light_commands_import_nothing_heavy(args: list[str]) -> None:
+    loaded, out = _loaded(*args)
+    assert out.strip()
+    assert _heavy(loaded) == []
+    assert "adbutils" not in loaded  # only commands that talk to phones import it
+
+
+@pytest.mark.e2e
+def test_devices_json_imports_adbutils_but_not_requests(adb_server: Any, virtual_phone_factory: Any) -> None:
+    phone = virtual_phone_factory()
+    loaded, out = _loaded("devices", "--adb-server", adb_server.address, "--json")
+    assert phone.serial in [d["serial"] for d in json.loads(out)]
+    assert "adbutils" in loaded
+    assert _heavy(loaded) == []
+
+
+def test_a_bad_option_value_still_gets_typers_message() -> None:
+    done = subprocess.run([sys.executable, "-m", "kpmobile", "bench", "--warmup", "-1"], capture_output=True,
+                          text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2
+    assert "greater than or equal to 0" in done.stderr
