@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from kpmobile.cli.output import console, emit_json, fail, fail_on, say
-from kpmobile.cli.progress import RichProgress
-from kpmobile.cli.signals import stop_on_signals
 from kpmobile.errors import KpError
 
 if TYPE_CHECKING:
@@ -86,6 +84,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
         from kpmobile.cli.progress import RichProgress
+        from kpmobile.cli.signals import stop_on_signals
         from kpmobile.report.table import to_json, to_rich
         from kpmobile.sweep import run_sweep
         from kpmobile.sweep.config import load_options

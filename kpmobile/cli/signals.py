@@ -28,5 +28,6 @@ def stop_on_signals() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        if not fired:  # once stopping, later signals stay ignored until the process has printed and exited
+            for sig, old in previous.items():
+                signal.signal(sig, old)
