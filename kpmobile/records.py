@@ -70,11 +70,13 @@ class RunRecord:
     input_shape: str | None = None  # as passed to --input_shape, e.g. "1,3,128,96"
     threads_applied: bool | None = None  # False when the runner could not set threads (x86 MobileConfig)
     persons_found: int | None = None  # pipeline runs: persons the detector found
+    samples_ms: tuple[float, ...] = ()  # per-iteration times where the runner printed them (kpmobile's)
     notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """Give the record as plain JSON types."""
         data = asdict(self)
+        data["samples_ms"] = list(self.samples_ms)
         data["outputs"] = [
             {"shape": list(o.shape), "mean": o.mean, "std": o.std} for o in self.outputs
         ]
@@ -113,6 +115,7 @@ class DeviceInfo:
     warnings: tuple[str, ...] = ()
     peak_gflops: float | None = None  # FP32, computed from the clusters' core types and frequencies
     emulated: bool = False  # the phone says it runs under qemu (ro.kernel.qemu / ro.boot.qemu): not phone timings
+    slowdown_pct: float | None = None  # a virtual phone's test-only --slowdown, from its getprop
 
     @property
     def label(self) -> str:
@@ -361,6 +364,7 @@ class RunPlan:
     threads: tuple[int, ...] = ()
     power_modes: tuple[int, ...] = ()
     rounds: int = 1
+    shuffle_seed: int | None = None  # each round's cases ran in an order shuffled with it; `cases` is that order
     skipped: dict[str, SkippedPhone] = field(default_factory=dict, hash=False)  # serial -> why it was not used
     pipelines: dict[str, PlanPipeline] = field(default_factory=dict, hash=False)
     options: PlanOptions = PlanOptions()
@@ -403,6 +407,7 @@ class RunPlan:
             threads=_ints(d.get("threads")),
             power_modes=_ints(d.get("power_modes")),
             rounds=int(d.get("rounds") or 1),
+            shuffle_seed=None if d.get("shuffle_seed") is None else int(d["shuffle_seed"]),
             skipped={str(k): SkippedPhone.from_json(v or {}) for k, v in (d.get("skipped") or {}).items()},
             pipelines={str(k): PlanPipeline.from_json(v or {}) for k, v in (d.get("pipelines") or {}).items()},
             options=PlanOptions.from_json(d.get("options") or {}),
@@ -433,6 +438,8 @@ class RunPlan:
             data.update(batches=list(self.batches), backends=list(self.backends), reference=self.reference)
         if self.counters:
             data["counters"] = dict(self.counters)
+        if self.shuffle_seed is not None:
+            data["shuffle_seed"] = self.shuffle_seed
         return data
 
 

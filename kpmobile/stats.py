@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import random
 import statistics
@@ -9,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 CV_LIMIT = 0.05
+ALPHA = 0.05
+EXACT_MAX = 20  # up to this many samples a side, exact null distribution of U (as asv)
+THIN_MAX = 1000  # pairwise ratios are taken over at most this many order statistics a side
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,17 @@ def summarize(values: Sequence[float], cv_limit: float = CV_LIMIT) -> Summary:
     return Summary(len(vals), mean, std, statistics.median(vals), min(vals), max(vals), cv, tuple(flags))
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """Give the q-th percentile (0-100) of values, linear between order statistics (numpy's default)."""
+    if not values:
+        raise ValueError("no values")
+    vals = sorted(values)
+    pos = (len(vals) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(vals) - 1)
+    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
+
+
 def trends_upward(values: Sequence[float], min_rise: float = 0.03) -> bool:
     """Tell whether values rise steadily: every step up and the last at least `min_rise` above the first."""
     if len(values) < 3:
@@ -50,33 +66,33 @@ def trends_upward(values: Sequence[float], min_rise: float = 0.03) -> bool:
 
 
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Give the two-sided Mann-Whitney U p-value (normal approximation with tie correction)."""
-    n1, n2 = len(a), len(b)
-    if n1 == 0 or n2 == 0:
+    """Give the two-sided Mann-Whitney U p-value: exact for small samples without ties, else normal."""
+    if not a or not b:
         return 1.0
-    pooled = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
-    ranks = [0.0] * len(pooled)
-    i = 0
-    tie_term = 0.0
-    while i < len(pooled):
-        j = i
-        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
-            j += 1
-        rank = (i + j) / 2 + 1
-        for k in range(i, j + 1):
-            ranks[k] = rank
-        t = j - i + 1
-        tie_term += t**3 - t
-        i = j + 1
-    r1 = sum(r for r, (_, g) in zip(ranks, pooled) if g == 0)
-    u1 = r1 - n1 * (n1 + 1) / 2
-    mu = n1 * n2 / 2
-    n = n1 + n2
-    var = n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
-    if var <= 0:
+    from scipy.stats import mannwhitneyu
+
+    exact = max(len(a), len(b)) <= EXACT_MAX and len(set(a) | set(b)) == len(a) + len(b)
+    res = mannwhitneyu(list(b), list(a), alternative="two-sided", method="exact" if exact else "asymptotic")
+    p = float(res.pvalue)
+    return 1.0 if math.isnan(p) else min(1.0, p)
+
+
+def min_p_value(m: int, n: int) -> float:
+    """Give the smallest two-sided p the exact Mann-Whitney U test can reach with samples of m and n.
+
+    It is reached when the samples do not overlap at all: 2 of the C(m+n, m) orderings are that extreme.
+    """
+    if m == 0 or n == 0:
         return 1.0
-    z = (abs(u1 - mu) - 0.5) / math.sqrt(var)
-    return max(0.0, min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2))))
+    return min(1.0, 2 / math.comb(m + n, m))
+
+
+def samples_needed(alpha: float = ALPHA, have: int = 1) -> int:
+    """Give the smallest equal sample size k (at least `have`) at which the test can pass alpha."""
+    k = max(1, have)
+    while min_p_value(k, k) >= alpha:
+        k += 1
+    return k
 
 
 def bootstrap_ratio_ci(a: Sequence[float], b: Sequence[float], iters: int = 2000, level: float = 0.95,
@@ -95,28 +111,123 @@ def bootstrap_ratio_ci(a: Sequence[float], b: Sequence[float], iters: int = 2000
     return lo, hi
 
 
+def bootstrap_median_ci(values: Sequence[float], iters: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> tuple[float, float]:
+    """Give a percentile bootstrap confidence interval of the median of values."""
+    rng = random.Random(seed)
+    vals = list(values)
+    meds = sorted(statistics.median(rng.choices(vals, k=len(vals))) for _ in range(iters))
+    return meds[int((1 - level) / 2 * iters)], meds[min(iters - 1, int((1 + level) / 2 * iters))]
+
+
+@functools.lru_cache(maxsize=256)
+def u_cdf_counts(m: int, n: int) -> tuple[float, ...]:
+    """Give the cumulative counts of orderings with U <= u, u = 0..m*n (exact null distribution of U).
+
+    Counts the orderings of m + n distinct values by their U with the recurrence
+    r(m, n, u) = r(m, n - 1, u) + r(m - 1, n, u - n); the total is C(m + n, m).
+    """
+    rows = [[1.0] for _ in range(n + 1)]  # rows[j]: counts for (i, j), i = 0 so far
+    for i in range(1, m + 1):
+        new = [[1.0]]  # (i, 0): one ordering, U = 0
+        for j in range(1, n + 1):
+            left, up = new[j - 1], rows[j]  # r(i, j-1, u) and r(i-1, j, u-j)
+            size = i * j + 1
+            counts = [0.0] * size
+            for u, c in enumerate(left):
+                counts[u] += c
+            for u, c in enumerate(up):
+                counts[u + j] += c
+            new.append(counts)
+        rows = new
+    return tuple(itertools.accumulate(rows[n]))
+
+
+def _interval_rank(m: int, n: int, alpha: float) -> int:
+    """Give k, 1-based, such that [D(k), D(mn+1-k)] of the m*n pairwise differences covers >= 1-alpha; 0: none."""
+    if max(m, n) <= EXACT_MAX:
+        cdf = u_cdf_counts(m, n)
+        total = cdf[-1]
+        k = 0
+        while k < len(cdf) and 2 * cdf[k] / total <= alpha:
+            k += 1
+        return k  # P(U <= k-1) <= alpha/2 on each side
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - alpha / 2))
+    return max(0, int(math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12))))
+
+
+def _thin(values: Sequence[float], most: int) -> list[float]:
+    """Give at most `most` evenly spaced order statistics of values (all of them when few)."""
+    vals = sorted(values)
+    if len(vals) <= most:
+        return vals
+    return [vals[round(i * (len(vals) - 1) / (most - 1))] for i in range(most)]
+
+
+@dataclass(frozen=True)
+class Effect:
+    """B against A as a ratio: the Hodges-Lehmann estimate and its distribution-free interval."""
+
+    ratio: float  # exp(median of log(b_j / a_i) over all pairs); > 1 means B is slower
+    ci: tuple[float, float] | None  # Moses interval at 1 - alpha; None where the samples are too few
+
+
+def hodges_lehmann_ratio(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> Effect:
+    """Give the Hodges-Lehmann ratio b/a (median of all pairwise ratios) with its Moses interval.
+
+    The interval is [D(k), D(mn+1-k)] of the sorted pairwise log ratios, k from the null distribution
+    of U (exact for small samples), so it covers the true ratio with probability >= 1 - alpha for a
+    pure scale change, whatever the distribution. Large samples are thinned to 1000 order statistics.
+    """
+    if not a or not b or min(min(a), min(b)) <= 0:
+        raise ValueError("the Hodges-Lehmann ratio needs positive values on both sides")
+    import numpy as np
+
+    la, lb = np.log(_thin(a, THIN_MAX)), np.log(_thin(b, THIN_MAX))
+    diffs = np.sort(np.subtract.outer(lb, la), axis=None)
+    ratio = math.exp(float(np.median(diffs)))
+    k = _interval_rank(len(la), len(lb), alpha)
+    if k < 1:
+        return Effect(ratio, None)
+    return Effect(ratio, (math.exp(float(diffs[k - 1])), math.exp(float(diffs[len(diffs) - k]))))
+
+
+VERDICTS = ("faster", "slower", "same", "insufficient")
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Cell B against cell A."""
 
-    ratio: float  # mean(b) / mean(a); > 1 means B is slower
-    p_value: float
-    ci: tuple[float, float]
-    verdict: str  # "slower" | "faster" | "same"
+    ratio: float  # Hodges-Lehmann estimate of B / A; > 1 means B is slower
+    p_value: float | None  # two-sided Mann-Whitney U; None when no verdict is possible
+    ci: tuple[float, float] | None  # interval of the ratio at 1 - alpha
+    verdict: str  # one of VERDICTS
+    n: tuple[int, int] = (0, 0)  # samples of A and B
+    need: int | None = None  # samples a side needs before a verdict is possible ("insufficient")
 
 
-def compare(a: Sequence[float], b: Sequence[float], threshold: float = 0.05, alpha: float = 0.05) -> Comparison:
-    """Give B's change against A: a verdict only when both significant and larger than `threshold`."""
-    ratio = statistics.fmean(b) / statistics.fmean(a)
+def compare(a: Sequence[float], b: Sequence[float], threshold: float = 0.05, alpha: float = ALPHA) -> Comparison:
+    """Give B's change against A under rules, in the manner of asv's `_stats.py`.
+
+    - "insufficient": even samples that do not overlap could not reach p < alpha at these sizes
+      (the smallest exact Mann-Whitney p, 2 / C(m+n, m), is >= alpha): no test is run.
+    - "slower" / "faster": p < alpha and the Hodges-Lehmann ratio beyond 1 +- threshold.
+    - "same": anything else (not significant, or a significant change smaller than threshold).
+    """
+    effect = hodges_lehmann_ratio(a, b, alpha)
+    sizes = (len(a), len(b))
+    if min_p_value(*sizes) >= alpha:
+        return Comparison(effect.ratio, None, effect.ci, "insufficient", sizes, samples_needed(alpha, min(sizes)))
     p = mann_whitney_p(a, b)
-    ci = bootstrap_ratio_ci(a, b)
-    significant = (p < alpha) or (len(a) < 4 or len(b) < 4) and (ci[0] > 1 or ci[1] < 1)
     verdict = "same"
-    if significant and ratio > 1 + threshold:
+    if p < alpha and effect.ratio > 1 + threshold:
         verdict = "slower"
-    elif significant and ratio < 1 - threshold:
+    elif p < alpha and effect.ratio < 1 - threshold:
         verdict = "faster"
-    return Comparison(ratio, p, ci, verdict)
+    return Comparison(effect.ratio, p, effect.ci, verdict, sizes)
 
 
 def achieved_gflops(flops: float, latency_ms: float) -> float:

@@ -19,7 +19,7 @@ from kpmobile.devices.virtual_phone.launch import ADB_PROBED_PORTS, VirtualPhone
 
 GETPROP_DIR = Path(__file__).parent / "data" / "getprop"
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["--warmup", "1", "--repeats", "3"]  # bench flags for a quick sweep
+FAST = ["--warmup", "1", "--repeats", "3", "--rounds", "1"]  # bench flags for a quick sweep (a later --rounds wins)
 
 
 def run_kpmobile(*args: str, env: Mapping[str, str] | None = None, timeout: float = 900,

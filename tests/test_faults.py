@@ -27,7 +27,7 @@ from kpmobile.devices.virtual_phone.launch import VirtualPhoneProcess, start_vir
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.slow]
 
-FAST = ["--warmup", "1", "--repeats", "3"]
+FAST = ["--warmup", "1", "--repeats", "3", "--rounds", "1"]
 MODEL = "pp-tinypose-128x96"
 
 

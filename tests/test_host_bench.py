@@ -63,7 +63,7 @@ def sweep(env: dict[str, str]) -> Iterator[Sweep]:
     backends = ",".join(CPU_BACKENDS + ("paddle-gpu", "ort-cuda"))
     proc = kpmobile("bench", "--device", "host", "--backend", backends, "--models", ",".join(MODELS),
                     "--batch", ",".join(map(str, BATCHES)), "--warmup", str(WARMUP), "--repeats", str(REPEATS),
-                    env=env)
+                    "--quick", env=env)  # one round: the cell counts below are per round
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     db = Path(env["KPMOBILE_HOME"]) / "kpmobile.db"
     store = Store(db)
@@ -239,7 +239,8 @@ def test_gpu_backends_run_where_there_is_a_gpu(env: dict[str, str]) -> None:
     if not runnable:
         pytest.skip("no GPU backend can run here: " + "; ".join(f"{b}: {available(b)}" for b in GPU_BACKENDS))
     proc = kpmobile("bench", "--device", "host", "--backend", ",".join(("paddle-cpu", *runnable)),
-                    "--models", "pp-tinypose-128x96", "--warmup", "5", "--repeats", "20", "--json", env=env)
+                    "--models", "pp-tinypose-128x96", "--warmup", "5", "--repeats", "20", "--quick", "--json",
+                    env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     store = Store(Path(env["KPMOBILE_HOME"]) / "kpmobile.db")
     try:

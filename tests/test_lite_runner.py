@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import stat
+import statistics
 import struct
 import subprocess
 import sys
@@ -162,8 +164,15 @@ def test_x86_run_parsed_from_stdout_and_result_file(models: Path, tmp_path: Path
     assert output.std == pytest.approx(reference["std"], rel=1e-4)
     assert record.notes == (f"benchmark_bin version: kpmobile-lite-runner {RUNNER_VERSION} (paddlelite "
                             f"{lr.paddlelite_version()})", "input_shape: 1,3,32,24", *NOT_APPLIED)
-    assert parse_file(result) == [record]
-    assert done.stdout == result.read_text() + "\n"  # the same text, plus cout's endl
+    (from_file,) = parse_file(result)
+    # The result file alone ends with the per-iteration line (issue 15); stdout stays benchmark_bin's.
+    assert record.samples_ms == () and len(from_file.samples_ms) == 15
+    assert dataclasses.replace(from_file, samples_ms=()) == record
+    assert min(from_file.samples_ms) == record.min_ms and max(from_file.samples_ms) == record.max_ms
+    assert statistics.fmean(from_file.samples_ms) == pytest.approx(record.avg_ms, abs=1e-3)
+    text = result.read_text()
+    assert text.endswith("\n") and text.splitlines()[-1].startswith("per-iteration(ms): ")
+    assert done.stdout == text[:text.index("per-iteration(ms): ")] + "\n"  # the same text, plus cout's endl
     assert "Runtime Info" in done.stdout and "Device Info" not in done.stdout
 
 

@@ -111,7 +111,7 @@ def test_installed_cli_lists_devices_and_benches_a_virtual_phone(installed: Path
     assert device["profile"] == "virtual"
 
     bench = _run([cli, "bench", "--adb-server", adb_server.address, "--no-virtual", "--device", phone.serial,
-                  "--models", "pp-tinypose-128x96", "--threads", "1", "--warmup", "1", "--repeats", "2",
+                  "--models", "pp-tinypose-128x96", "--threads", "1", "--warmup", "1", "--repeats", "2", "--quick",
                   "--db", str(tmp_path / "kp.db"), "--out", str(tmp_path / "out"), "--json"], tmp_path, env)
     assert bench.returncode == 0, bench.stderr[-3000:]
     result = json.loads(bench.stdout)

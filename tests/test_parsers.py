@@ -18,7 +18,7 @@ EMPTY: dict[str, Any] = {
     "format": None, "model": None, "avg_ms": None, "min_ms": None, "max_ms": None, "first_ms": None,
     "init_ms": None, "threads": None, "power_mode": None, "warmup": None, "repeats": None, "backend": None,
     "cpu_precision": None, "run_delay": None, "init_mb": None, "peak_mb": None, "device": None,
-    "outputs": [], "stages": {}, "notes": [],
+    "outputs": [], "stages": {}, "notes": [], "samples_ms": [],
     "abi": None, "runner_version": None, "input_shape": None, "threads_applied": None, "persons_found": None,
 }
 MI9 = {"brand": "Xiaomi", "device": "cepheus", "model": "MI 9", "android_version": "10", "api_level": 29}
@@ -345,3 +345,24 @@ def test_empty_getprop_answers_are_none() -> None:
     text = text.replace("Brand: Xiaomi\n", "Brand: \n").replace("Android API Level: 29\n", "Android API Level:\n")
     (record,) = parse_log(text)
     assert record.device == LogDevice(None, "cepheus", "MI 9", "10", None)
+
+
+def test_per_iteration_lines_of_kpmobiles_runners_become_samples() -> None:
+    from kpmobile.runners import lite_runner as lr
+    from kpmobile.runners import pipeline_runner as pr
+
+    # benchmark_bin's own logs (the golden files) give samples_ms == (): see EMPTY.
+    report = lr.Report(model_file="/m.nb", input_data_path="", input_shape="1,3,32,24", outputs=[],
+                       version="v", threads=1, power_mode=0, warmup=0, repeats=3, run_delay=0.0, result_path="",
+                       backend="x86", cpu_precision="fp32", init_ms=1.0, first_ms=2.0, min_ms=2.0, max_ms=4.0,
+                       avg_ms=3.0)
+    runs = [lr.format_report(report) + lr.format_samples([2.0, 3.0, 4.0]),
+            lr.format_report(report) + lr.format_samples([2.0, 4.0, 3.0])]
+    records = parse_log("".join(runs))
+    assert [r.samples_ms for r in records] == [(2.0, 3.0, 4.0), (2.0, 4.0, 3.0)]
+    assert parse_log(lr.format_report(report))[0].samples_ms == ()
+    flags = pr.Flags(det_model="d.nb", keypoint_model="k.nb", image="i.ppm", persons=1, repeats=2)
+    times = pr.Times(det_pre=4, det_inf=40, det_post=6, crop=1, kpt_pre=2, kpt_inf=40, kpt_post=2, total=100)
+    log = "".join(pr.format_report(flags, times, [(0, 0, 10, 10, 0.5)]) + f"per-iteration(ms): {v} {v + 2}\n"
+                  for v in (49.0, 60.0))
+    assert [r.samples_ms for r in parse_log(log)] == [(49.0, 51.0), (60.0, 62.0)]

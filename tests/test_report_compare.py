@@ -17,7 +17,8 @@ from kpmobile.store import Store
 MODELS = {"pp-tinypose-128x96": {"display": "PP-TinyPose-128x96 (pose)"},
           "picodet-s-192": {"display": "PicoDet-s-192x192 (det)"}}
 BASE = {"pp-tinypose-128x96": 40.0, "picodet-s-192": 60.0}
-JITTER = (0.0, 0.6, -0.5)  # round offsets, ms
+JITTER = (0.0, 0.6, -0.5, 0.3, -0.2)  # round offsets, ms
+VERDICT_ROUNDS = 5  # the exact test can pass p < 0.05 from 4 rounds a side
 
 
 Latency = Callable[[str, str, int, int], float]
@@ -58,7 +59,7 @@ def _compare(store: Store, a: str, b: str, force: bool = False, threshold: float
 
 
 def test_a_run_compared_with_itself_is_same_in_every_cell(store: Store) -> None:
-    run = make_run(store, {"fpA": "Kirin 980", "fpB": "Snapdragon 660"})
+    run = make_run(store, {"fpA": "Kirin 980", "fpB": "Snapdragon 660"}, rounds=VERDICT_ROUNDS)
     result = _compare(store, run, run)
     assert len(result.cells) == 8
     assert {c.verdict for c in result.cells} == {"same"}
@@ -68,13 +69,13 @@ def test_a_run_compared_with_itself_is_same_in_every_cell(store: Store) -> None:
 
 def test_slowed_cells_are_flagged_slower_and_the_rest_stay_same(store: Store) -> None:
     devices = {"fpA": "Kirin 980", "fpB": "Snapdragon 660"}
-    a = make_run(store, devices)
+    a = make_run(store, devices, rounds=VERDICT_ROUNDS)
 
     def slowed(model: str, fp: str, t: int, rnd: int) -> float:
         factor = 1.3 if (fp == "fpA" and model == "picodet-s-192") else 1.0
         return base_latency(model, fp, t, rnd) * factor
 
-    b = make_run(store, devices, slowed)
+    b = make_run(store, devices, slowed, rounds=VERDICT_ROUNDS)
     result = _compare(store, a, b)
     verdicts = {(c.device_a, c.setting.model, c.setting.threads): c.verdict for c in result.cells}
     assert verdicts[("fpA", "picodet-s-192", 1)] == "slower"
@@ -89,10 +90,31 @@ def test_slowed_cells_are_flagged_slower_and_the_rest_stay_same(store: Store) ->
 
 
 def test_a_small_change_below_the_threshold_is_same(store: Store) -> None:
-    a = make_run(store, {"fpA": "Kirin 980"})
-    b = make_run(store, {"fpA": "Kirin 980"}, lambda m, fp, t, r: base_latency(m, fp, t, r) * 1.03)
+    a = make_run(store, {"fpA": "Kirin 980"}, rounds=VERDICT_ROUNDS)
+    b = make_run(store, {"fpA": "Kirin 980"}, lambda m, fp, t, r: base_latency(m, fp, t, r) * 1.03,
+                 rounds=VERDICT_ROUNDS)
     assert {c.verdict for c in _compare(store, a, b).cells} == {"same"}
     assert {c.verdict for c in _compare(store, a, b, threshold=0.01).cells} <= {"slower", "same"}
+
+
+def test_too_few_rounds_give_insufficient_whatever_the_change(store: Store) -> None:
+    # The issue's case: 1 round each of 40.0 and 44.4 ms once gave "slower" with p = 1.000.
+    one_a = make_run(store, {"fpA": "Kirin 980"}, rounds=1)
+    one_b = make_run(store, {"fpA": "Kirin 980"}, lambda m, fp, t, r: base_latency(m, fp, t, r) * 1.11, rounds=1)
+    result = _compare(store, one_a, one_b)
+    assert {c.verdict for c in result.cells} == {"insufficient"} and regressions(result, 5) == []
+    assert all(c.need_rounds == 4 and c.p_value is None and c.ci is None for c in result.cells)
+    assert all(c.ratio == pytest.approx(1.11) for c in result.cells)
+    # 3 rounds fully separated: the exact test's smallest p is 2 / C(6, 3) = 0.1, so still no verdict.
+    three_a = make_run(store, {"fpA": "Kirin 980"})
+    three_b = make_run(store, {"fpA": "Kirin 980"}, lambda m, fp, t, r: base_latency(m, fp, t, r) * 1.3)
+    cells = _compare(store, three_a, three_b).cells
+    assert {c.verdict_text for c in cells} == {"insufficient (need >= 4 rounds)"}
+    assert "insufficient (need >= 4 rounds)" in to_markdown(comparison_table(_compare(store, three_a, three_b)))
+    four_b = make_run(store, {"fpA": "Kirin 980"}, lambda m, fp, t, r: base_latency(m, fp, t, r) * 1.3, rounds=4)
+    four_a = make_run(store, {"fpA": "Kirin 980"}, rounds=4)
+    cells = _compare(store, four_a, four_b).cells
+    assert {c.verdict for c in cells} == {"slower"} and all(c.p_value == pytest.approx(2 / 70) for c in cells)
 
 
 def test_different_fingerprints_are_refused_unless_forced(store: Store) -> None:
@@ -116,8 +138,8 @@ def test_force_pairs_by_label_before_position(store: Store) -> None:
 
 
 def test_a_device_only_in_one_run_is_reported_not_refused(store: Store) -> None:
-    a = make_run(store, {"fpA": "Kirin 980", "fpB": "Snapdragon 660"})
-    b = make_run(store, {"fpA": "Kirin 980"})
+    a = make_run(store, {"fpA": "Kirin 980", "fpB": "Snapdragon 660"}, rounds=VERDICT_ROUNDS)
+    b = make_run(store, {"fpA": "Kirin 980"}, rounds=VERDICT_ROUNDS)
     result = _compare(store, a, b)
     assert result.counts() == {"same": 4, "only-a": 4}
     assert any("only in run" in n for n in result.notes)
@@ -153,3 +175,28 @@ def test_rounds_table_summarises_each_cell(store: Store) -> None:
     table = rounds_table(store.run(run), store.cases(run))
     assert len(table.rows) == 4 and all(row[2] == "3" for row in table.rows)
     assert table.data[0]["values_ms"] and table.data[0]["cv"] >= 0
+
+
+def _iterations_run(store: Store, rounds: int, factor: float, per_round: int = 10) -> str:
+    """Give a run whose cases carry per-iteration samples, as kpmobile's runners print them."""
+    run = store.new_run("test", {"models": MODELS, "threads": [1], "devices": {"fpV": {"label": "Virtual phone"}}})
+    for rnd in range(rounds):
+        samples = [factor * (20.0 + 0.3 * ((i * 7 + rnd * 3) % 5)) for i in range(per_round)]
+        store.add_case(run, BenchCase(model="pp-tinypose-128x96", device="fpV", threads=1, backend="x86", round=rnd),
+                       serial="V", status="ok", numbers={"avg_ms": sum(samples) / len(samples)}, samples=samples)
+    store.finish_run(run, "complete")
+    return run
+
+
+def test_iterations_are_the_samples_where_the_runner_printed_them_from_2_rounds_on(store: Store) -> None:
+    base, slowed = _iterations_run(store, 2, 1.0), _iterations_run(store, 2, 1.1)
+    (cell,) = _compare(store, base, slowed).cells
+    assert (cell.verdict, cell.samples, cell.n_samples) == ("slower", "iterations", (20, 20))
+    assert cell.ratio == pytest.approx(1.1, rel=0.01) and cell.p_value is not None and cell.p_value < 1e-4
+    assert cell.ci is not None and cell.ci[0] < 1.1 < cell.ci[1]
+    (same,) = _compare(store, base, _iterations_run(store, 2, 1.0)).cells
+    assert same.verdict == "same"
+    # One round a side: its iterations share one moment of load, so no verdict however many there are.
+    (one,) = _compare(store, _iterations_run(store, 1, 1.0, 50), _iterations_run(store, 1, 1.3, 50)).cells
+    assert (one.verdict, one.need_rounds, one.p_value) == ("insufficient", 2, None)
+    assert one.verdict_text == "insufficient (need >= 2 rounds)"

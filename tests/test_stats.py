@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from kpmobile import stats
@@ -31,6 +33,37 @@ def test_compare_verdicts() -> None:
     assert stats.compare(a, [v * 1.3 for v in a]).verdict == "slower"
     assert stats.compare(a, [v * 0.7 for v in a]).verdict == "faster"
     assert stats.compare(a, [v * 1.01 for v in a]).verdict == "same"
+
+
+def test_exact_test_matches_the_smallest_p_and_says_insufficient_below_it() -> None:
+    from scipy.stats import mannwhitneyu
+
+    for m, n in ((1, 1), (3, 3), (4, 4), (3, 5), (6, 6)):
+        a, b = [float(i) for i in range(m)], [100.0 + i for i in range(n)]
+        assert stats.mann_whitney_p(a, b) == pytest.approx(mannwhitneyu(b, a, method="exact").pvalue)
+        assert stats.min_p_value(m, n) == pytest.approx(stats.mann_whitney_p(a, b))
+        assert stats.u_cdf_counts(m, n)[-1] == math.comb(m + n, m)
+    assert stats.samples_needed(0.05) == 4 and stats.samples_needed(0.01) == 5
+    one = stats.compare([40.0], [44.4])
+    assert one.verdict == "insufficient" and one.need == 4 and one.p_value is None and one.ratio == pytest.approx(1.11)
+    three = stats.compare([10.0, 10.1, 9.9], [13.0, 13.1, 12.9])
+    assert three.verdict == "insufficient" and three.need == 4
+    four = stats.compare([10.0, 10.1, 9.9, 10.05], [13.0, 13.1, 12.9, 13.05])
+    assert four.verdict == "slower" and four.p_value == pytest.approx(2 / 70)
+
+
+def test_hodges_lehmann_ratio_and_its_interval_cover_a_known_scale_change() -> None:
+    import random
+
+    rng = random.Random(7)
+    a = [10 * math.exp(rng.gauss(0, 0.02)) for _ in range(30)]
+    b = [11 * math.exp(rng.gauss(0, 0.02)) for _ in range(30)]
+    effect = stats.hodges_lehmann_ratio(a, b)
+    assert effect.ci is not None and effect.ci[0] < 1.1 < effect.ci[1] and effect.ci[1] - effect.ci[0] < 0.03
+    assert effect.ratio == pytest.approx(1.1, rel=0.01)
+    assert stats.hodges_lehmann_ratio([40.0], [44.4]).ci is None  # no interval from one sample a side
+    lo, hi = stats.hodges_lehmann_ratio([1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 3.5, 4.5]).ci or (0, 0)
+    assert (lo, hi) == (pytest.approx(0.375), pytest.approx(4.5))  # k = 1 of 16 at 4 x 4: the whole range
 
 
 def test_achieved_gflops() -> None:

@@ -74,12 +74,14 @@ def test_mobile_table_layout_matches_the_seed(tmp_path: Path) -> None:
         "Model", "Kirin 980 (1-thread)", "Kirin 980 (4-threads)",
         "Qualcomm Snapdragon 660 (1-thread)", "Qualcomm Snapdragon 660 (4-threads)",
     )
-    assert table.rows[0] == ("PP-TinyPose-128x96 (pose)", "10.00 ms", "11.50 ms", "16.00 ms", "17.50 ms")
-    assert table.rows[1] == ("PicoDet-s-192x192 (det)", "13.00 ms", "14.50 ms", "19.00 ms", "failed")
+    one = " (1 round)"  # issue 15: a cell of one round says so
+    assert table.rows[0] == ("PP-TinyPose-128x96 (pose)", f"10.00 ms{one}", f"11.50 ms{one}", f"16.00 ms{one}",
+                             f"17.50 ms{one}")
+    assert table.rows[1] == ("PicoDet-s-192x192 (det)", f"13.00 ms{one}", f"14.50 ms{one}", f"19.00 ms{one}", "failed")
     md = to_markdown(table)
     assert md.splitlines()[0].startswith("| Model | Kirin 980 (1-thread) |")
-    assert "| PicoDet-s-192x192 (det) | 13.00 ms |" in md
-    assert to_csv(table).splitlines()[1].startswith("PP-TinyPose-128x96 (pose),10.00 ms")
+    assert "| PicoDet-s-192x192 (det) | 13.00 ms (1 round) |" in md
+    assert to_csv(table).splitlines()[1].startswith("PP-TinyPose-128x96 (pose),10.00 ms (1 round)")
 
 
 def test_case_key_distinguishes_rounds_and_threads() -> None:

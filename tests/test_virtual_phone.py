@@ -402,3 +402,41 @@ def test_kpmobile_virtual_phone_serve_takes_the_module_entrys_flags(adb_server: 
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+# the test-only --slowdown ------------------------------------------------------------------------
+
+_COMMON = Path(__file__).resolve().parents[1] / "kpmobile" / "runners" / "runner_common.py"
+# A CPU-bound loop, then the runners' own pacing of one iteration: prints the slowdown it saw and the
+# iteration's wall over its work, both measured inside the one command (adb's round trip stays out).
+_BUSY = (f"python3 -c 'import sys, time, importlib.util as u\ns = u.spec_from_file_location(\"c\", \"{_COMMON}\")\n"
+         "lr = u.module_from_spec(s)\ns.loader.exec_module(lr)\n"
+         "t = time.perf_counter()\nn = 0\nfor i in range(300000): n += i\nwork = time.perf_counter() - t\n"
+         "lr.paced(t)\nprint(lr.SLOWDOWN, (time.perf_counter() - t) / work)'")
+
+
+def test_slowdown_really_slows_the_runners_and_shows_in_devices_json(
+        virtual_phone_factory: PhoneFactory, adb_server: AdbServer) -> None:
+    import json
+
+    from kpmobile.devices.virtual_phone import pacing
+
+    phone = virtual_phone_factory(extra_args=["--slowdown", "30"])
+    d = device(adb_server, phone.serial)
+    assert d.getprop("kpmobile.virtual.slowdown_pct") == "30"
+    listed = subprocess.run([sys.executable, "-m", "kpmobile", "devices", "--adb-server", adb_server.address,
+                             "--json"], capture_output=True, text=True, timeout=120, check=True)
+    assert [x["slowdown_pct"] for x in json.loads(listed.stdout) if x["serial"] == phone.serial] == [30.0]
+
+    ret = d.shell2(_BUSY, v2=True)
+    assert ret.returncode == 0, ret.stderr
+    seen, ratio = (float(v) for v in ret.stdout.split())
+    assert seen == 0.3 and 1.3 <= ratio < 2.0, ret.stdout  # at least 30 % longer; a loaded host may add
+
+    pacing.set_slowdown(phone.root, 0)  # switched off at run time: no variable, no property, no stretch
+    seen, ratio = (float(v) for v in d.shell2(_BUSY, v2=True).stdout.split())
+    assert seen == 0 and ratio < 1.05
+    assert d.getprop("kpmobile.virtual.slowdown_pct") == ""
+    listed = subprocess.run([sys.executable, "-m", "kpmobile", "devices", "--adb-server", adb_server.address,
+                             "--json"], capture_output=True, text=True, timeout=120, check=True)
+    assert [x["slowdown_pct"] for x in json.loads(listed.stdout) if x["serial"] == phone.serial] == [None]

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         runner: Path = typer.Option(None, "--runner", help="Paddle Lite benchmark_bin for ARM phones."),
         warmup: int = typer.Option(None, help="Warm-up runs per case (default 10)."),
         repeats: int = typer.Option(None, help="Timed runs per case (default 30)."),
-        rounds: int = typer.Option(None, help="Separate runner invocations per cell (default 1)."),
+        rounds: int = typer.Option(None, help="Separate runner invocations per cell, interleaved (default 3)."),
         power_mode: int = typer.Option(None, help="0 big cores, 1 little, 2 all, 3 no bind."),
         cooldown: float = typer.Option(None, help="Seconds to rest before each case."),
         backend: list[str] = typer.Option(None, "--backend", help="Host backends, e.g. lite-x86,paddle-mkldnn."),
@@ -80,6 +80,8 @@ def register(app: typer.Typer) -> None:
         virtual: str = typer.Option(None, "--virtual",
                                     help="Use only a virtual phone: x86, or arm (kirin980 running the real "
                                          "benchmark_bin under qemu; timings emulated)."),
+        quick: bool = typer.Option(False, "--quick", help="One round, for a dry look: no spread, cells say"
+                                                           " '1 round' and runs compare says 'insufficient'."),
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
@@ -89,6 +91,9 @@ def register(app: typer.Typer) -> None:
         from kpmobile.sweep import run_sweep
         from kpmobile.sweep.config import load_options
 
+        if quick and rounds not in (None, 1):
+            fail("--quick and --rounds disagree", "--quick means --rounds 1; give one of them")
+        rounds = 1 if quick else rounds
         overrides = {
             "models": _split(models), "threads": _ints(threads, "--threads"),
             "devices": _split(device), "servers": _split(adb_server), "no_virtual": no_virtual,

@@ -13,6 +13,7 @@ from kpmobile.errors import KpError
 from kpmobile.records import PlanDevice
 
 if TYPE_CHECKING:
+    from kpmobile.report.compare import CellComparison
     from kpmobile.store import Store
 
 app = typer.Typer(no_args_is_help=True, help="List, show, compare, export, import and delete stored runs.")
@@ -120,19 +121,34 @@ def show(
             warn(f"{s.label} {s.model}: {s.warning}")
 
 
-@app.command()
+COMPARE_HELP = "\n\n".join((
+    "Compare run B against run A cell by cell: the ratio B/A, its interval, a test and a verdict.",
+    "A cell's samples: where the runner printed per-iteration times (kpmobile's own runners), every timed"
+    " iteration of its rounds, and a verdict needs 2 rounds a side (one round's iterations share one moment of"
+    " load); else (benchmark_bin) its rounds, each round's avg_ms, and a verdict needs 4 rounds a side.",
+    "Verdicts. slower / faster: the two-sided Mann-Whitney U test gives p < 0.05 and the Hodges-Lehmann"
+    " ratio B/A (the median of all pairwise ratios) is beyond 1 +- --threshold. same: not significant, or"
+    " significant but within --threshold. insufficient (need >= N rounds): at these sample sizes even"
+    " samples that do not overlap could not reach p < 0.05 (the exact test's smallest p is 2 / C(m+n, m)),"
+    " so no verdict is given; rerun both runs with --rounds N.",
+    "Exit codes with --fail-above PCT: 1 when a cell is 'slower' by more than PCT %; else 2 when a cell in"
+    " both runs is 'insufficient'; else 0. Without --fail-above: 0.",
+))
+
+
+@app.command(help=COMPARE_HELP)
 def compare(
     run_a: str = typer.Argument(..., help="Baseline run id."),
     run_b: str = typer.Argument(..., help="Run id to compare against the baseline."),
     fail_above: float = typer.Option(None, "--fail-above", min=0,
-                                     help="Exit 1 when a cell is significantly slower by more than PCT %."),
+                                     help="Exit 1 when a cell is 'slower' by more than PCT %; else 2 when a cell"
+                                          " is 'insufficient'."),
     force: bool = typer.Option(False, "--force", help="Compare devices whose fingerprints differ."),
     threshold: float = typer.Option(5.0, "--threshold", min=0, help="Changes below PCT % are 'same'."),
     db: Path = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Compare run B against run A cell by cell: ratio, significance on round values and a verdict."""
-    from kpmobile.report.compare import compare_runs, comparison_table, regressions
+    from kpmobile.report.compare import compare_runs, comparison_table, insufficient, regressions
     from kpmobile.report.table import to_rich
 
     try:
@@ -142,18 +158,30 @@ def compare(
     except KpError as exc:
         fail_on(exc)
     bad = regressions(result, fail_above) if fail_above is not None else []
+    unsure = insufficient(result) if fail_above is not None else []
     if as_json:
         data = result.to_json()
         data["fail_above"] = fail_above
         data["regressions"] = [c.to_json() for c in bad]
+        data["insufficient"] = len(unsure)
         emit_json(data)
     else:
         console.print(to_rich(comparison_table(result, {**a.plan.models, **b.plan.models})))
+    _gate(bad, unsure, fail_above)
+
+
+def _gate(bad: list[CellComparison], unsure: list[CellComparison], fail_above: float | None) -> None:
+    """Exit 1 on regressions beyond --fail-above, else 2 when some cell cannot be judged."""
     if bad:
         worst = max(bad, key=lambda c: c.change_pct or 0)
         warn(f"{len(bad)} cell(s) slower by more than {fail_above:g}% "
              f"(worst {worst.setting.label()} on {worst.label}: {worst.change_pct:+.1f}%)", label="regression:")
         raise typer.Exit(1)
+    if unsure:
+        need = max(c.need_rounds or 0 for c in unsure)
+        warn(f"{len(unsure)} cell(s) have too few rounds for a verdict; rerun both with --rounds {need} or more",
+             label="insufficient:")
+        raise typer.Exit(2)
 
 
 @app.command("export")

@@ -395,6 +395,7 @@ def describe(serial: str, state: str, server: str, with_cpu: bool = True) -> Dev
         warnings=cpu.warnings,
         peak_gflops=cpu.peak_gflops if with_cpu else cpu.profile.peak_gflops,
         emulated=identify.emulated_from_props(props),
+        slowdown_pct=identify.slowdown_from_props(props),
     )
 
 

@@ -208,6 +208,18 @@ def fingerprint(props: Mapping[str, str], serial: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
+SLOWDOWN_PROP = "kpmobile.virtual.slowdown_pct"  # set by the virtual phone's --slowdown (tests only)
+
+
+def slowdown_from_props(props: Mapping[str, str]) -> float | None:
+    """Give the slowdown in percent a virtual phone says it plays, None when it plays none."""
+    try:
+        value = float(props.get(SLOWDOWN_PROP) or 0)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
 # getprop ---------------------------------------------------------------------------------------
 _PROP_START = re.compile(r"^\[(?P<key>[^\]\[\s]+)\]: \[(?P<rest>.*)$")
 _BUILD_PROP = re.compile(r"^(?P<key>[A-Za-z0-9_][\w.\-]*)=(?P<value>.*)$")

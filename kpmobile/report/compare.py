@@ -61,6 +61,29 @@ def cell_values(cases: Sequence[CaseRow]) -> dict[tuple[str, Setting], list[floa
     return {k: [v for _, v in sorted(vals)] for k, vals in cells.items()}
 
 
+@dataclass(frozen=True)
+class CellSamples:
+    """One cell's samples: its round values and, where the runner printed them, every timed iteration."""
+
+    rounds: tuple[float, ...]  # avg_ms of each ok round, in round order
+    iterations: tuple[float, ...] = ()  # per-iteration times of all rounds; () unless every round has them
+
+
+def cell_samples(cases: Sequence[CaseRow]) -> dict[tuple[str, Setting], CellSamples]:
+    """Give each (device fingerprint, setting) cell's samples (ok cases with a latency)."""
+    cells: dict[tuple[str, Setting], list[CaseRow]] = {}
+    for c in cases:
+        if c.status == "ok" and c.avg_ms is not None:
+            cells.setdefault((c.device_fp, setting_of(c)), []).append(c)
+    out = {}
+    for key, rows in cells.items():
+        rows.sort(key=lambda r: r.round)
+        every = all(r.samples_ms for r in rows)
+        out[key] = CellSamples(tuple(float(r.avg_ms or 0) for r in rows),
+                               tuple(v for r in rows for v in r.samples_ms) if every else ())
+    return out
+
+
 def device_order(run: RunRow, cases: Sequence[CaseRow]) -> list[str]:
     """Give a run's device fingerprints in column order (the plan's, then first appearance)."""
     order = list(run.plan.devices)
@@ -87,11 +110,21 @@ class CellComparison:
     values_b: tuple[float, ...]
     mean_a: float | None
     mean_b: float | None
-    ratio: float | None  # mean(B) / mean(A); > 1 means B is slower
-    p_value: float | None
-    ci: tuple[float, float] | None
-    verdict: str  # "slower" | "faster" | "same" | "only-a" | "only-b"
+    ratio: float | None  # Hodges-Lehmann estimate of B / A; > 1 means B is slower
+    p_value: float | None  # two-sided Mann-Whitney U; None when no test could pass (insufficient)
+    ci: tuple[float, float] | None  # distribution-free interval of the ratio at 1 - alpha
+    verdict: str  # "slower" | "faster" | "same" | "insufficient" | "only-a" | "only-b"
     forced: bool = False  # matched across different fingerprints because of --force
+    need_rounds: int | None = None  # rounds a side needs before a verdict is possible ("insufficient")
+    samples: str = "rounds"  # what was tested: "iterations" (pooled over rounds) or "rounds" (their avg_ms)
+    n_samples: tuple[int, int] = (0, 0)  # samples tested in A and B
+
+    @property
+    def verdict_text(self) -> str:
+        """Give the verdict as the table prints it, e.g. 'insufficient (need >= 4 rounds)'."""
+        if self.verdict == "insufficient" and self.need_rounds:
+            return f"insufficient (need >= {self.need_rounds} rounds)"
+        return self.verdict
 
     @property
     def change_pct(self) -> float | None:
@@ -108,7 +141,8 @@ class CellComparison:
             "label": self.label, "values_a_ms": list(self.values_a), "values_b_ms": list(self.values_b),
             "mean_a_ms": self.mean_a, "mean_b_ms": self.mean_b, "ratio": self.ratio,
             "change_pct": self.change_pct, "p_value": self.p_value, "ci": list(self.ci) if self.ci else None,
-            "verdict": self.verdict, "forced": self.forced,
+            "verdict": self.verdict, "need_rounds": self.need_rounds, "forced": self.forced,
+            "samples": self.samples, "n_samples": list(self.n_samples),
         }
 
 
@@ -182,36 +216,50 @@ def compare_runs(run_a: RunRow, cases_a: Sequence[CaseRow], run_b: RunRow, cases
                  alpha: float = DEFAULT_ALPHA) -> RunComparison:
     """Give run B compared with run A cell by cell (device x model x threads x backend x batch)."""
     pairs, notes = match_devices(run_a, cases_a, run_b, cases_b, force)
-    vals_a, vals_b = cell_values(cases_a), cell_values(cases_b)
+    vals_a, vals_b = cell_samples(cases_a), cell_samples(cases_b)
+    none = CellSamples(())
     cells: list[CellComparison] = []
     paired_a = {a for a, _ in pairs}
     paired_b = {b for _, b in pairs}
+    rule = (threshold, alpha)
     for fp_a, fp_b in pairs:
         settings = sorted({s for fp, s in vals_a if fp == fp_a} | {s for fp, s in vals_b if fp == fp_b})
         for s in settings:
-            cells.append(_cell(s, fp_a, fp_b, device_label(run_a, fp_a), vals_a.get((fp_a, s), []),
-                               vals_b.get((fp_b, s), []), fp_a != fp_b, threshold, alpha))
+            cells.append(_cell(s, fp_a, fp_b, device_label(run_a, fp_a), vals_a.get((fp_a, s), none),
+                               vals_b.get((fp_b, s), none), fp_a != fp_b, rule))
     for (fp, s), values in sorted(vals_a.items()):
         if fp not in paired_a:
-            cells.append(_cell(s, fp, None, device_label(run_a, fp), values, [], False, threshold, alpha))
+            cells.append(_cell(s, fp, None, device_label(run_a, fp), values, none, False, rule))
     for (fp, s), values in sorted(vals_b.items()):
         if fp not in paired_b:
-            cells.append(_cell(s, None, fp, device_label(run_b, fp), [], values, False, threshold, alpha))
+            cells.append(_cell(s, None, fp, device_label(run_b, fp), none, values, False, rule))
     return RunComparison(run_a.id, run_b.id, tuple(cells), tuple(pairs), force and any(a != b for a, b in pairs),
                          threshold, tuple(notes))
 
 
-def _cell(s: Setting, fp_a: str | None, fp_b: str | None, label: str, a: Sequence[float], b: Sequence[float],
-          forced: bool, threshold: float, alpha: float) -> CellComparison:
-    mean_a = statistics.fmean(a) if a else None
-    mean_b = statistics.fmean(b) if b else None
-    if not a or not b:
-        verdict = "only-a" if a else "only-b"
-        return CellComparison(s, fp_a, fp_b, label, tuple(a), tuple(b), mean_a, mean_b, None, None, None,
-                              verdict, forced)
-    cmp = compare_values(a, b, threshold=threshold, alpha=alpha)
-    return CellComparison(s, fp_a, fp_b, label, tuple(a), tuple(b), mean_a, mean_b, cmp.ratio, cmp.p_value,
-                          cmp.ci, cmp.verdict, forced)
+MIN_ROUNDS_POOLED = 2  # iterations of one round share its moment of load: a verdict needs them from 2 rounds
+
+
+def _cell(s: Setting, fp_a: str | None, fp_b: str | None, label: str, a: CellSamples, b: CellSamples,
+          forced: bool, rule: tuple[float, float]) -> CellComparison:
+    mean_a = statistics.fmean(a.rounds) if a.rounds else None
+    mean_b = statistics.fmean(b.rounds) if b.rounds else None
+    head = (s, fp_a, fp_b, label, a.rounds, b.rounds, mean_a, mean_b)
+    if not a.rounds or not b.rounds:
+        return CellComparison(*head, None, None, None, "only-a" if a.rounds else "only-b", forced)
+    kind, xa, xb = ("iterations", a.iterations, b.iterations) if a.iterations and b.iterations else \
+        ("rounds", a.rounds, b.rounds)
+    cmp = compare_values(xa, xb, threshold=rule[0], alpha=rule[1])
+    verdict, need = cmp.verdict, cmp.need
+    if kind == "iterations":
+        per_round = max(1, min(len(xa) // len(a.rounds), len(xb) // len(b.rounds)))
+        need = max(MIN_ROUNDS_POOLED, -(-(cmp.need or 0) // per_round))
+        if verdict != "insufficient" and min(len(a.rounds), len(b.rounds)) >= MIN_ROUNDS_POOLED:
+            need = None
+        else:
+            verdict = "insufficient"
+    p_value = cmp.p_value if verdict != "insufficient" else None
+    return CellComparison(*head, cmp.ratio, p_value, cmp.ci, verdict, forced, need, kind, (len(xa), len(xb)))
 
 
 def regressions(result: RunComparison, fail_above_pct: float) -> list[CellComparison]:
@@ -220,10 +268,25 @@ def regressions(result: RunComparison, fail_above_pct: float) -> list[CellCompar
             if c.verdict == "slower" and c.change_pct is not None and c.change_pct > fail_above_pct]
 
 
+def insufficient(result: RunComparison) -> list[CellComparison]:
+    """Give the cells in both runs whose samples are too few for any verdict."""
+    return [c for c in result.cells if c.verdict == "insufficient"]
+
+
+VERDICT_HELP = (
+    "Samples: every timed iteration where the runner printed them (from 2 rounds a side), else the rounds."
+    " Verdicts: 'slower'/'faster': the two-sided Mann-Whitney U test gives p < 0.05 and the"
+    " Hodges-Lehmann ratio B/A is beyond 1 +- the threshold; 'same': not significant, or a"
+    " significant change within the threshold; 'insufficient (need >= N rounds)': even fully"
+    " separated samples could not reach p < 0.05 at these sample sizes (exact test), so no verdict"
+    " is given. Ratio and interval: median of all pairwise ratios B/A and its distribution-free"
+    " 95% interval (none when the samples are too few).")
+
+
 def comparison_table(result: RunComparison, models: Mapping[str, Any] | None = None) -> Table:
     """Give the comparison as a Table: one row per cell with means, change, interval, p and verdict."""
-    header = ("Cell", "Device", f"A {result.run_a} (ms)", f"B {result.run_b} (ms)", "Change", "95% CI of B/A",
-              "p (MWU)", "Verdict")
+    header = ("Cell", "Device", f"A {result.run_a} (ms)", f"B {result.run_b} (ms)", "Change (HL)",
+              "95% CI of B/A", "p (MWU)", "Verdict")
     rows: list[tuple[str, ...]] = []
     for c in result.cells:
         display = PlanModel.display_in(models, c.setting.model)
@@ -235,14 +298,13 @@ def comparison_table(result: RunComparison, models: Mapping[str, Any] | None = N
             _fmt_ms(c.mean_b, len(c.values_b)),
             "-" if c.change_pct is None else f"{c.change_pct:+.1f}%",
             "-" if c.ci is None else f"{c.ci[0]:.3f}-{c.ci[1]:.3f}",
-            "-" if c.p_value is None else f"{c.p_value:.3f}",
-            c.verdict,
+            "-" if c.p_value is None else f"{c.p_value:.3g}",
+            c.verdict_text,
         ))
     counts = result.counts()
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     notes = (f"{len(result.cells)} cells: {summary}.",
-             f"'same' unless significant (MWU p<0.05, or the bootstrap CI excludes 1 with <4 rounds)"
-             f" and beyond {result.threshold:.0%}.") + result.notes
+             f"Threshold {result.threshold:.0%}. " + VERDICT_HELP) + result.notes
     return Table(f"Run {result.run_b} against {result.run_a}", header, tuple(rows),
                  [c.to_json() for c in result.cells], notes)
 
@@ -252,24 +314,31 @@ def _fmt_ms(mean: float | None, n: int) -> str:
 
 
 def rounds_table(run: RunRow, cases: Sequence[CaseRow]) -> Table:
-    """Give one row per cell of a run: rounds, mean, std, median, min, max, CV and flags of the round values."""
-    from kpmobile.stats import summarize
+    """Give one row per cell of a run: rounds, mean, std, median, min, max, CV and flags of the round values,
+    and p50 / p90 of every timed iteration where the runner printed them (else of the round values)."""
+    from kpmobile.stats import percentile, summarize
 
-    header = ("Device", "Cell", "Rounds", "Mean (ms)", "Std", "Median", "Min", "Max", "CV", "Flags")
+    header = ("Device", "Cell", "Rounds", "Mean (ms)", "Std", "Median", "Min", "Max", "CV", "p50", "p90", "Flags")
     order = {fp: i for i, fp in enumerate(device_order(run, cases))}
     rows: list[tuple[str, ...]] = []
     data: list[dict[str, Any]] = []
-    for (fp, s), values in sorted(cell_values(cases).items(), key=lambda kv: (order.get(kv[0][0], 0), kv[0][1])):
+    for (fp, s), cell in sorted(cell_samples(cases).items(), key=lambda kv: (order.get(kv[0][0], 0), kv[0][1])):
+        values = list(cell.rounds)
         sm = summarize(values)
+        pool = list(cell.iterations or cell.rounds)
+        p50, p90 = percentile(pool, 50), percentile(pool, 90)
         display = run.plan.model_display(s.model)
         rows.append((device_label(run, fp), s.label().replace(s.model, display, 1), str(sm.n), f"{sm.mean:.2f}",
                      f"{sm.std:.2f}", f"{sm.median:.2f}", f"{sm.min:.2f}", f"{sm.max:.2f}", f"{sm.cv:.1%}",
-                     ", ".join(sm.flags)))
+                     f"{p50:.2f}", f"{p90:.2f}", ", ".join(sm.flags)))
         data.append({"device": fp, "label": device_label(run, fp), "model": s.model, "threads": s.threads,
                      "backend": s.backend, "batch": s.batch, "pipeline": s.pipeline or None,
                      "persons": s.persons or None, "values_ms": values, "n": sm.n, "mean_ms": sm.mean,
                      "std_ms": sm.std, "median_ms": sm.median, "min_ms": sm.min, "max_ms": sm.max, "cv": sm.cv,
-                     "flags": list(sm.flags)})
+                     "p50_ms": p50, "p90_ms": p90, "samples": "iterations" if cell.iterations else "rounds",
+                     "n_samples": len(pool), "flags": list(sm.flags)})
     failed = sum(1 for c in cases if c.status != "ok")
-    notes = (f"{failed} case(s) failed and are left out.",) if failed else ()
+    notes: tuple[str, ...] = ("p50 / p90: of every timed iteration where the runner printed them (kpmobile's"
+                              " runners), else of the round values.",)
+    notes += (f"{failed} case(s) failed and are left out.",) if failed else ()
     return Table("Rounds per cell", header, tuple(rows), data, notes)

@@ -2,9 +2,14 @@
 roofline companion (achieved GFLOP/s beside each latency).
 
 A cell is R rounds (separate runner invocations) of one setting: it shows the mean of the
-rounds' averages, "mean ± std ms" when there is more than one round. Its JSON gives mean_ms,
-std_ms, median_ms, min_ms, cv, rounds and flags: the statistics' (``cv>5%``, ``trend-up``) and
-the conditions' of every round (``throttled``, ``core-mismatch``, ``hot-start``).
+rounds' averages, "mean ± std ms" when there is more than one round ("ms (1 round)" otherwise),
+p50 and p90 of every timed iteration where the runner printed them (kpmobile's own runners), and a
+``*`` when its CV is over 5 % or a round was flagged throttled, core-mismatch or outputs-diverge.
+A column whose runner did not apply --threads (the x86 runner) gets a footnote. Its JSON gives
+mean_ms, std_ms, median_ms, min_ms, cv, rounds, p50_ms, p90_ms, samples ("iterations" or
+"rounds": what p50/p90 are over), starred and star_reasons, threads_applied, and flags: the
+statistics' (``cv>5%``, ``trend-up``) and the conditions' of every round (``throttled``,
+``core-mismatch``, ``hot-start``, ``outputs-diverge``).
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ from typing import Any
 
 from kpmobile.records import RunPlan
 from kpmobile.report.table import Table
-from kpmobile.stats import achieved_gflops, summarize
+from kpmobile.stats import CV_LIMIT, achieved_gflops, percentile, summarize
 from kpmobile.store import CaseRow
 
 NOTES = ("These tests above are based Paddle Lite deployment.", "The time only includes inference time.")
 EMULATED = "(emulated)"
 EMULATED_NOTE = ("emulated: the phone runs under qemu (it says ro.kernel.qemu=1); these times are emulation "
                  "times on the host, not phone timings")
+STAR_FLAGS = ("throttled", "core-mismatch", "outputs-diverge")  # conditions that earn a cell its *
+THREADS_NOTE = ("[1] threads not applied: the runner's log says it ignored --threads (the x86 MobileConfig has"
+                " no set_threads), so columns that differ only in threads measure the same thing.")
 
 
 def threads_label(threads: int) -> str:
@@ -51,6 +59,10 @@ def cell_stats(rows: Sequence[CaseRow]) -> dict[str, Any]:
     out["flags"] = flags
     out["emulated"] = any(r.case_extra.emulated for r in ordered)
     out.update(memory_of(ordered))
+    out.update(_percentiles(ordered, values))
+    reasons = [f"cv>{CV_LIMIT:.0%}"] if out["cv"] is not None and out["cv"] > CV_LIMIT else []
+    reasons += [f for f in flags if f in STAR_FLAGS]
+    out.update(starred=bool(reasons), star_reasons=reasons, threads_applied=threads_applied(ordered))
     return out
 
 
@@ -67,6 +79,41 @@ def is_emulated(plan: RunPlan, fp: str, rows: Sequence[CaseRow] = ()) -> bool:
     """Tell whether a device's timings come from emulation (the phone says it runs under qemu)."""
     device = plan.devices.get(fp)
     return (device is not None and device.emulated) or any(r.case_extra.emulated for r in rows)
+
+
+
+def _percentiles(rows: Sequence[CaseRow], values: Sequence[float]) -> dict[str, Any]:
+    """Give p50/p90 over every timed iteration where each round has them, else over the round values."""
+    iterations = [v for r in rows for v in r.samples_ms] if rows and all(r.samples_ms for r in rows) else []
+    pool = iterations or list(values)
+    if not pool:
+        return {"p50_ms": None, "p90_ms": None, "samples": None, "n_samples": 0}
+    return {"p50_ms": percentile(pool, 50), "p90_ms": percentile(pool, 90),
+            "samples": "iterations" if iterations else "rounds", "n_samples": len(pool)}
+
+
+def threads_applied(rows: Sequence[CaseRow]) -> bool | None:
+    """Give False when a round's runner said it did not apply --threads, True when all said they did, else None."""
+    said: list[bool] = []
+    for r in rows:
+        record = r.record or {}
+        if isinstance(record.get("threads_applied"), bool):
+            said.append(record["threads_applied"])
+        elif any(str(n).lower().startswith("threads applied: no") for n in record.get("notes") or []):
+            said.append(False)
+    if any(not v for v in said):
+        return False
+    return True if said and len(said) == len(rows) else None
+
+
+def cell_text(cell: Mapping[str, Any]) -> str:
+    """Give a cell's text: "12.34 ± 0.56 ms (p50 12.30, p90 13.01) *", "12.34 ms (1 round)", ..."""
+    text = latency_text(cell["mean_ms"], cell["std_ms"], cell["rounds"])
+    if cell["rounds"] == 1:
+        text += " (1 round)"
+    if cell.get("samples") == "iterations":
+        text += f" (p50 {cell['p50_ms']:.2f}, p90 {cell['p90_ms']:.2f})"
+    return text + (" *" if cell.get("starred") else "")
 
 
 def _columns(plan: RunPlan, cases: Sequence[CaseRow]) -> list[tuple[str, int, int]]:
@@ -106,8 +153,7 @@ def mobile_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) ->
             key = (model, fp, mode, t)
             emulated = is_emulated(plan, fp, mine)
             if cell["mean_ms"] is not None:
-                row.append(latency_text(cell["mean_ms"], cell["std_ms"], cell["rounds"])
-                           + (f" {EMULATED}" if emulated else ""))
+                row.append(cell_text(cell) + (f" {EMULATED}" if emulated else ""))
             else:
                 row.append("failed" if key in failed else "-")
             dev = devices.get(fp)
@@ -123,10 +169,26 @@ def mobile_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) ->
             if cell["flags"]:
                 flagged.append(f"{display} on {header[len(row) - 1]}: {', '.join(cell['flags'])}")
         rows.append(tuple(row))
-    notes = NOTES + tuple(f"flag: {f}" for f in flagged)
+    header, notes = _footnotes(header, columns, data)
+    notes += tuple(f"flag: {f}" for f in flagged)
     if any(d["emulated"] for d in data):
         notes += (EMULATED_NOTE,)
     return Table("Benchmark on Mobile", tuple(header), tuple(rows), data, notes)
+
+
+def _footnotes(header: list[str], columns: Sequence[tuple[str, int, int]],
+               data: Sequence[Mapping[str, Any]]) -> tuple[list[str], tuple[str, ...]]:
+    """Give the header with the threads footnote marks, and the table's notes: rounds, samples, star, threads."""
+    marked = {(d["device"], d["power_mode"], d["threads"]) for d in data if d.get("threads_applied") is False}
+    header = header[:1] + [f"{h} [1]" if col in marked else h for h, col in zip(header[1:], columns)]
+    rounds = sorted({int(d["rounds"]) for d in data if d.get("rounds")})
+    notes: tuple[str, ...] = NOTES
+    if rounds:
+        span = str(rounds[0]) if len(rounds) == 1 else f"{rounds[0]}-{rounds[-1]}"
+        notes += (f"Cells: mean ± std of {span} round(s) per cell (each round one runner invocation); p50/p90 of"
+                  f" every timed iteration where the runner printed them; * = CV over {CV_LIMIT:.0%} or flagged"
+                  f" ({', '.join(STAR_FLAGS)}).",)
+    return header, notes + ((THREADS_NOTE,) if marked else ())
 
 
 def roofline_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) -> Table | None:

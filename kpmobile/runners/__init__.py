@@ -8,6 +8,9 @@ runner with the shared modules spliced in (``splice``) and a ``#!<python>`` line
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from pathlib import Path
 
 from kpmobile.runners.elf import check_runner_abi, elf_machine
@@ -19,13 +22,18 @@ LITE_RUNNER_PATH = Path(__file__).with_name("lite_runner.py")
 
 
 def executable_runner(source: Path, name: str, folder: Path, python: str) -> Path:
-    """Give `folder/name`: the runner `source` as one self-contained file (shared modules spliced in) with a
-    `#!<python>` line first, executable, rewritten only on change."""
+    """Give `folder/<content hash>/name`: the runner `source` as one self-contained file (shared modules
+    spliced in) with a `#!<python>` line first, executable.
+
+    The folder is named by the file's content, so two kpmobile versions (or checkouts) sharing one cache
+    never swap their runners under each other's sweeps, and each writes through its own temporary file.
+    """
     text = f"#!{python}\n" + standalone_source(source)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    path = folder / digest / name
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        tmp = path.with_suffix(".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.chmod(0o755)
         tmp.replace(path)  # atomic: a concurrent sweep never sees half a runner

@@ -13,6 +13,10 @@ Differences from benchmark_bin, all visible in the output:
   values, each followed by a ``<flag> applied: no (...)`` line.
 - The result file is appended to on every invocation (benchmark_bin v2.11+ truncates it on its
   first write), so one file collects many runs.
+- The result file (not stdout) gets one more line at the end of Perf Info, ``per-iteration(ms):``
+  and every timed iteration's time, which kpmobile's parser reads as the run's samples.
+- With ``KPMOBILE_SLOWDOWN_PCT`` in its environment (only the virtual phone's test-only ``--slowdown``
+  sets it) each iteration is stretched by a measured wait to (1 + PCT/100) times its run time.
 - Memory usage is VmRSS after the predictor is created (init) and VmHWM at the end (peak), from
   /proc/self/status; one ``cpu usage ratio:`` line covers the whole monitored time.
 
@@ -42,7 +46,9 @@ from kpmobile.runners.runner_common import (
     EXIT_USAGE,
     RunnerFailure,
     _usage_error,
+    format_samples,
     import_numpy,
+    paced,
     parse_gflags,
     run_main,
 )
@@ -203,6 +209,7 @@ class Report:
     device: list[tuple[str, str]] | None = None
     memory_mb: tuple[float, float] | None = None
     not_applied: list[str] = field(default_factory=list)
+    samples_ms: list[float] = field(default_factory=list)  # the timed iterations, in order
 
 
 def _g(value: float, precision: int) -> str:
@@ -359,6 +366,7 @@ def run_benchmark(flags: Flags, phase: Any = None) -> Report:
     for _ in range(flags.warmup + flags.repeats):
         start = time.perf_counter()
         predictor.run()
+        paced(start)
         run_ms.append((time.perf_counter() - start) * 1000.0)
         if flags.run_delay > 0:
             time.sleep(flags.run_delay / 1000.0)  # benchmark_bin: timer.SleepInMs(FLAGS_run_delay)
@@ -409,6 +417,7 @@ def run_benchmark(flags: Flags, phase: Any = None) -> Report:
         avg_ms=sum(timed) / len(timed),
         device=device_info(),
         memory_mb=memory,
+        samples_ms=timed,
         not_applied=[
             "threads applied: no (x86 MobileConfig has no set_threads)",
             "power_mode applied: no (x86 MobileConfig has no set_power_mode)",
@@ -430,13 +439,14 @@ def _say(line: str) -> None:
 
 def benchmark_and_report(flags: Flags, phase: Any = None) -> int:
     """Give the exit code after running the benchmark, printing it and appending it to result_path."""
-    text = format_report(run_benchmark(flags, phase))
+    report = run_benchmark(flags, phase)
+    text = format_report(report)
     sys.stdout.write(text + "\n")  # benchmark_bin: std::cout << ss.str() << std::endl
     sys.stdout.flush()
     if flags.result_path:
         try:
             with open(flags.result_path, "a", encoding="utf-8") as fh:
-                fh.write(text)
+                fh.write(text + format_samples(report.samples_ms))
         except OSError as exc:
             raise RunnerFailure(f"Fail to open result file: {flags.result_path} ({exc.strerror})",
                                 EXIT_FAILED) from None

@@ -174,6 +174,17 @@ _TENSOR_FIELD = re.compile(
 _RUNTIME_KEYS = {"benchmark_bin version", "threads", "power_mode", "warmup", "repeats", "run_delay(sec)",
                  "result_path"}
 _ACCURACY = re.compile(r"^Top-\d+ Accurancy: " + _NUM + r"\s*$")
+# kpmobile's runners add this line to their result file: every timed iteration, in ms
+_SAMPLES = re.compile(r"^per-iteration\(ms\):(?P<values>(?: " + _NUM + r")*)\s*$")
+
+
+def _samples(lines: Sequence[str]) -> tuple[float, ...]:
+    """Give the per-iteration times of the last `per-iteration(ms):` line among lines, () if none."""
+    for line in reversed(lines):
+        match = _SAMPLES.match(line.rstrip("\n"))
+        if match:
+            return tuple(float(v) for v in match.group("values").split())
+    return ()
 
 
 def _bin_header(line: str) -> str | None:
@@ -321,6 +332,7 @@ def _bin_record(blocks: list[_Block], command_model: str | None = None,
         outputs=outputs,
         threads_applied=_applied(runtime.get("threads applied")),
         notes=tuple(notes),
+        samples_ms=_samples(perf.lines),
     )
     if memory and ("init" not in memory or "peak" not in memory):
         warnings.append("'Memory Usage' lines incomplete")
@@ -641,7 +653,7 @@ class _DetRun:
     total: float | None = None
     split: tuple[float, float, float] | None = None
     content: bool = False
-
+    samples: tuple[float, ...] = ()
     totals: list[tuple[int, float]] = field(default_factory=list)  # (images, total ms) per Perf info
 
     def complete(self) -> bool:
@@ -717,6 +729,7 @@ def _det_runs(lines: list[str]) -> list[_DetRun]:
         run.absorb(line)
     if run.content or run.complete():
         runs.append(run)
+    _attach_det_samples(runs, lines)
     return runs
 
 
@@ -733,6 +746,13 @@ def _parse_det_runs(lines: list[str]) -> _Outcome:
             where = "trailing" if index == len(runs) - 1 else "incomplete"
             outcome.warnings.append(f"line {item.line_no}: {where} run ignored: {reason}")
     return outcome
+
+
+def _attach_det_samples(runs: list[_DetRun], lines: list[str]) -> None:
+    """Give each run the per-iteration line that kpmobile's pipeline runner wrote within its lines."""
+    ends = [r.line_no for r in runs[1:]] + [len(lines) + 1]
+    for run, end in zip(runs, ends):
+        run.samples = _samples(lines[run.line_no - 1:end - 1])
 
 
 def _det_record(run: _DetRun) -> RunRecord:
@@ -770,6 +790,7 @@ def _det_record(run: _DetRun) -> RunRecord:
         stages=stages,
         persons_found=run.counts[1] if len(run.counts) > 1 else None,
         notes=tuple(notes),
+        samples_ms=run.samples,
     )
 
 

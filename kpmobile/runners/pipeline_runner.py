@@ -27,6 +27,10 @@ Differences from the demo, visible in the output or stderr:
   uses 10 and 10); no visualised image is written; the x86 MobileConfig has no set_threads or
   set_power_mode, which stderr says.
 - Images are binary PPM (P6) or .npy (HxWx3 uint8, RGB).
+- The result file (not stdout) ends with a ``per-iteration(ms):`` line of every timed iteration's
+  total, which kpmobile's parser reads as the run's samples.
+- ``KPMOBILE_SLOWDOWN_PCT`` (the virtual phone's test-only ``--slowdown``) stretches each iteration
+  to (1 + PCT/100) times its run time, as in lite_runner.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ from kpmobile.runners.runner_common import (
     EXIT_OK,
     EXIT_USAGE,
     RunnerFailure,
+    format_samples,
     import_numpy,
+    paced,
     parse_gflags,
     run_main,
 )
@@ -308,8 +314,9 @@ def _predictor(path: str) -> Any:
     return lite.create_paddle_predictor(config)
 
 
-def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, float]], int]:
-    """Give the summed stage times of `repeats` iterations (after `warmup`), the persons and how many are fixed."""
+def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, float]], int, list[float]]:
+    """Give the summed stage times of `repeats` iterations (after `warmup`), the persons, how many are fixed
+    and each timed iteration's total (ms)."""
     np = import_numpy()
     det_h, det_w = _shape(flags.det_shape)
     kpt_h, kpt_w = _shape(flags.keypoint_shape)
@@ -319,6 +326,7 @@ def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, fl
     times = Times()
     persons: list[tuple[int, int, int, int, float]] = []
     fixed = 0
+    totals: list[float] = []
     clock = time.perf_counter
     for it in range(flags.warmup + flags.repeats):
         t = Times()
@@ -349,11 +357,13 @@ def run_pipeline(flags: Flags) -> tuple[Times, list[tuple[int, int, int, int, fl
             t.kpt_pre += (s1 - s0) * 1e3
             t.kpt_inf += (s2 - s1) * 1e3
             t.kpt_post += (s3 - s2) * 1e3
+        paced(start)
         t.total = (clock() - start) * 1e3
         if it >= flags.warmup:
+            totals.append(t.total)
             for name in Times.__dataclass_fields__:
                 setattr(times, name, getattr(times, name) + getattr(t, name))
-    return times, persons, fixed
+    return times, persons, fixed, totals
 
 
 def _g(value: float) -> str:
@@ -416,7 +426,7 @@ Exit codes: 0 done, 1 environment or model, 2 bad flags."""
 def _run(args: list[str]) -> int:
     """Give the exit code after running the pipeline and printing the demo's report."""
     flags = parse_flags(args)
-    times, persons, fixed = run_pipeline(flags)
+    times, persons, fixed, totals = run_pipeline(flags)
     text = format_report(flags, times, persons)
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -426,7 +436,7 @@ def _run(args: list[str]) -> int:
     if flags.result_path:
         try:
             with open(flags.result_path, "a", encoding="utf-8") as fh:
-                fh.write(text)
+                fh.write(text + format_samples(totals))
         except OSError as exc:
             raise Failure(f"cannot write result file {flags.result_path} ({exc.strerror})", EXIT_FAILED) from None
     return EXIT_OK

@@ -6,8 +6,10 @@ and each pushed runner carries its source spliced in (see `kpmobile.runners.spli
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 EXIT_OK = 0
@@ -108,3 +110,26 @@ def run_main(argv: list[str] | None, prog: str, banner: str, usage: str, body: C
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+# kpmobile's parser reads this last line of a result file (not of stdout) as the run's samples
+SAMPLES_PREFIX = "per-iteration(ms): "
+
+
+def format_samples(samples_ms: Sequence[float]) -> str:
+    """Give the result file's line of every timed iteration's time, or "" when there is none."""
+    return SAMPLES_PREFIX + " ".join(f"{v:.3f}" for v in samples_ms) + "\n" if samples_ms else ""
+
+
+SLOWDOWN = float(os.environ.get("KPMOBILE_SLOWDOWN_PCT") or 0) / 100  # only the virtual phone's --slowdown sets it
+
+
+def paced(start: float, slowdown: float = SLOWDOWN) -> None:
+    """Give nothing once (1 + slowdown) times the time since `start` has passed: the test-only slowdown
+    of the virtual phone (devices/virtual_phone/pacing.py) stretches each timed iteration so. It spins:
+    a sleep would let other processes cool this one's caches and slow the next iteration further."""
+    if slowdown <= 0:
+        return
+    deadline = start + (time.perf_counter() - start) * (1 + slowdown)
+    while time.perf_counter() < deadline:
+        pass

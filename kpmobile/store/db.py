@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +101,7 @@ class CaseRow:
     created: float
     attempt: int = 1
     started: float | None = None
+    samples_ms: tuple[float, ...] = ()  # per-iteration times (the samples table), () where the runner printed none
 
     @property
     def case_extra(self) -> CaseExtra:
@@ -311,6 +312,7 @@ class Store:
         runner_version: str | None = None,
         extra: CaseExtra | Mapping[str, Any] | None = None,
         started: float | None = None,
+        samples: Sequence[float] | None = None,
     ) -> int:
         """Store one attempt at a case as its own row and commit at once; give its row id.
 
@@ -319,11 +321,16 @@ class Store:
         values = case_values(run_id, case, serial=serial, status=status, numbers=numbers, error=error,
                              record=record, raw_log=raw_log, model_hash=model_hash, artifact_hash=artifact_hash,
                              runner=runner, runner_version=runner_version, extra=extra, started=started)
+        if samples is not None:  # default: the record's samples_ms
+            values["samples_ms"] = [float(v) for v in samples]
         return self.insert_case(values)
 
     def insert_case(self, values: dict[str, Any]) -> int:
         """Store a case row given as column values (from `case_values` or a journal); give its row id."""
-        columns = [k for k in _CASE_FIELDS if k not in ("id", "attempt")]
+        columns = [k for k in _CASE_FIELDS if k not in ("id", "attempt", "samples_ms")]
+        samples = values.get("samples_ms")
+        if samples is None:
+            samples = (_json(values.get("record"), None) or {}).get("samples_ms") or ()
         with self._write() as db:
             row = db.execute("SELECT COALESCE(MAX(attempt), 0) + 1 FROM cases WHERE run_id=? AND case_key=?",
                              (values["run_id"], values["case_key"])).fetchone()
@@ -331,13 +338,17 @@ class Store:
                 f"INSERT INTO cases({', '.join(columns)}, attempt) VALUES ({', '.join('?' for _ in columns)}, ?)",
                 [values.get(k) for k in columns] + [int(row[0])],
             )
-            return int(cur.lastrowid or 0)
+            case_id = int(cur.lastrowid or 0)
+            add_samples(db, case_id, samples)
+            return case_id
 
     def attempts(self, run_id: str) -> list[CaseRow]:
         """Give every attempt at a run's cases, in the order they were stored."""
         with self._read() as db:
             rows = db.execute("SELECT * FROM cases WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
-        return [_case_row(r) for r in rows]
+            samples = _samples(db, "SELECT s.case_id, s.ms FROM samples s JOIN cases c ON c.id = s.case_id"
+                                   " WHERE c.run_id=? ORDER BY s.case_id, s.idx", (run_id,))
+        return [_case_row(r, samples.get(int(r["id"]), ())) for r in rows]
 
     def cases(self, run_id: str, status: str | None = None) -> list[CaseRow]:
         """Give a run's cases, one row per case: its first ok attempt, else its latest; in stored order."""
@@ -359,8 +370,9 @@ class Store:
         """Give every stored case row."""
         with self._read() as db:
             rows = db.execute("SELECT * FROM cases ORDER BY id").fetchall()
+            samples = _samples(db, "SELECT case_id, ms FROM samples ORDER BY case_id, idx", ())
         for r in rows:
-            yield _case_row(r)
+            yield _case_row(r, samples.get(int(r["id"]), ()))
 
 
 class RunBusy(StoreError):
@@ -450,9 +462,23 @@ def _plan(text: Any) -> RunPlan:
         return RunPlan()
 
 
-def _case_row(r: sqlite3.Row) -> CaseRow:
+def add_samples(db: sqlite3.Connection, case_id: int, samples: Sequence[float]) -> None:
+    """Give nothing: store a case's per-iteration times (inside the caller's transaction)."""
+    db.executemany("INSERT OR REPLACE INTO samples(case_id, idx, ms) VALUES (?,?,?)",
+                   [(case_id, i, float(v)) for i, v in enumerate(samples)])
+
+
+def _samples(db: sqlite3.Connection, query: str, args: tuple[Any, ...]) -> dict[int, tuple[float, ...]]:
+    out: dict[int, list[float]] = {}
+    for case_id, ms in db.execute(query, args):
+        out.setdefault(int(case_id), []).append(float(ms))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _case_row(r: sqlite3.Row, samples: tuple[float, ...] = ()) -> CaseRow:
     keys = r.keys()
     values = {k: r[k] for k in _CASE_FIELDS if k in keys}
+    values["samples_ms"] = samples
     record = _json(values.get("record"), None)
     extra = _json(values.get("extra"), {})
     values["record"] = record if isinstance(record, dict) else None

@@ -12,7 +12,7 @@ from typing import Any
 from kpmobile import __version__
 from kpmobile.errors import ConfigError
 from kpmobile.records import RunPlan
-from kpmobile.store.db import CaseRow, RunRow, Store
+from kpmobile.store.db import CaseRow, RunRow, Store, add_samples
 from kpmobile.store.models import ExportDoc
 from kpmobile.typed import validate
 
@@ -25,7 +25,7 @@ Migration = Callable[[dict[str, Any]], dict[str, Any]]
 MIGRATIONS: dict[int, Migration] = {}
 
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRow) if f.name not in ("pid", "pid_start"))
-_CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseRow) if f.name != "id")
+_CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseRow) if f.name not in ("id", "samples_ms"))
 
 
 def export_run(store: Store, run_id: str | None = None) -> dict[str, Any]:
@@ -126,6 +126,7 @@ def _case_values(case: dict[str, Any]) -> dict[str, Any]:
     out = {k: case.get(k) for k in _CASE_FIELDS}
     out["extra"] = out["extra"] or {}
     out["attempt"] = out["attempt"] or 1
+    out["samples_ms"] = list(case.get("samples_ms") or ())
     return out
 
 
@@ -179,5 +180,6 @@ def import_run(store: Store, data: dict[str, Any]) -> ImportResult:
             values["attempt"] = values["attempt"] or 1
             values["record"] = json.dumps(values["record"]) if values["record"] is not None else None
             values["extra"] = json.dumps(values["extra"])
-            db.execute(f"INSERT INTO cases({columns}) VALUES ({marks})", [values[k] for k in _CASE_FIELDS])
+            cur = db.execute(f"INSERT INTO cases({columns}) VALUES ({marks})", [values[k] for k in _CASE_FIELDS])
+            add_samples(db, int(cur.lastrowid or 0), values["samples_ms"])
     return ImportResult(run_id, len(data["cases"]), added, False)

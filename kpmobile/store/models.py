@@ -109,6 +109,7 @@ class CaseDoc(Strict):
     created: float
     attempt: Count = 1
     started: float | None = None
+    samples_ms: list[Ms] = []
 
     def expected_key(self) -> str:
         """Give the case key these fields make (a tampered key differs)."""

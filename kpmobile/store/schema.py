@@ -7,6 +7,7 @@ nothing else: `SCHEMA_VERSION` follows the list.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -76,7 +77,7 @@ _CASE_COLUMNS_V1 = (
     " min_ms, max_ms, first_ms, init_ms, record, raw_log, extra, created"
 )
 
-# v2: the run's owner (pid and its start time; `host` already names the CLI's host) and why it
+# v3: the run's owner (pid and its start time; `host` already names the CLI's host) and why it
 # stopped; each attempt at a case is its own row (a stored ok row is never replaced) with its start stamp.
 _V2_CASES = f"""
 CREATE TABLE cases_v2 (
@@ -139,13 +140,35 @@ def add_column(db: sqlite3.Connection, table: str, column: str, kind: str) -> No
         db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
+# v2 (i15): per-iteration times of a case, as the runner printed them (benchmark_bin prints none).
+_SAMPLES = """
+CREATE TABLE IF NOT EXISTS samples (
+    case_id INTEGER NOT NULL REFERENCES cases(id),
+    idx INTEGER NOT NULL,
+    ms REAL NOT NULL,
+    PRIMARY KEY (case_id, idx)
+);
+"""
+
+
 def _v1_to_v2(db: sqlite3.Connection) -> None:
+    """Add the samples table and fill it from the samples_ms of stored records."""
+    _script(_SAMPLES)(db)
+    for case_id, record in db.execute("SELECT id, record FROM cases WHERE record LIKE '%samples_ms%'").fetchall():
+        values = (json.loads(record) or {}).get("samples_ms") or []
+        db.executemany("INSERT OR IGNORE INTO samples(case_id, idx, ms) VALUES (?,?,?)",
+                       [(case_id, i, float(v)) for i, v in enumerate(values)])
+
+
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    """The run's owner and why it stopped; one row per attempt at a case."""
     for column, kind in (("pid", "INTEGER"), ("pid_start", "INTEGER"), ("error", "TEXT")):
         add_column(db, "runs", column, kind)
-    _script(_V2_CASES)(db)
+    if "attempt" not in {str(r[1]) for r in db.execute("PRAGMA table_info(cases)")}:
+        _script(_V2_CASES)(db)
 
 
-MIGRATIONS: list[Migration] = [_script(_V1), _v1_to_v2]
+MIGRATIONS: list[Migration] = [_script(_V1), _v1_to_v2, _v2_to_v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 MARKER = ("app", "kpmobile")
 

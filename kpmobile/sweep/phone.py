@@ -66,7 +66,7 @@ class PhoneExecutor:
         fps = [t.fp for t in targets]
         piped = [t.fp for t in targets if t.pipeline_mode != pipe.MODE_COMPOSED]
         cases = plan_cases(list(self.specs), fps, o.phone_threads, power_mode=o.power_mode, warmup=o.warmup,
-                           repeats=o.repeats, precision=o.precision, rounds=o.rounds,
+                           repeats=o.repeats, precision=o.precision, rounds=o.rounds, shuffle_seed=o.shuffle_seed,
                            backends={t.fp: t.backend for t in targets}, power_modes=o.power_modes,
                            pipelines=o.pipelines, persons=o.persons, pipeline_devices=piped)
         names = device_labels([t.info for t in targets])
@@ -76,7 +76,7 @@ class PhoneExecutor:
                                  flops=model_flops(s)) for n, s in self.specs.items()},
             devices={t.fp: t.plan_device(names[t.fp]) for t in targets},
             threads=tuple(o.phone_threads), power_modes=tuple(o.power_modes) or (o.power_mode,), rounds=o.rounds,
-            skipped=dict(self.skipped),
+            shuffle_seed=o.shuffle_seed, skipped=dict(self.skipped),
             pipelines={p: PlanPipeline(*split_pipeline(p), tuple(o.persons)) for p in o.pipelines},
             options=plan_options(o),
         )

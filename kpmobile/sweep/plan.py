@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -25,7 +26,8 @@ class BenchOptions:
     runner: Path | None = None  # benchmark_bin for ARM phones
     warmup: int = 10
     repeats: int = 30
-    rounds: int = 1
+    rounds: int = 3  # rounds give each cell a spread; --quick asks for 1
+    shuffle_seed: int = 0  # each round runs its cases in an order shuffled with this seed and the round
     power_mode: int = 0
     power_modes: Sequence[int] = ()  # several power modes to sweep; empty = (power_mode,)
     precision: str = "fp32"
@@ -86,10 +88,14 @@ def plan_cases(
     pipelines: Sequence[str] = (),
     persons: Sequence[int] = (1,),
     pipeline_devices: Sequence[str] | None = None,
+    shuffle_seed: int | None = None,
 ) -> list[BenchCase]:
     """Give the cases of a sweep: for each device, rounds x (models, then pipelines x persons) x
     power modes x threads, in run order (a round ends before the next begins, so drift shows).
 
+    With `shuffle_seed`, each round runs its cases in an order shuffled by random.Random(f"{seed}:{round}"):
+    the same order on every device and in every sweep of that seed, a different one each round, so that a
+    case never sits in the same place (after the same neighbour) in every round.
     Pipelines run only on `pipeline_devices` (None: every device); elsewhere they are composed
     from the single-model cases at report time.
     """
@@ -102,12 +108,12 @@ def plan_cases(
             runs: list[tuple[str, str | None, int | None]] = [(m, None, None) for m in models]
             if fp in piped:
                 runs += [(p, p, n) for p in pipelines for n in persons]
-            for model, pipe, n in runs:
-                for mode in modes:
-                    for t in threads:
-                        cases.append(BenchCase(model=model, device=fp, threads=t, power_mode=mode, warmup=warmup,
-                                               repeats=repeats, precision=precision, backend=dev_backend,
-                                               round=rnd, pipeline=pipe, persons=n))
+            batch = [BenchCase(model=model, device=fp, threads=t, power_mode=mode, warmup=warmup, repeats=repeats,
+                               precision=precision, backend=dev_backend, round=rnd, pipeline=pipe, persons=n)
+                     for model, pipe, n in runs for mode in modes for t in threads]
+            if shuffle_seed is not None:
+                random.Random(f"{shuffle_seed}:{rnd}").shuffle(batch)
+            cases += batch
     return cases
 
 

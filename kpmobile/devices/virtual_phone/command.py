@@ -43,6 +43,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                        help="fault the runner plays (switch it at run time in ROOT/faults/runner)")
     serve.add_argument("--link", choices=tuple(LINKS), default="loopback",
                        help="cable to play: usb2 (~35 MB/s, 1 ms round trip), usb3 (~300 MB/s, 0.3 ms) or loopback")
+    serve.add_argument("--slowdown", type=float, default=0.0, metavar="PCT",
+                       help="tests only: kpmobile's runners run PCT %% slower (switch it at run time in"
+                            " ROOT/faults/slowdown); getprop and `devices --json` show it")
+    serve.add_argument("--nice", type=int, default=0, metavar="N",
+                       help="tests only: run every shell command (its session) at nice N, -20 to 19 (root for N < 0)")
     serve.add_argument("--offline", action="store_true",
                        help="never answer the host's CNXN: adb lists the phone as offline")
     serve.add_argument("-v", "--verbose", action="store_true", help="log connections and services")
@@ -60,7 +65,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         serve(args.port, profile=args.profile, getprop=args.getprop, auth=args.auth, root=args.root,
               cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
               abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, cpufreq=args.cpufreq,
-              link=args.link)
+              link=args.link, slowdown=args.slowdown, nice=args.nice)
     except KpError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

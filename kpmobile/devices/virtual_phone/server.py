@@ -397,11 +397,24 @@ def _emulation_for(abi: str) -> Emulation | None:
         return None
 
 
+def _set_slowdown(sandbox: Sandbox, pct: float, nice: int) -> None:
+    from kpmobile.devices.virtual_phone import pacing
+
+    if not 0 <= pct <= 1000:
+        raise ConfigError(f"--slowdown {pct:g} is out of range", "give a percentage from 0 to 1000")
+    if not -20 <= nice <= 19:
+        raise ConfigError(f"--nice {nice} is out of range", "give a nice value from -20 to 19")
+    if pct > 0 or pacing.control_file(sandbox.root).exists():
+        pacing.set_slowdown(sandbox.root, pct, sandbox.props_file)
+    if nice != 0 or pacing.nice_file(sandbox.root).exists():
+        pacing.set_nice(sandbox.root, nice)
+
+
 def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth: str = "none",
           root: Path | None = None, cpuinfo: Path | None = None, host: str = "127.0.0.1",
           disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
           runner_fault: str = "none", offline: bool = False, cpufreq: str | None = None,
-          link: str = "loopback") -> None:
+          link: str = "loopback", slowdown: float = 0.0, nice: int = 0) -> None:
     """Give nothing: serve a virtual phone on host:port until interrupted or dropped (blocking)."""
     if host != ALLOWED_HOST:
         raise ConfigError(f"the virtual phone listens on {ALLOWED_HOST} only, not '{host}'",
@@ -420,6 +433,7 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
         sandbox.prepare(spec, getprop, cpuinfo, abi=abi, cpufreq=cpufreq, emulation=emulation)
         if runner_fault != "none" or faults.control_file(sandbox.root).exists():
             faults.set_runner_fault(sandbox.root, runner_fault)
+        _set_slowdown(sandbox, slowdown, nice)
         try:
             listener = socket.create_server((host, port))
         except OSError as exc:

@@ -9,7 +9,7 @@ import subprocess
 import threading
 from typing import IO, TYPE_CHECKING
 
-from kpmobile.devices.virtual_phone import faults
+from kpmobile.devices.virtual_phone import faults, pacing
 from kpmobile.devices.virtual_phone import protocol as p
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ def run_shell(stream: Stream, phone: VirtualPhone, command: str, mode: str) -> N
     argv = ["/bin/sh", "-c", rewritten] if command.strip() else ["/bin/sh"]
     stderr = subprocess.PIPE if mode == "v2" else (subprocess.STDOUT if mode == "v1" else subprocess.DEVNULL)
     try:
-        proc = subprocess.Popen(argv, cwd=sandbox.root, env=sandbox.shell_env(), stdin=subprocess.PIPE,
+        env = pacing.shell_env(sandbox.shell_env(), sandbox.root)  # the test-only --slowdown
+        proc = subprocess.Popen(argv, cwd=sandbox.root, env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=stderr, start_new_session=True, bufsize=0)
     except OSError as exc:
         message = f"/system/bin/sh: {exc}\n".encode()
@@ -61,6 +62,7 @@ def run_shell(stream: Stream, phone: VirtualPhone, command: str, mode: str) -> N
             stream.write(message)
         return
     phone.track(proc, alive=True)
+    pacing.prioritise(proc.pid, sandbox.root)  # the test-only --nice
     try:
         fed = threading.Event()
         feeder = threading.Thread(target=_forward_stdin, args=(stream, proc.stdin, mode == "v2", fed),
