@@ -41,8 +41,15 @@ def export_run(store: Store, run_id: str | None = None) -> dict[str, Any]:
         "exported_by": f"kpmobile {__version__}",
         "run": {**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)}, "plan": run.plan.to_json()},
         "devices": {fp: known[fp] for fp in fps if fp in known},
-        "cases": [{k: v for k, v in dataclasses.asdict(c).items() if k != "id"} for c in cases],
+        "cases": [_case_json(c) for c in cases],
     }
+
+
+def _case_json(case: CaseRow) -> dict[str, Any]:
+    """Give a stored case as export JSON (no row id; samples as a list)."""
+    data = {k: v for k, v in dataclasses.asdict(case).items() if k != "id"}
+    data["samples_ms"] = list(case.samples_ms)
+    return data
 
 
 def write_export(data: dict[str, Any], path: Path) -> Path:
