@@ -145,7 +145,7 @@ def test_a_disk_that_fills_mid_sweep_keeps_the_case_in_the_journal_and_resume_co
         db = home / "kpmobile.db"
         env = {"KPMOBILE_HOME": str(home)}
         args = ["bench", "--adb-server", adb_server.address, "--no-virtual", "--out", str(tmp_path / "out"),
-                "-m", MODEL, "--threads", "1", "--rounds", "4", "--warmup", "1", "--repeats", "200"]
+                "-m", MODEL, "--threads", "1", "--rounds", "4", "--warmup", "1", "--repeats", "60"]  # small store
         proc = _start(args, env)
         _wait("a stored case", lambda: _rows(db))
         filler = _fill(home)
