@@ -13,6 +13,25 @@ from kpmobile.errors import ConfigError
 from kpmobile.paths import PROFILES_DIR
 from kpmobile.records import CpuCluster
 
+BATTERY_VENDORS = ("none", "ua-negative", "ma-positive")
+
+
+@dataclass(frozen=True)
+class Physics:
+    """How a virtual phone of this profile turns CPU use into battery current, heat and throttling."""
+
+    idle_w: float = 0.8  # the whole phone at rest
+    core_w: dict[str, float] = field(default_factory=dict, hash=False, compare=False)  # per fully busy core
+    default_core_w: float = 1.0  # core types core_w does not name
+    voltage_v: float = 3.85
+    battery: str = "ua-negative"  # the vendor convention: none | ua-negative | ma-positive
+    ambient_c: float = 30.0
+    resistance_c_per_w: float = 8.0  # steady-state rise per watt above idle
+    time_constant_s: float = 20.0
+    trip_c: float = 45.0  # above it the big cluster's scaling_max_freq drops
+    hysteresis_c: float = 2.0  # restored below trip_c - hysteresis_c
+    throttle_ratio: float = 0.6  # the big cluster's max frequency while throttled, as a share of its max
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -29,6 +48,24 @@ class Profile:
     peak_gflops: float | None = None
     getprop: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     cpuinfo: str | None = None
+    physics: Physics | None = None  # virtual phones only
+
+
+def _physics_from(data: dict[str, Any] | None) -> Physics | None:
+    if data is None:
+        return None
+    known = {k: v for k, v in data.items() if k in Physics.__dataclass_fields__}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown [physics] keys {unknown}")
+    values: dict[str, Any] = {k: ({str(n): float(w) for n, w in v.items()} if k == "core_w"
+                                  else str(v) if k == "battery" else float(v)) for k, v in known.items()}
+    phys = Physics(**values)
+    if phys.battery not in BATTERY_VENDORS:
+        raise ValueError(f"[physics] battery must be one of {', '.join(BATTERY_VENDORS)}")
+    if not (0 < phys.throttle_ratio <= 1 and phys.time_constant_s > 0):
+        raise ValueError("[physics] needs 0 < throttle_ratio <= 1 and time_constant_s > 0")
+    return phys
 
 
 def _profile_from(data: dict[str, Any], source: Path) -> Profile:
@@ -49,8 +86,9 @@ def _profile_from(data: dict[str, Any], source: Path) -> Profile:
             peak_gflops=_peak(clusters),
             getprop={str(k): str(v) for k, v in data.get("getprop", {}).items()},
             cpuinfo=data.get("cpuinfo"),
+            physics=_physics_from(data.get("physics")),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"device profile {source} is malformed ({exc})",
                           "fix the file or compare it with device_profiles/kirin980.toml") from exc
 

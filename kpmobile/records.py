@@ -163,6 +163,58 @@ class BenchCase:
         )
 
 
+@dataclass(frozen=True)
+class KernelTime:
+    """Time of one (op type, kernel, function) over a run's ops, from a profiling runner."""
+
+    op_type: str  # e.g. conv2d
+    kernel: str  # the kernel's place, e.g. arm/float/NCHW
+    func: str  # the kernel function, e.g. conv1x1s1_gemm_fp32 (NotImpl when unnamed)
+    calls: int  # ops of the model that ran this kernel
+    avg_ms: float  # summed over those ops, per inference
+    min_ms: float
+    max_ms: float
+    share: float  # percent of the summed average over all kernels
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the row as JSON."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Energy:
+    """What a case cost the battery; energy_mj is None (with a note) when no clean figure exists."""
+
+    samples: int  # run samples
+    idle_samples: int
+    mean_w: float | None = None
+    idle_w: float | None = None
+    energy_mj: float | None = None  # (mean_w - idle_w) x mean latency
+    latency_ms: float | None = None
+    battery: str | None = None  # the power_supply folder read
+    status: str | None = None  # the status most samples gave
+    units: str | None = None  # how current and voltage were read
+    flags: tuple[str, ...] = ()
+    note: str | None = None
+    hint: str | None = None
+    power_trace: tuple[tuple[float, float], ...] = field(default=(), compare=False)  # (uptime s, W) of run samples
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the record as JSON."""
+        data = asdict(self)
+        data["flags"] = list(self.flags)
+        data["power_trace"] = [list(p) for p in self.power_trace]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Energy:
+        """Give the record from its JSON."""
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known["flags"] = tuple(known.get("flags") or ())
+        known["power_trace"] = tuple(tuple(p) for p in known.get("power_trace") or ())
+        return cls(**known)
+
+
 # the run plan ----------------------------------------------------------------------------------------
 PLAN_VERSION = 2  # 1: the untyped dicts stored before RunPlan (no "version" key); read by RunPlan.from_json
 
@@ -551,6 +603,7 @@ class CaseExtra:
     memory: MemoryFigures | None = None
     echo: tuple[EchoDifference, ...] = ()
     round_trips: int | None = None  # phones: device round trips the case took (adb services opened)
+    energy: Energy | None = None  # bench --energy: what the case cost the battery
 
     def with_flag(self, flag: str) -> CaseExtra:
         """Give this extra with `flag` added."""
@@ -580,6 +633,8 @@ class CaseExtra:
             data["echo"] = {e.flag: {"asked": e.asked, "echoed": e.echoed} for e in self.echo}
         if self.round_trips is not None:
             data["round_trips"] = self.round_trips
+        if self.energy is not None:
+            data["energy"] = self.energy.to_json()
         return data
 
     @classmethod
@@ -595,7 +650,7 @@ class CaseExtra:
             host = HostFigures(float(data["fps_mean"]), float(data.get("fps_std") or 0.0),
                                float(data.get("std_ms") or 0.0), str(data.get("version") or ""),
                                str(data.get("device") or ""), tuple(str(n) for n in data.get("notes") or ()))
-        oc, hc = data.get("output_check"), data.get("check")
+        oc, hc, en = data.get("output_check"), data.get("check"), data.get("energy")
         persons, trips = data.get("persons_found"), data.get("round_trips")
         memory, echo = data.get("memory"), data.get("echo")
         echoes = tuple(EchoDifference(str(k), str(v.get("asked")), _opt_str(v.get("echoed")))
@@ -605,4 +660,5 @@ class CaseExtra:
                    OutputCheck.from_json(hc) if isinstance(hc, Mapping) else None,
                    None if persons is None else int(persons), host, bool(data.get("emulated")),
                    MemoryFigures.from_json(memory) if isinstance(memory, Mapping) else None, echoes,
-                   None if trips is None else int(trips))
+                   None if trips is None else int(trips),
+                   Energy.from_json(dict(en)) if isinstance(en, Mapping) else None)

@@ -30,6 +30,7 @@ def full(model: str, shape: str, outputs: list[dict[str, object]], **fields: obj
         "format": "benchmark_bin", "model": model, "backend": "arm", "cpu_precision": "fp32", "run_delay": None,
         "init_mb": None, "peak_mb": None, "device": None, "outputs": outputs, "stages": {}, "abi": None,
         "runner_version": "v2.13-rc", "input_shape": shape, "threads_applied": None, "persons_found": None,
+        "samples_ms": [],  # benchmark_bin prints no per-iteration times: rounds are its samples
         "notes": ["benchmark_bin version: v2.13-rc", f"input_shape: {shape}"],
     }
     return {**base, **fields}

@@ -419,7 +419,8 @@ def test_profiles_cover_thirty_socs_with_computed_peaks() -> None:
     from kpmobile.devices.soc import default_table
     from kpmobile.paths import PROFILES_DIR
 
-    profiles = [p for p in load_profiles().values() if p.name not in ("generic", "virtual")]
+    profiles = [p for p in load_profiles().values()
+                if p.name != "generic" and not p.name.startswith("virtual")]  # virtual-*: kpmobile's own phones
     assert len(profiles) >= 30
     for profile in profiles:
         assert profile.clusters and profile.big_cores and profile.thermal_limit_c > 0, profile.name

@@ -63,6 +63,9 @@ def register(app: typer.Typer) -> None:
         rounds: int = typer.Option(None, help="Separate runner invocations per cell, interleaved (default 3)."),
         power_mode: int = typer.Option(None, help="0 big cores, 1 little, 2 all, 3 no bind."),
         cooldown: float = typer.Option(None, help="Seconds to rest before each case."),
+        thermal_wait: float = typer.Option(None, "--thermal-wait",
+                                           help="Longest wait (s) before a case for the phone to cool below its"
+                                                " profile's thermal limit (default 120; 0: never wait)."),
         backend: list[str] = typer.Option(None, "--backend", help="Host backends, e.g. lite-x86,paddle-mkldnn."),
         batch: list[str] = typer.Option(None, "--batch", help="Batch sizes for host backends, e.g. 1,10."),
         pipeline: list[str] = typer.Option(None, "--pipeline", help="Detector+pose pipeline, e.g. a+b."),
@@ -82,6 +85,16 @@ def register(app: typer.Typer) -> None:
                                          "benchmark_bin under qemu; timings emulated)."),
         quick: bool = typer.Option(False, "--quick", help="One round, for a dry look: no spread, cells say"
                                                            " '1 round' and runs compare says 'insufficient'."),
+        energy: bool = typer.Option(None, "--energy",
+                                    help="Sample the battery (~10 Hz) around each case, after an idle baseline:"
+                                         " mean and idle W, mJ per inference (`report energy`)."),
+        energy_idle: float = typer.Option(None, "--energy-idle", min=0.5, help="Seconds of idle baseline (default 3)."),
+        op_profile: bool = typer.Option(None, "--op-profile",
+                                        help="One extra invocation per cell with a LITE_WITH_PROFILE benchmark_bin"
+                                             " (--op-runner, else --runner): time per operator (`report ops`)."
+                                             " ARM phones only: the x86 runner's paddlelite Python API exposes no"
+                                             " per-operator times."),
+        op_runner: Path = typer.Option(None, "--op-runner", help="The profiling benchmark_bin for --op-profile."),
         as_json: bool = typer.Option(False, "--json", help="Print the outcome and table as JSON."),
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
@@ -98,15 +111,21 @@ def register(app: typer.Typer) -> None:
             "models": _split(models), "threads": _ints(threads, "--threads"),
             "devices": _split(device), "servers": _split(adb_server), "no_virtual": no_virtual,
             "runner": runner, "warmup": warmup, "repeats": repeats, "rounds": rounds, "power_mode": power_mode,
-            "cooldown_s": cooldown, "backends": _split(backend), "batches": _ints(batch, "--batch"),
+            "cooldown_s": cooldown, "thermal_wait_s": thermal_wait,
+            "backends": _split(backend), "batches": _ints(batch, "--batch"),
             "pipelines": _split(pipeline), "persons": _ints(persons, "--persons"),
             "pipeline_runner": pipeline_runner, "out_dir": out, "db": db, "resume": resume,
             "case_timeout_s": case_timeout, "memory": memory, "virtual": virtual,
+            "energy": energy, "energy_idle_s": energy_idle,
+            "op_profile": op_profile or (True if op_runner else None), "op_runner": op_runner,
             "allow_oversubscribe": allow_oversubscribe, "no_wait": no_wait,
         }
         try:
             opts = load_options(config, overrides)
             overrides["config"] = config
+            if opts.on_host and (opts.op_profile or opts.energy):
+                fail("--op-profile and --energy measure phones; the host's backends have neither per-operator"
+                     " times (paddlelite's Python API has no profiler) nor a battery", "drop them for --device host")
             opts.command = "kpmobile bench " + json.dumps({k: str(v) for k, v in overrides.items() if v is not None})
             with stop_on_signals(), RichProgress(enabled=not as_json) as progress:
                 result = run_sweep(opts, progress)

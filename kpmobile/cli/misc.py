@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -74,22 +74,61 @@ def convert(
 
 
 def parse(
-    files: list[str] = typer.Argument(..., help="Runner logs or result files; '-' reads standard input."),
+    files: list[str] = typer.Argument(..., help="Runner logs, result files or a profiling runner's stderr;"
+                                                " '-' reads standard input."),
+    top: int = typer.Option(10, "--top", min=1, help="Kernels shown per profiler summary."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Parse runner logs into records (UTF-8 or UTF-16 text, CRLF, logs pasted into Markdown)."""
-    from kpmobile.runners.parsers import parse_input
-
-    records = []
+    """Parse runner logs into records (UTF-8 or UTF-16 text, CRLF, logs pasted into Markdown); the stderr of a
+    LITE_WITH_PROFILE benchmark_bin gives its time per operator."""
+    records: list[tuple[str, RunRecord]] = []
+    profiles: list[tuple[str, dict[str, Any]]] = []
     for name in files:
         try:
-            records += [(name, r) for r in parse_input(name)]
+            runs, profile = _parse_one(name)
         except KpError as exc:
             fail_on(exc)
+        records += [(name, r) for r in runs]
+        profiles += [(name, profile)] if profile else []
     if as_json:
-        emit_json([{"file": p, **r.to_json()} for p, r in records])
+        emit_json([{"file": p, **r.to_json()} for p, r in records]
+                  + [{"file": p, "format": "paddle_lite_profile", **prof} for p, prof in profiles])
         return
-    console.print(_runs_table(records))
+    if records or not profiles:
+        console.print(_runs_table(records))
+    for name, prof in profiles:
+        console.print(_profile_table(name, prof, top))
+
+
+def _parse_one(name: str) -> tuple[list[RunRecord], dict[str, Any] | None]:
+    """Give a file's runs and its profiler summary as JSON (None without one); a profile alone has no runs."""
+    from kpmobile.runners.opprofile import has_profile, parse_profile, per_kernel
+    from kpmobile.runners.parsers import parse_input, parse_log
+    from kpmobile.textfile import read_text
+
+    if name == "-" or not Path(name).is_file():
+        return parse_input(name), None
+    text = read_text(Path(name), f"log file {name}")
+    if not has_profile(text):
+        return parse_input(name), None
+    parsed = parse_profile(text)
+    source, kernels = per_kernel(parsed)
+    profile = {"source": source, "kernels": [k.to_json() for k in kernels], **parsed.to_json()}
+    return (parse_log(text) if "Perf Info" in text else []), profile
+
+
+def _profile_table(name: str, profile: dict[str, Any], top: int) -> Table:
+    """Give the top kernels of a parsed profiler summary (names printed as plain text)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"Operators: {Path(name).name}"), caption=profile["source"])
+    for col in ("#", "operator", "kernel", "function", "calls", "avg ms", "share"):
+        table.add_column(col, justify="left" if col in ("operator", "kernel", "function") else "right")
+    for i, k in enumerate(profile["kernels"][:top]):
+        table.add_row(str(i + 1), *(Text(str(k[f])) for f in ("op_type", "kernel", "func")), str(k["calls"]),
+                      f"{k['avg_ms']:.3f}", f"{k['share']:.1f} %")
+    return table
 
 
 def _runs_table(records: list[tuple[str, RunRecord]]) -> Table:

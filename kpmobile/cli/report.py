@@ -166,3 +166,60 @@ def html(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html_report(row, cases, devices, flops), encoding="utf-8")
     say(f"wrote {out} ({out.stat().st_size // 1024} KiB) for run {row.id}")
+
+
+@app.command()
+def ops(
+    run: str = typer.Argument(None, help="Run id (default: the latest)."),
+    cell: list[str] = typer.Option(None, "--cell",
+                                   help="Cell to show, e.g. pp-tinypose-128x96/4t or LABEL/MODEL (repeatable)."),
+    diff: str = typer.Option(None, "--diff",
+                             help="Another run id: show how each cell's kernels changed from RUN to it."),
+    top: int = typer.Option(10, "--top", min=1, help="Kernels per cell."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, md, csv or json."),
+    db: Path = typer.Option(None, "--db", help="SQLite store."),
+) -> None:
+    """Print the slowest operators (kernels) of each cell profiled with `bench --op-profile`, or a diff of two runs."""
+    from kpmobile.report.ops import diff_tables, ops_tables
+
+    store, row, _ = _load(db, run)
+    profiles = store.op_profiles(row.id)
+    if diff is None:
+        tables = ops_tables(row.plan, profiles, list(cell or []), top)
+        _exit_if_empty(tables, f"run {row.id} has no op profile" + (" for those cells" if cell else ""))
+        _print_all(list(tables), fmt)
+        return
+    try:
+        other = store.run(diff)
+    except KpError as exc:
+        fail_on(exc)
+    tables, alone = diff_tables(row.plan, profiles, other.plan, store.op_profiles(other.id), list(cell or []), top)
+    _exit_if_empty(tables, f"runs {row.id} and {other.id} have no profiled cell in common")
+    _print_all(list(tables), fmt)
+    if alone and fmt is Format.table:
+        console.print(f"note: profiled in one run only: {', '.join(alone)}", highlight=False, markup=False)
+
+
+def _exit_if_empty(tables: Sequence[object], message: str,
+                   hint: str = "profile cells with `kpmobile bench --op-profile --op-runner PROFILING_BENCHMARK_BIN`",
+                   ) -> None:
+    from kpmobile.cli.output import fail
+
+    if not tables:
+        fail(message, hint)
+
+
+@app.command()
+def energy(
+    run: str = typer.Option(None, "--run", help="Run id (default: the latest)."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, md, csv or json."),
+    db: Path = typer.Option(None, "--db", help="SQLite store."),
+) -> None:
+    """Print the energy per inference of each cell measured with `bench --energy`, and inferences per Wh."""
+    from kpmobile.report.energy import energy_table
+
+    _, row, cases = _load(db, run)
+    table = energy_table(row.plan, cases)
+    _exit_if_empty(table.rows, f"run {row.id} has no energy figures",
+                   "measure them with `kpmobile bench --energy` on a phone with readable battery files")
+    _print(table, fmt)

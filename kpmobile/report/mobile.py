@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kpmobile.records import RunPlan
+from kpmobile.report.energy import case_energy, energy_cell
 from kpmobile.report.table import Table
 from kpmobile.stats import CV_LIMIT, achieved_gflops, percentile, summarize
 from kpmobile.store import CaseRow
@@ -165,6 +166,7 @@ def mobile_table(plan: RunPlan | Mapping[str, Any], cases: Sequence[CaseRow]) ->
                 **cell, "emulated": emulated, "gflops": None if emulated else gflops, "peak_gflops": peak,
                 "peak_share": gflops / peak if gflops and peak and not emulated else None,
                 "error": None if cell["mean_ms"] is not None else failed.get(key),
+                "energy": energy_cell([e for c in mine if (e := case_energy(c)) is not None]),
             })
             if cell["flags"]:
                 flagged.append(f"{display} on {header[len(row) - 1]}: {', '.join(cell['flags'])}")

@@ -2,5 +2,6 @@
 
 from kpmobile.store.db import CaseRow, RunBusy, RunRow, Store
 from kpmobile.store.errors import StoreError
+from kpmobile.store.ops import OpProfileRow
 
-__all__ = ["CaseRow", "RunBusy", "RunRow", "Store", "StoreError"]
+__all__ = ["CaseRow", "OpProfileRow", "RunBusy", "RunRow", "Store", "StoreError"]

@@ -20,6 +20,7 @@ from kpmobile.owner import Owner, alive, this_process
 from kpmobile.records import BenchCase, CaseExtra, DeviceInfo, RunPlan
 from kpmobile.store import schema
 from kpmobile.store.errors import StoreError, StoreReadOnly, store_error
+from kpmobile.store.ops import OpStoreMixin
 from kpmobile.store.runid import check_run_id
 
 SCHEMA_VERSION = schema.SCHEMA_VERSION
@@ -113,7 +114,7 @@ _CASE_FIELDS = tuple(CaseRow.__dataclass_fields__)
 _RUN_FIELDS = tuple(RunRow.__dataclass_fields__)
 
 
-class Store:
+class Store(OpStoreMixin):
     """A SQLite file holding runs, devices and cases; safe to share between worker threads.
 
     `readonly=True` opens it with URI mode=ro (for the commands that only read): nothing is
@@ -266,6 +267,7 @@ class Store:
         if held_by_another(run):
             raise RunBusy(f"run {run_id} is being run by {busy_owner(run)}", "wait for it to finish")
         with self._write() as db:
+            db.execute("DELETE FROM samples WHERE case_id IN (SELECT id FROM cases WHERE run_id=?)", (run_id,))
             removed = db.execute("DELETE FROM cases WHERE run_id=?", (run_id,)).rowcount
             db.execute("DELETE FROM runs WHERE id=?", (run_id,))
         return int(removed)

@@ -77,7 +77,7 @@ _CASE_COLUMNS_V1 = (
     " min_ms, max_ms, first_ms, init_ms, record, raw_log, extra, created"
 )
 
-# v3: the run's owner (pid and its start time; `host` already names the CLI's host) and why it
+# v4: the run's owner (pid and its start time; `host` already names the CLI's host) and why it
 # stopped; each attempt at a case is its own row (a stored ok row is never replaced) with its start stamp.
 _V2_CASES = f"""
 CREATE TABLE cases_v2 (
@@ -161,14 +161,22 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
 
 
 def _v2_to_v3(db: sqlite3.Connection) -> None:
+    """The op-profile tables of `bench --op-profile` (empty: older runs had none)."""
+    from kpmobile.store.ops import OPS_SCHEMA
+
+    _script(OPS_SCHEMA)(db)
+
+
+def _v3_to_v4(db: sqlite3.Connection) -> None:
     """The run's owner and why it stopped; one row per attempt at a case."""
+    _v2_to_v3(db)  # a store of the shared-bench branch's own v3 lacks the op tables
     for column, kind in (("pid", "INTEGER"), ("pid_start", "INTEGER"), ("error", "TEXT")):
         add_column(db, "runs", column, kind)
     if "attempt" not in {str(r[1]) for r in db.execute("PRAGMA table_info(cases)")}:
         _script(_V2_CASES)(db)
 
 
-MIGRATIONS: list[Migration] = [_script(_V1), _v1_to_v2, _v2_to_v3]
+MIGRATIONS: list[Migration] = [_script(_V1), _v1_to_v2, _v2_to_v3, _v3_to_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 MARKER = ("app", "kpmobile")
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from kpmobile.errors import KpError
 from kpmobile.records import BenchCase, CaseExtra, DeviceInfo, RunPlan
+from kpmobile.sweep.costs import OpProfileOutcome
 
 
 class SweepInterrupted(KpError):
@@ -95,6 +96,7 @@ class CaseResult:
     runner: str | None = None
     runner_version: str | None = None
     label: str = ""  # the progress bar's text for it
+    op_profile: OpProfileOutcome | None = None  # --op-profile: the cell's extra profiling invocation
 
 
 class CaseExecutor(Protocol):

@@ -22,6 +22,7 @@ from kpmobile.records import BenchCase, RunPlan
 from kpmobile.store import CaseRow, Store, StoreError, journal
 from kpmobile.store.db import case_values
 from kpmobile.store.journal import CaseJournalled
+from kpmobile.sweep import costs
 from kpmobile.sweep.case import CaseExecutor, CaseResult, Counters, Progress, SweepInterrupted
 from kpmobile.sweep.lease import LeaseBusy
 from kpmobile.sweep.plan import BenchOptions, remaining
@@ -44,6 +45,8 @@ class SweepOutcome:
     skipped: int = 0  # host: cases a backend could not run
     skips: list[str] = field(default_factory=list)
     divergent: list[str] = field(default_factory=list)
+    cooldown: str | None = None  # how long the cool-down waited, when it did
+    energy: list[str] = field(default_factory=list)  # what to know about the energy figures
 
     def to_json(self) -> dict[str, Any]:
         """Give the outcome as plain JSON types."""
@@ -53,7 +56,7 @@ class SweepOutcome:
             "conversions": c.conversions, "conversions_cached": c.conversions_cached,
             "pushes": c.pushes, "pushes_skipped": c.pushes_skipped,
             "ok": self.ok, "failed": self.failed, "failures": self.failures, "interrupted": self.interrupted,
-            "skipped_devices": self.skipped_devices,
+            "skipped_devices": self.skipped_devices, "cooldown": self.cooldown, "energy": self.energy,
         }
         if self.kind == "host":
             data.update(skipped=self.skipped, skips=self.skips, divergent=self.divergent)
@@ -199,6 +202,10 @@ def _store(store: Store, run_id: str, r: CaseResult, started: float) -> None:
                          raw_log=r.raw_log, extra=r.extra, model_hash=r.model_hash, artifact_hash=r.artifact_hash,
                          runner=r.runner, runner_version=r.runner_version, started=started)
     journal.store_or_journal(store, values)
+    if r.op_profile is not None:  # --op-profile: stored apart from the cases
+        o = r.op_profile
+        store.add_op_profile(run_id, r.case, serial=r.serial, status=o.status, kernels=o.kernels, source=o.source,
+                             avg_ms=o.avg_ms, error=o.error, runner=o.runner, raw_log=o.raw_log)
 
 
 def _finish(store: Store, executor: CaseExecutor, run_id: str, outcome: SweepOutcome | None, counters: Counters,
@@ -228,6 +235,8 @@ def summarize(out: SweepOutcome, rows: Sequence[CaseRow], executor: CaseExecutor
     out.skipped = sum(1 for r in rows if r.status == "skipped")
     out.failures = [f"{executor.case_name(_case_of(r), r.serial)}: {r.error}" for r in rows if r.status == "failed"]
     out.skips = skip_lines(rows)
+    out.cooldown = costs.cooldown_line([r.extra for r in rows])
+    out.energy = costs.energy_lines([r.extra for r in rows])
     out.divergent = []
     for r in rows:
         check = r.case_extra.check

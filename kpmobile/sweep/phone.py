@@ -12,6 +12,7 @@ from pathlib import Path
 from kpmobile.checks import check_output_stats, stats_tolerance
 from kpmobile.devices import casescript, telemetry
 from kpmobile.devices.android import RawShellResult, safe_child
+from kpmobile.devices.energy import Sampler
 from kpmobile.devices.framing import Framer
 from kpmobile.errors import ConfigError, DeviceError, KpError, ParseError
 from kpmobile.paths import DEVICE_DIR
@@ -31,12 +32,20 @@ from kpmobile.records import (
 )
 from kpmobile.runners import benchmark_bin as bbin
 from kpmobile.runners.parsers import parse_log
-from kpmobile.sweep import conditions, faults
+from kpmobile.sweep import conditions, costs, faults
 from kpmobile.sweep import pipeline as pipe
 from kpmobile.sweep.case import CaseResult, Counters, Numbers, Progress
 from kpmobile.sweep.discover import Discovery, Target, device_labels
 from kpmobile.sweep.plan import BenchOptions, plan_cases, split_pipeline
-from kpmobile.sweep.prepare import Models, Staged, build_models, main_case_files, push_files, stage_phones
+from kpmobile.sweep.prepare import (
+    Models,
+    Staged,
+    build_models,
+    file_md5,
+    main_case_files,
+    push_files,
+    stage_phones,
+)
 
 
 class PhoneExecutor:
@@ -116,6 +125,9 @@ class PhoneExecutor:
                               model_hash=self.models.hashes.get(case.model), runner=target.runner_name,
                               runner_version=target.runner_version, label=f"{target.info.serial} failed")
         result = self._run_case(case, target, self.staged[target.fp], stop)
+        if result is not None and self.opts.op_profile and result.status == "ok" and case.pipeline is None \
+                and case.round == 0 and not stop.is_set():
+            result = replace(result, op_profile=self._op_profile(case, target))
         return None if result is None else replace(result, label=label)
 
     def _push(self, target: Target) -> str | None:
@@ -134,6 +146,36 @@ class PhoneExecutor:
             self._pushed[target.fp] = why
         return why
 
+    def _push_op_runner(self, target: Target, files: tuple[Path, str]) -> str | None:
+        """Push the profiling runner when the phone lacks it; give why it cannot run there, or None."""
+        from kpmobile.runners.elf import check_runner_abi
+
+        local, remote = files
+        try:
+            check_runner_abi(local, target.info.abi or "", target.info.abis)
+            if target.phone.md5sums([remote]).get(remote) == file_md5(local):
+                self.counters.add(pushes_skipped=1)
+                return None
+            target.phone.push(local, remote, 0o755)
+            self.counters.add(pushes=1)
+        except KpError as exc:
+            return f"profiling runner: {exc.one_line()}"
+        return None
+
+    def _op_profile(self, case: BenchCase, target: Target) -> costs.OpProfileOutcome:
+        """Give the cell's extra invocation with the profiling runner (kept apart from the latency rounds)."""
+        files = costs.op_runner(self.opts, target)
+        if files is None:
+            return costs.OpProfileOutcome("failed", error=costs.NO_OP_TIMES_X86)
+        why = self._push_op_runner(target, files)
+        if why is not None:
+            return costs.OpProfileOutcome("failed", error=why)
+        idx = hashlib.sha1(case.key().encode()).hexdigest()[:12]
+        result = f"{DEVICE_DIR}/results/{self.run_id}/{idx}.ops.txt"
+        argv = costs.profile_argv(self._argv(case, target, self.staged[target.fp], result), files[1], result)
+        return replace(costs.run_op_profile(target.phone, argv, DEVICE_DIR, self.opts.case_timeout_s),
+                       runner=files[0].name)
+
     def _run_case(self, case: BenchCase, target: Target, staged: Staged, stop: threading.Event) -> CaseResult | None:
         """Give one case's result from ONE device round trip: cool-down, snapshots, sampled runner and
         result file come back as one framed stream (kpmobile.devices.casescript)."""
@@ -145,7 +187,9 @@ class PhoneExecutor:
         argv = self._argv(case, target, staged, files.result)
         framer = Framer()
         cooling = casescript.Cooling(target.thermal_limit_c, self.opts.thermal_wait_s, self.opts.cooldown_s)
-        script = casescript.case_script(framer, argv, files, target.watched_cores, cooling, self.opts.core_sample_s)
+        sampler = costs.sampler_for(files.result, self.opts.energy, self.opts.energy_idle_s)
+        script = costs.wrap(casescript.case_script(framer, argv, files, target.watched_cores, cooling,
+                                                   self.opts.core_sample_s), sampler)
         self._active[target.fp] = files.pid
         trips = target.phone.round_trips
         try:
@@ -160,13 +204,14 @@ class PhoneExecutor:
             self._active.pop(target.fp, None)
         if stop.is_set():
             return None  # cut off by the user: --resume runs it again
-        return self._finish(case, target, staged, base, res, framer.nonce, target.phone.round_trips - trips, argv,
-                            files.result)
+        result = self._finish(case, target, staged, base, res, framer.nonce, target.phone.round_trips - trips, argv,
+                              files.result)
+        return _with_energy(result, res.stderr.decode("utf-8", "replace"), sampler)
 
     def _finish(self, case: BenchCase, target: Target, staged: Staged, base: CaseResult, res: RawShellResult,
                 nonce: str, trips: int, argv: Sequence[str], remote_result: str) -> CaseResult:
         """Give the result of a case's stream: failed (with why) or ok, the result file kept on disk."""
-        stderr = res.stderr.decode("utf-8", "replace")
+        stderr = costs.strip_samples(res.stderr.decode("utf-8", "replace"))
         try:
             stream = casescript.parse_case_stream(res.stdout, nonce)
         except ParseError as exc:
@@ -354,3 +399,10 @@ def _stderr_tail(stderr: str) -> str:
 
 def _safe_dir(serial: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in serial) or "device"
+
+
+def _with_energy(result: CaseResult | None, stderr: str, sampler: Sampler | None) -> CaseResult | None:
+    """Give an ok result with its energy record (bench --energy), others as they are."""
+    if result is None or sampler is None or result.status != "ok" or result.extra is None or result.numbers is None:
+        return result
+    return replace(result, extra=costs.with_energy(result.extra, stderr, sampler, result.numbers.avg_ms))

@@ -51,6 +51,10 @@ class BenchOptions:
     memory: bool = False  # one extra runner invocation per cell with --enable_memory_profile=true
     config: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    energy: bool = False  # sample the battery around each case (issue 17)
+    energy_idle_s: float = 3.0  # idle baseline before each case
+    op_profile: bool = False  # one extra invocation per cell with a profiling runner
+    op_runner: Path | None = None  # the LITE_WITH_PROFILE benchmark_bin (default: --runner)
 
     @property
     def phone_threads(self) -> tuple[int, ...]:

@@ -47,6 +47,7 @@ class SweepResult:
         lines = [f"run {o.run_id}: {o.ok} cases ok, {o.failed} failed; converted {c.conversions} "
                  f"(cached {c.conversions_cached}), pushed {c.pushes} files (already on device {c.pushes_skipped})"]
         lines += [f"failed: {f}" for f in o.failures]
+        lines += [line for line in (o.cooldown,) if line] + o.energy
         lines += [f"skipped phone {serial}: {entry.get('reason', entry.get('state', ''))}"
                   for serial, entry in o.skipped_devices.items()]
         if o.failures or o.skipped_devices:

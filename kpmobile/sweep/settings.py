@@ -66,6 +66,7 @@ FLAGS = {
     "models": "--models", "threads": "--threads", "devices": "--device", "servers": "--adb-server",
     "no_virtual": "--no-virtual", "runner": "--runner", "warmup": "--warmup", "repeats": "--repeats",
     "rounds": "--rounds", "power_mode": "--power-mode", "cooldown_s": "--cooldown", "backends": "--backend",
+    "thermal_wait_s": "--thermal-wait",
     "batches": "--batch", "pipelines": "--pipeline", "persons": "--persons", "pipeline_runner": "--pipeline-runner",
     "case_timeout_s": "--case-timeout", "allow_oversubscribe": "--allow-oversubscribe", "no_wait": "--no-wait",
 }

@@ -48,6 +48,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                             " ROOT/faults/slowdown); getprop and `devices --json` show it")
     serve.add_argument("--nice", type=int, default=0, metavar="N",
                        help="tests only: run every shell command (its session) at nice N, -20 to 19 (root for N < 0)")
+    serve.add_argument("--battery", choices=("none", "ua-negative", "ma-positive"),
+                       help="battery files in this vendor's convention (default: the profile's [physics], else"
+                            " none): µA negative while discharging, or mA positive")
+    serve.add_argument("--battery-status", choices=("Discharging", "Charging", "Full", "Not charging"),
+                       default="Discharging", help="what power_supply/battery/status says")
     serve.add_argument("--offline", action="store_true",
                        help="never answer the host's CNXN: adb lists the phone as offline")
     serve.add_argument("-v", "--verbose", action="store_true", help="log connections and services")
@@ -65,7 +70,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         serve(args.port, profile=args.profile, getprop=args.getprop, auth=args.auth, root=args.root,
               cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
               abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, cpufreq=args.cpufreq,
-              link=args.link, slowdown=args.slowdown, nice=args.nice)
+              link=args.link, slowdown=args.slowdown, nice=args.nice, battery=args.battery,
+              battery_status=args.battery_status)
     except KpError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

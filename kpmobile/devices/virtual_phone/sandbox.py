@@ -23,6 +23,7 @@ MAPPED: tuple[tuple[str, str], ...] = (
     ("/storage/self/primary", "sdcard"),
     ("/sys/devices/system/cpu", "sys/devices/system/cpu"),
     ("/sys/class/thermal", "sys/class/thermal"),
+    ("/sys/class/power_supply", "sys/class/power_supply"),
     ("/data/local/tmp", "data/local/tmp"),
     ("/proc/cpuinfo", "proc/cpuinfo"),
     ("/sdcard", "sdcard"),

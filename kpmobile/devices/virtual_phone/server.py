@@ -16,14 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from kpmobile.config import load_profile
+from kpmobile.config import BATTERY_VENDORS, Physics, Profile, load_profile
 from kpmobile.devices.virtual_phone import faults
 from kpmobile.devices.virtual_phone import protocol as p
 from kpmobile.devices.virtual_phone.emulation import Emulation, is_arm_abi, prepare_emulation
 from kpmobile.devices.virtual_phone.link import Link, link_spec
+from kpmobile.devices.virtual_phone.physics import STATUSES, PhysicsLoop, SessionSource
 from kpmobile.devices.virtual_phone.sandbox import Sandbox
 from kpmobile.errors import ConfigError, DeviceError
 from kpmobile.paths import cache_dir
+from kpmobile.records import CpuCluster
 
 log = logging.getLogger("kpmobile.virtual_phone")
 
@@ -308,6 +310,7 @@ class VirtualPhone:
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
         self._processes: set[subprocess.Popen[bytes]] = set()
+        self.sessions = SessionSource()
 
     def service_for(self, service: str) -> Callable[[Stream], None] | None:
         """Give the handler of an OPEN's service name, or None for services the phone lacks."""
@@ -333,12 +336,14 @@ class VirtualPhone:
             return self.disconnect_after is None or self._opened <= self.disconnect_after
 
     def track(self, proc: subprocess.Popen[bytes], alive: bool) -> None:
-        """Remember (or forget) a shell process, so that stopping the phone kills it."""
+        """Remember (or forget) a shell process, so that stopping the phone kills it (and physics sees its CPU)."""
         with self._lock:
             if alive:
                 self._processes.add(proc)
+                self.sessions.add(proc.pid)
             else:
                 self._processes.discard(proc)
+                self.sessions.discard(proc.pid)
 
     def connection_ended(self, conn: Connection) -> None:
         """Forget a finished connection."""
@@ -385,6 +390,22 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _start_physics(sandbox: Sandbox, spec: Profile, phone: VirtualPhone, battery: str | None,
+                   status: str) -> PhysicsLoop | None:
+    """Start the physical model when the profile has one or a battery is asked for; None otherwise."""
+    if battery is not None and battery not in BATTERY_VENDORS:
+        raise ConfigError(f"unknown battery vendor '{battery}'", f"use one of: {', '.join(BATTERY_VENDORS)}")
+    if status not in STATUSES:
+        raise ConfigError(f"unknown battery status '{status}'", f"use one of: {', '.join(STATUSES)}")
+    if spec.physics is None and battery in (None, "none"):
+        return None
+    phys = spec.physics or Physics(trip_c=1000.0)  # a battery alone: no heat worth throttling for
+    clusters = spec.clusters or (CpuCluster(tuple(range(min(os.cpu_count() or 2, 8))), "x86_64", 2000000),)
+    loop = PhysicsLoop(sandbox.root, phys, clusters, spec.big_cores, phone.sessions, battery, status)
+    loop.start()
+    return loop
+
+
 def _emulation_for(abi: str) -> Emulation | None:
     """Give how an ARM phone runs aarch64 code here; None for x86 phones, or (with a warning on
     stderr) where qemu-user or the arm64 libraries are missing: the phone then only reports ARM."""
@@ -414,7 +435,8 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
           root: Path | None = None, cpuinfo: Path | None = None, host: str = "127.0.0.1",
           disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
           runner_fault: str = "none", offline: bool = False, cpufreq: str | None = None,
-          link: str = "loopback", slowdown: float = 0.0, nice: int = 0) -> None:
+          link: str = "loopback", slowdown: float = 0.0, nice: int = 0, battery: str | None = None,
+          battery_status: str = "Discharging") -> None:
     """Give nothing: serve a virtual phone on host:port until interrupted or dropped (blocking)."""
     if host != ALLOWED_HOST:
         raise ConfigError(f"the virtual phone listens on {ALLOWED_HOST} only, not '{host}'",
@@ -440,6 +462,7 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
             raise DeviceError(f"cannot listen on {host}:{port} ({exc.strerror or exc})",
                               "pick another --port") from exc
         phone = VirtualPhone(sandbox, auth, disconnect_after, quota, offline, wire)
+        physics = _start_physics(sandbox, spec, phone, battery, battery_status)
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _raise_exit) if in_main else None
         try:
@@ -456,6 +479,8 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
             phone.drop()
             phone.kill_processes()
+            if physics is not None:
+                physics.stop()
             if in_main:
                 signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     finally:
