@@ -30,7 +30,7 @@ def test_samples_are_stored_with_the_case_and_replaced_with_it(tmp_path: Path) -
     with sqlite3.connect(tmp_path / "kp.db") as db:
         assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 6
         assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
-    assert [c.samples_ms for c in store.iter_all_cases()] == [(0.5,), (5.0, 5.5)]
+    assert [c.samples_ms for c in store.iter_all_cases()] == [(1.0, 2.0, 3.0), (0.5,), (5.0, 5.5)]  # every attempt
 
 
 def test_a_schema_1_store_gets_the_samples_table_filled_from_its_records(tmp_path: Path) -> None:
