@@ -84,7 +84,9 @@ def assert_complete(tmp: Path, serials: list[str], per_phone: int = 2) -> None:
     for serial in serials:
         ok = of(rows, serial, "ok")
         assert len(ok) == per_phone and all(r[5] and r[5] > 0 for r in ok), rows
-    assert len(rows) == per_phone * len(serials)
+    # each attempt is its own row (a failed one stays beside the ok retry): one ok row per case
+    assert len({r[1] for r in rows}) == per_phone * len(serials)
+    assert sorted(r[1] for r in rows if r[3] == "ok") == sorted({r[1] for r in rows})
     with sqlite3.connect(tmp / "kp.db") as db:
         assert db.execute("SELECT status FROM runs WHERE id=?", (last_run(tmp),)).fetchone()[0] == "complete"
 

@@ -107,8 +107,8 @@ SWEEP_FLOORS = (
     ("engine", "phone", "host"),
     ("prepare",),
     ("discover",),
-    ("conditions", "faults", "pipeline", "reference", "config"),
-    ("plan", "case"),
+    ("conditions", "faults", "pipeline", "reference", "config", "lease"),
+    ("plan", "case", "settings"),
     ("costs",),
 )
 

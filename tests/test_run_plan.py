@@ -11,7 +11,7 @@ import pytest
 from kpmobile.errors import ConfigError
 from kpmobile.records import PLAN_VERSION, BenchCase, CaseExtra, OutputCheck, RunPlan, Telemetry
 from kpmobile.report.mobile import mobile_table
-from kpmobile.store import Store
+from kpmobile.store import Store, schema
 
 # A phone plan as execute.py stored it before RunPlan (no "version", no "kind").
 V1_PHONE = {
@@ -76,10 +76,9 @@ def test_case_extra_keeps_the_stored_json_shape() -> None:
 
 def test_a_store_written_before_runs_kept_their_error_still_renders(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
-    with sqlite3.connect(db) as con:  # the runs table as it was, with a v1 plan
-        con.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, started REAL NOT NULL, finished REAL, status TEXT NOT"
-                    " NULL, command TEXT NOT NULL, host TEXT NOT NULL, kpmobile_version TEXT NOT NULL, plan TEXT NOT"
-                    " NULL DEFAULT '{}')")
+    with sqlite3.connect(db) as con:  # a version-1 store (runs without error), with a v1 plan
+        schema.MIGRATIONS[0](con)
+        con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
         con.execute("INSERT INTO runs VALUES ('r1', 1.0, 2.0, 'complete', 'kpmobile bench', 'h', '0.1', ?)",
                     (json.dumps(V1_PHONE),))
     store = Store(db)

@@ -92,7 +92,7 @@ def test_an_unknown_future_version_is_refused_with_a_clear_message(tmp_path: Pat
     ({"schema": "something-else", "version": 1}, "not a kpmobile-run export"),
     ({"schema": "kpmobile-run", "version": "1"}, "no whole-number version"),
     ({"schema": "kpmobile-run", "version": 0}, "version 0 cannot be migrated"),
-    ({"schema": "kpmobile-run", "version": 1, "run": {}, "cases": []}, "run lacks id"),
+    ({"schema": "kpmobile-run", "version": 1, "run": {}, "cases": []}, "run.id: Field required"),
     ([1, 2], "not a kpmobile-run export"),
 ])
 def test_malformed_documents_are_refused(bad: Any, words: str) -> None:
@@ -127,5 +127,5 @@ def test_read_export_names_the_fix_for_a_missing_or_broken_file(tmp_path: Path) 
     with pytest.raises(ConfigError, match="cannot read"):
         read_export(tmp_path / "missing.json")
     (tmp_path / "broken.json").write_text("{nope")
-    with pytest.raises(ConfigError, match="is not JSON"):
+    with pytest.raises(ConfigError, match="is not UTF-8 JSON"):
         read_export(tmp_path / "broken.json")

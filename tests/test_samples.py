@@ -10,8 +10,9 @@ import pytest
 
 from kpmobile.records import BenchCase
 from kpmobile.store import Store
-from kpmobile.store.db import _SCHEMA, SCHEMA_VERSION
+from kpmobile.store.db import SCHEMA_VERSION
 from kpmobile.store.exchange import export_run, import_run
+from kpmobile.store.schema import _V1 as _SCHEMA  # the version-1 layout
 
 
 def test_samples_are_stored_with_the_case_and_replaced_with_it(tmp_path: Path) -> None:
@@ -23,11 +24,13 @@ def test_samples_are_stored_with_the_case_and_replaced_with_it(tmp_path: Path) -
     store.add_case(run, BenchCase("m", "fp", 4), serial="s", status="ok", numbers={"avg_ms": 1.0}, samples=[0.5])
     assert [c.samples_ms for c in store.cases(run)] == [(1.0, 2.0, 3.0), (0.5,)]
     store.add_case(run, case, serial="s", status="ok", numbers={"avg_ms": 5.0}, samples=[5.0, 5.5])  # a rerun
-    assert sorted(c.samples_ms for c in store.cases(run)) == [(0.5,), (5.0, 5.5)]
+    # issue 14: each attempt is its own row with its own samples; the first ok row stays the evidence
+    assert sorted(c.samples_ms for c in store.cases(run)) == [(0.5,), (1.0, 2.0, 3.0)]
+    assert sorted(c.samples_ms for c in store.attempts(run)) == [(0.5,), (1.0, 2.0, 3.0), (5.0, 5.5)]
     with sqlite3.connect(tmp_path / "kp.db") as db:
-        assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 3  # nothing left of the first try
+        assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 6
         assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
-    assert [c.samples_ms for c in store.iter_all_cases()] == [(0.5,), (5.0, 5.5)]
+    assert [c.samples_ms for c in store.iter_all_cases()] == [(1.0, 2.0, 3.0), (0.5,), (5.0, 5.5)]  # every attempt
 
 
 def test_a_schema_1_store_gets_the_samples_table_filled_from_its_records(tmp_path: Path) -> None:

@@ -112,20 +112,20 @@ def test_sigint_then_resume_gives_the_same_cases_once(adb_server: AdbServer, vir
     assert len(expected) == 6
 
     db = tmp_path / "cut.db"
-    proc = subprocess.Popen([sys.executable, "-m", "kpmobile", *base, "--db", str(db)], stdout=subprocess.PIPE,
+    slow = [("100" if prev == "--repeats" else a) for prev, a in zip(["", *base], base)]  # long cases: easy to land in
+    proc = subprocess.Popen([sys.executable, "-m", "kpmobile", *slow, "--db", str(db)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "250"})
     run_id = None
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)
         try:
             with sqlite3.connect(db) as con:
                 row = con.execute("SELECT run_id, COUNT(*) FROM cases GROUP BY run_id").fetchone()
         except sqlite3.Error:
             continue
-        if row and row[1] >= 2:
-            run_id = row[0]
-            time.sleep(0.5)  # land inside the next case
+        if row and row[1] >= 2 and _runners_left(phone.root):
+            run_id = row[0]  # two cases stored and the runner of a third is running: interrupt inside it
             break
     assert run_id is not None, "no case was stored"
     proc.send_signal(signal.SIGINT)

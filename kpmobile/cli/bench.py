@@ -8,25 +8,29 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, fail, fail_on
+from kpmobile.cli.output import console, emit_json, fail, fail_on, say
 from kpmobile.errors import KpError
 
 if TYPE_CHECKING:
     from kpmobile.report.table import Table
 
 
-def _split(values: list[str] | None) -> list[str]:
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+def _split(values: list[str] | None) -> list[str] | None:
+    """Give a comma list's items; None when the flag was not given ([] when it was given empty)."""
+    if values is None:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
-def _ints(values: list[str] | None, flag: str) -> list[int]:
+def _ints(values: list[str] | None, flag: str) -> list[int] | None:
+    items = _split(values)
+    if items is None:
+        return None
     try:
-        out = [int(v) for v in _split(values)]
+        return [int(v) for v in items]
     except ValueError:
-        fail(f"{flag} takes whole numbers separated by commas", f"e.g. {flag} 1,4")
-    if any(v < 1 for v in out):
-        fail(f"{flag} values must be 1 or more", f"e.g. {flag} 1,4")
-    return out
+        fail(f"{flag} takes whole numbers separated by commas (got {ascii(','.join(values or []))})",
+             f"e.g. {flag} 1,4")
 
 
 def _tables(db: Path, run_id: str) -> list[Table]:
@@ -34,7 +38,7 @@ def _tables(db: Path, run_id: str) -> list[Table]:
     from kpmobile.report.run import sweep_tables
     from kpmobile.store import Store
 
-    store = Store(db)
+    store = Store(db, readonly=True)
     try:
         run = store.run(run_id)
         return sweep_tables(run.plan, store.cases(run.id))
@@ -54,12 +58,12 @@ def register(app: typer.Typer) -> None:
         adb_server: list[str] = typer.Option(None, "--adb-server", help="adb server HOST:PORT (repeatable)."),
         no_virtual: bool = typer.Option(None, "--no-virtual", help="Never start a virtual phone."),
         runner: Path = typer.Option(None, "--runner", help="Paddle Lite benchmark_bin for ARM phones."),
-        warmup: int = typer.Option(None, min=0, help="Warm-up runs per case (default 10)."),
-        repeats: int = typer.Option(None, min=1, help="Timed runs per case (default 30)."),
-        rounds: int = typer.Option(None, min=1, help="Separate runner invocations per cell, interleaved (default 3)."),
-        power_mode: int = typer.Option(None, min=0, max=3, help="0 big cores, 1 little, 2 all, 3 no bind."),
-        cooldown: float = typer.Option(None, min=0, help="Seconds to rest before each case."),
-        thermal_wait: float = typer.Option(None, "--thermal-wait", min=0,
+        warmup: int = typer.Option(None, help="Warm-up runs per case (default 10)."),
+        repeats: int = typer.Option(None, help="Timed runs per case (default 30)."),
+        rounds: int = typer.Option(None, help="Separate runner invocations per cell, interleaved (default 3)."),
+        power_mode: int = typer.Option(None, help="0 big cores, 1 little, 2 all, 3 no bind."),
+        cooldown: float = typer.Option(None, help="Seconds to rest before each case."),
+        thermal_wait: float = typer.Option(None, "--thermal-wait",
                                            help="Longest wait (s) before a case for the phone to cool below its"
                                                 " profile's thermal limit (default 120; 0: never wait)."),
         backend: list[str] = typer.Option(None, "--backend", help="Host backends, e.g. lite-x86,paddle-mkldnn."),
@@ -71,6 +75,9 @@ def register(app: typer.Typer) -> None:
         db: Path = typer.Option(None, "--db", help="SQLite store (default in $KPMOBILE_HOME)."),
         resume: str = typer.Option(None, "--resume", help="Run id whose missing cases to run."),
         case_timeout: float = typer.Option(None, help="Seconds before a hung runner is killed (default 600)."),
+        allow_oversubscribe: bool = typer.Option(None, "--allow-oversubscribe",
+                                                 help="Allow more threads than the phone has cores."),
+        no_wait: bool = typer.Option(None, "--no-wait", help="Refuse, naming the holder, when a phone is leased."),
         memory: bool = typer.Option(None, "--memory",
                                     help="One extra run per cell with --enable_memory_profile: init/peak MB."),
         virtual: str = typer.Option(None, "--virtual",
@@ -92,6 +99,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert, push, run and store every case, then print the mobile (or server) table."""
         from kpmobile.cli.progress import RichProgress
+        from kpmobile.cli.signals import stop_on_signals
         from kpmobile.report.table import to_json, to_rich
         from kpmobile.sweep import run_sweep
         from kpmobile.sweep.config import load_options
@@ -100,24 +108,26 @@ def register(app: typer.Typer) -> None:
             fail("--quick and --rounds disagree", "--quick means --rounds 1; give one of them")
         rounds = 1 if quick else rounds
         overrides = {
-            "models": _split(models) or None, "threads": _ints(threads, "--threads") or None,
-            "devices": _split(device) or None, "servers": _split(adb_server) or None, "no_virtual": no_virtual,
+            "models": _split(models), "threads": _ints(threads, "--threads"),
+            "devices": _split(device), "servers": _split(adb_server), "no_virtual": no_virtual,
             "runner": runner, "warmup": warmup, "repeats": repeats, "rounds": rounds, "power_mode": power_mode,
             "cooldown_s": cooldown, "thermal_wait_s": thermal_wait,
-            "backends": _split(backend) or None, "batches": _ints(batch, "--batch") or None,
-            "pipelines": _split(pipeline) or None, "persons": _ints(persons, "--persons") or None,
+            "backends": _split(backend), "batches": _ints(batch, "--batch"),
+            "pipelines": _split(pipeline), "persons": _ints(persons, "--persons"),
             "pipeline_runner": pipeline_runner, "out_dir": out, "db": db, "resume": resume,
-            "case_timeout_s": case_timeout, "config": config, "memory": memory, "virtual": virtual,
+            "case_timeout_s": case_timeout, "memory": memory, "virtual": virtual,
             "energy": energy, "energy_idle_s": energy_idle,
             "op_profile": op_profile or (True if op_runner else None), "op_runner": op_runner,
+            "allow_oversubscribe": allow_oversubscribe, "no_wait": no_wait,
         }
         try:
             opts = load_options(config, overrides)
+            overrides["config"] = config
             if opts.on_host and (opts.op_profile or opts.energy):
                 fail("--op-profile and --energy measure phones; the host's backends have neither per-operator"
                      " times (paddlelite's Python API has no profiler) nor a battery", "drop them for --device host")
             opts.command = "kpmobile bench " + json.dumps({k: str(v) for k, v in overrides.items() if v is not None})
-            with RichProgress(enabled=not as_json) as progress:
+            with stop_on_signals(), RichProgress(enabled=not as_json) as progress:
                 result = run_sweep(opts, progress)
         except KpError as exc:
             fail_on(exc)
@@ -130,7 +140,7 @@ def register(app: typer.Typer) -> None:
             emit_json(data)
         else:
             for line in result.summary_lines():
-                console.print(line, highlight=False, soft_wrap=True)  # one line each, for logs and greps
+                say(line)  # one line each, for logs and greps
             for table in tables:
                 console.print(to_rich(table))
         if result.failed:

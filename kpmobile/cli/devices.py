@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, err_console, fail_on
+from kpmobile.cli.output import console, emit_json, fail_on, literal, warn
 from kpmobile.errors import KpError
 
 
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
             fail_on(exc)
         for d in found:
             for warning in d.warnings:
-                err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+                warn(warning)
         if as_json:
             emit_json([d.to_json() for d in found])
             return
@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         for col in ("serial", "state", "brand", "model", "abi", "android", "soc", "profile", "big cores", "server"):
             table.add_column(col)
         for d in found:
-            table.add_row(d.serial, d.state, d.brand or "", d.model or "", d.abi or "", d.android_version or "",
-                          d.soc or "", d.profile or "", ",".join(map(str, d.big_cores)), d.server)
+            cells = (d.serial, d.state, d.brand or "", d.model or "", d.abi or "", d.android_version or "",
+                     d.soc or "", d.profile or "", ",".join(map(str, d.big_cores)), d.server)
+            table.add_row(*map(literal, cells))
         console.print(table)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, fail_on
+from kpmobile.cli.output import console, emit_json, fail_on, literal, say
 from kpmobile.errors import KpError
 
 if TYPE_CHECKING:
@@ -48,8 +48,8 @@ def doctor(
         emit_json(checks_json(checks))
         return
     for c in checks:
-        mark = "[green]ok[/]  " if c.ok else "[yellow]--[/]  "
-        console.print(f"{mark}[bold]{c.name}[/]: {c.detail}", highlight=False)
+        mark = ("ok  ", "green") if c.ok else ("--  ", "yellow")
+        say(mark, (c.name, "bold"), f": {c.detail}")
 
 
 def convert(
@@ -70,7 +70,7 @@ def convert(
     if as_json:
         emit_json({"path": str(conv.path), "key": conv.key, "cached": conv.cached})
     else:
-        console.print(f"{conv.path} ({'cached' if conv.cached else 'converted'})", highlight=False)
+        say(f"{conv.path} ({'cached' if conv.cached else 'converted'})")
 
 
 def parse(
@@ -134,15 +134,14 @@ def _profile_table(name: str, profile: dict[str, Any], top: int) -> Table:
 def _runs_table(records: list[tuple[str, RunRecord]]) -> Table:
     """Give the table of parsed runs (file names and model names printed as plain text)."""
     from rich.table import Table
-    from rich.text import Text
 
     table = Table(title="Runs")
     for col in ("file", "format", "abi", "model", "threads", "avg ms", "min ms", "max ms"):
         table.add_column(col)
     for p, r in records:
-        table.add_row(Text(Path(p).name if p != "-" else "-"), r.format, r.abi or "", Text(r.model or ""),
-                      str(r.threads or ""),
-                      *(f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms)))
+        nums = (f"{v:.3f}" if v is not None else "" for v in (r.avg_ms, r.min_ms, r.max_ms))
+        cells = (Path(p).name if p != "-" else "-", r.format, r.abi or "", r.model or "", str(r.threads or ""), *nums)
+        table.add_row(*map(literal, cells))
     return table
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, fail_on
+from kpmobile.cli.output import console, emit_json, fail_on, literal, say
 from kpmobile.errors import KpError
 
 app = typer.Typer(no_args_is_help=True, help="The model catalogue.")
@@ -26,8 +26,8 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
     for col in ("name", "display", "task", "input", "published"):
         table.add_column(col)
     for s in specs:
-        table.add_row(s.name, s.display, s.task, "x".join(map(str, s.input_shape)),
-                      ", ".join(f"{k}={v}" for k, v in s.published.items()))
+        table.add_row(*map(literal, (s.name, s.display, s.task, "x".join(map(str, s.input_shape)),
+                                     ", ".join(f"{k}={v}" for k, v in s.published.items()))))
     console.print(table)
 
 
@@ -45,4 +45,4 @@ def info(name: str, as_json: bool = typer.Option(False, "--json", help="Print JS
         emit_json(data)
         return
     for key, value in data.items():
-        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+        say((key, "bold"), f": {value}")

@@ -9,8 +9,10 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from kpmobile.errors import KpError
+from kpmobile.safetext import strip_controls
 
 # Piped output (logs, CI) is not cut to 80 columns: wide tables stay readable.
 console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
@@ -22,10 +24,37 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def literal(text: object, style: str = "") -> Text:
+    """Give `text` as rich Text shown as it is: never read as markup, control characters stripped."""
+    return Text(strip_controls(text), style=style)
+
+
+def line(*parts: object | tuple[object, str]) -> Text:
+    """Give one printed line from literal parts; a (text, style) pair is styled, e.g. ("error:", "bold red")."""
+    out = Text()
+    for part in parts:
+        if isinstance(part, tuple):
+            out.append_text(literal(part[0], part[1]))
+        else:
+            out.append_text(literal(part))
+    return out
+
+
+def say(*parts: object | tuple[object, str]) -> None:
+    """Print one literal line on stdout (no highlighting, never wrapped)."""
+    console.print(line(*parts), highlight=False, soft_wrap=True)
+
+
+def warn(text: object, label: str = "warning:") -> None:
+    """Print one literal warning line on stderr."""
+    err_console.print(line((label, "yellow"), " ", text), highlight=False, soft_wrap=True)
+
+
 def fail(message: str, hint: str = "", code: int = 2) -> NoReturn:
     """Print a one-line error naming the fix and exit non-zero."""
     text = message if not hint else f"{message}; {hint}"
-    err_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
+    err_console.print(line(("error:", "bold red"), " ", strip_controls(text, inline=True)),
+                      highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

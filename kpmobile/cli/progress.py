@@ -5,7 +5,11 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from kpmobile.safetext import strip_controls
 
 
 class RichProgress:
@@ -29,14 +33,19 @@ class RichProgress:
 
     def start(self, total: int, text: str) -> None:
         """Begin the bar."""
-        self._task = self._bar.add_task(text, total=total)
+        self._task = self._bar.add_task(_safe(text), total=total)
 
     def advance(self, text: str) -> None:
         """Count one case done."""
         if self._task is not None:
-            self._bar.update(self._task, advance=1, description=text)
+            self._bar.update(self._task, advance=1, description=_safe(text))
 
     def note(self, text: str) -> None:
         """Print a line above the bar."""
         if self._enabled:
-            self._bar.console.print(f"[dim]{text}[/]", highlight=False)
+            self._bar.console.print(Text(strip_controls(text), style="dim"), highlight=False, soft_wrap=True)
+
+
+def _safe(text: str) -> str:
+    """Give a bar description that the "[bold]{task.description}" column shows literally."""
+    return escape(strip_controls(text, inline=True))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, fail_on
+from kpmobile.cli.output import console, emit_json, fail_on, say
 from kpmobile.errors import KpError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _load(db: Path | None, run: str | None, host: bool = False) -> tuple[Store, 
     from kpmobile.store import Store
 
     try:
-        store = Store(db or default_db())
+        store = Store(db or default_db(), readonly=True)
         row = host_run(store, run) if host else store.run(run)
         return store, row, store.cases(row.id)
     except KpError as exc:
@@ -143,10 +143,10 @@ def plots(
                    "skipped": [{"name": f.name, "note": f.note} for f in figures if f.png is None]})
         return
     for path in written:
-        console.print(f"wrote {path}", highlight=False)
+        say(f"wrote {path}")
     for f in figures:
         if f.png is None:
-            console.print(f"[yellow]note:[/] {f.title}: {f.note}", highlight=False)
+            say(("note:", "yellow"), f" {f.title}: {f.note}")
 
 
 @app.command()
@@ -165,7 +165,7 @@ def html(
     flops = run_flops(row, cases, measure=_flops_measure(no_flops))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html_report(row, cases, devices, flops), encoding="utf-8")
-    console.print(f"wrote {out} ({out.stat().st_size // 1024} KiB) for run {row.id}", highlight=False)
+    say(f"wrote {out} ({out.stat().st_size // 1024} KiB) for run {row.id}")
 
 
 @app.command()

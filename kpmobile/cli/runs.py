@@ -1,4 +1,4 @@
-"""`kpmobile runs list|show|compare|export|import`: the history of sweeps in the store."""
+"""`kpmobile runs list|show|compare|export|import|delete`: the history of sweeps in the store."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from kpmobile.cli.output import console, emit_json, err_console, fail_on
+from kpmobile.cli.output import console, emit_json, fail_on, literal, say, warn
 from kpmobile.errors import KpError
 from kpmobile.records import PlanDevice
 
@@ -16,16 +16,17 @@ if TYPE_CHECKING:
     from kpmobile.report.compare import CellComparison
     from kpmobile.store import Store
 
-app = typer.Typer(no_args_is_help=True, help="List, show, compare, export and import stored runs.")
+app = typer.Typer(no_args_is_help=True, help="List, show, compare, export, import and delete stored runs.")
 
 DB_HELP = "SQLite store (default in $KPMOBILE_HOME)."
 
 
-def _store(db: Path | None) -> Store:
+def _store(db: Path | None, *, write: bool = False) -> Store:
+    """Give the store; opened read-only (URI mode=ro) unless the command writes to it."""
     from kpmobile.paths import default_db
     from kpmobile.store import Store
 
-    return Store(db or default_db())
+    return Store(db or default_db(), readonly=not write)
 
 
 def _when(ts: float | None) -> str:
@@ -46,8 +47,8 @@ def list_runs(
         for run in store.runs():
             cases = store.cases(run.id)
             entries.append({
-                "id": run.id, "started": run.started, "finished": run.finished, "status": run.status,
-                "host": run.host, "command": run.command,
+                "id": run.id, "started": run.started, "finished": run.finished, "status": run.shown_status(),
+                "host": run.host, "pid": run.pid, "error": run.error, "command": run.command,
                 "models": list(run.plan.models) or sorted({c.model for c in cases}),
                 "devices": [run.plan.device_label(fp) for fp in run.plan.devices],
                 "threads": list(run.plan.threads),
@@ -58,12 +59,13 @@ def list_runs(
     if as_json:
         emit_json(entries)
         return
-    table = RichTable(title=f"Runs in {store.path}")
+    table = RichTable(title=literal(f"Runs in {store.path}"))
     for name in ("Run", "Started", "Status", "Devices", "Models", "Threads", "Cases ok/failed"):
         table.add_column(name, no_wrap=name == "Run")
     for e in entries:
-        table.add_row(e["id"], _when(e["started"]), e["status"], ", ".join(e["devices"]), ", ".join(e["models"]),
-                      ",".join(str(t) for t in e["threads"]), f"{e['ok']}/{e['failed']}")
+        cells = (e["id"], _when(e["started"]), e["status"], ", ".join(map(str, e["devices"])),
+                 ", ".join(map(str, e["models"])), ",".join(str(t) for t in e["threads"]), f"{e['ok']}/{e['failed']}")
+        table.add_row(*map(literal, cells))
     console.print(table)
 
 
@@ -104,20 +106,19 @@ def show(
                           "error": c.error} for c in cases if c.status != "ok"],
         })
         return
-    console.print(f"[bold]run {row.id}[/] {row.status}; started {_when(row.started)}, finished "
-                  f"{_when(row.finished)} on {row.host} (kpmobile {row.kpmobile_version})", highlight=False)
+    say((f"run {row.id}", "bold"), f" {row.shown_status()}; started {_when(row.started)}, finished "
+        f"{_when(row.finished)} on {row.host} (kpmobile {row.kpmobile_version})")
     for fp in fps:
         d = row.plan.devices.get(fp, PlanDevice())
         info = known.get(fp, {})
-        console.print(f"  device {row.plan.device_label(fp)}: fingerprint {fp}, serial "
-                      f"{d.text('serial') or info.get('serial')}, soc {info.get('soc') or d.soc}, "
-                      f"abi {info.get('abi') or d.abi}",
-                      highlight=False)
+        say(f"  device {row.plan.device_label(fp)}: fingerprint {fp}, serial "
+            f"{d.text('serial') or info.get('serial')}, soc {info.get('soc') or d.soc}, "
+            f"abi {info.get('abi') or d.abi}")
     for table in tables:
         console.print(to_rich(table))
     for s in scaling:
         if s.warning:
-            err_console.print(f"[yellow]warning:[/] {s.label} {s.model}: {s.warning}", highlight=False)
+            warn(f"{s.label} {s.model}: {s.warning}")
 
 
 COMPARE_HELP = "\n\n".join((
@@ -173,14 +174,13 @@ def _gate(bad: list[CellComparison], unsure: list[CellComparison], fail_above: f
     """Exit 1 on regressions beyond --fail-above, else 2 when some cell cannot be judged."""
     if bad:
         worst = max(bad, key=lambda c: c.change_pct or 0)
-        err_console.print(f"[bold red]regression:[/] {len(bad)} cell(s) slower by more than {fail_above:g}% "
-                          f"(worst {worst.setting.label()} on {worst.label}: {worst.change_pct:+.1f}%)",
-                          highlight=False)
+        warn(f"{len(bad)} cell(s) slower by more than {fail_above:g}% "
+             f"(worst {worst.setting.label()} on {worst.label}: {worst.change_pct:+.1f}%)", label="regression:")
         raise typer.Exit(1)
     if unsure:
         need = max(c.need_rounds or 0 for c in unsure)
-        err_console.print(f"[bold yellow]insufficient:[/] {len(unsure)} cell(s) have too few rounds for a verdict; "
-                          f"rerun both with --rounds {need} or more", highlight=False)
+        warn(f"{len(unsure)} cell(s) have too few rounds for a verdict; rerun both with --rounds {need} or more",
+             label="insufficient:")
         raise typer.Exit(2)
 
 
@@ -204,8 +204,8 @@ def export_cmd(
     if as_json:
         emit_json(summary)
     else:
-        console.print(f"exported run {summary['run_id']}: {summary['cases']} cases, {summary['devices']} "
-                      f"device(s) -> {path} ({SCHEMA} v{VERSION})", highlight=False)
+        say(f"exported run {summary['run_id']}: {summary['cases']} cases, {summary['devices']} "
+            f"device(s) -> {path} ({SCHEMA} v{VERSION})")
 
 
 @app.command("import")
@@ -218,16 +218,36 @@ def import_cmd(
     from kpmobile.store.exchange import import_run, read_export
 
     try:
-        store = _store(db)
-        result = import_run(store, read_export(file))
+        data = read_export(file)  # checked before the store is opened for writing
+        store = _store(db, write=True)
+        result = import_run(store, data)
     except KpError as exc:
         fail_on(exc)
     if as_json:
         emit_json({"run_id": result.run_id, "cases": result.cases, "devices_added": result.devices_added,
                    "already_present": result.already_present, "db": str(store.path)})
     elif result.already_present:
-        console.print(f"run {result.run_id} is already in {store.path}, identical: nothing imported",
-                      highlight=False)
+        say(f"run {result.run_id} is already in {store.path}, identical: nothing imported")
     else:
-        console.print(f"imported run {result.run_id}: {result.cases} cases, {result.devices_added} new device(s)"
-                      f" into {store.path}", highlight=False)
+        say(f"imported run {result.run_id}: {result.cases} cases, {result.devices_added} new device(s)"
+            f" into {store.path}")
+
+
+@app.command("delete")
+def delete_cmd(
+    run: str = typer.Argument(..., help="Run id."),
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print what was deleted as JSON."),
+) -> None:
+    """Delete a run and its cases from the store (a run still being measured is refused)."""
+    from kpmobile.store.runid import check_run_id
+
+    try:
+        store = _store(db, write=True)
+        removed = store.delete_run(check_run_id(run))
+    except KpError as exc:
+        fail_on(exc)
+    if as_json:
+        emit_json({"run_id": run, "cases_deleted": removed, "db": str(store.path)})
+    else:
+        say(f"deleted run {run} ({removed} case rows) from {store.path}")

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import html
 import json
 from collections.abc import Mapping, Sequence
-from html import escape
 from typing import Any
 
 from kpmobile.records import PlanDevice
 from kpmobile.report.plots import Plot
 from kpmobile.report.table import Table
+from kpmobile.safetext import strip_controls
 from kpmobile.store import CaseRow, RunRow
+
+
+def escape(text: object) -> str:
+    """Give text from a phone or a store as HTML: escaped, without control characters."""
+    return html.escape(strip_controls(text))
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px 40px;

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,8 @@ from kpmobile import __version__
 from kpmobile.errors import ConfigError
 from kpmobile.records import RunPlan
 from kpmobile.store.db import CaseRow, RunRow, Store, add_samples
+from kpmobile.store.models import ExportDoc
+from kpmobile.typed import validate
 
 SCHEMA = "kpmobile-run"
 VERSION = 1
@@ -23,10 +24,8 @@ VERSION = 1
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 MIGRATIONS: dict[int, Migration] = {}
 
-_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRow))
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRow) if f.name not in ("pid", "pid_start"))
 _CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseRow) if f.name not in ("id", "samples_ms"))
-_CASE_REQUIRED = ("case_key", "device_fp", "serial", "model", "backend", "threads", "power_mode", "warmup",
-                  "repeats", "precision", "batch", "round", "status", "created")
 
 
 def export_run(store: Store, run_id: str | None = None) -> dict[str, Any]:
@@ -42,8 +41,15 @@ def export_run(store: Store, run_id: str | None = None) -> dict[str, Any]:
         "exported_by": f"kpmobile {__version__}",
         "run": {**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)}, "plan": run.plan.to_json()},
         "devices": {fp: known[fp] for fp in fps if fp in known},
-        "cases": [{k: v for k, v in dataclasses.asdict(c).items() if k != "id"} for c in cases],
+        "cases": [_case_json(c) for c in cases],
     }
+
+
+def _case_json(case: CaseRow) -> dict[str, Any]:
+    """Give a stored case as export JSON (no row id; samples as a list)."""
+    data = {k: v for k, v in dataclasses.asdict(case).items() if k != "id"}
+    data["samples_ms"] = list(case.samples_ms)
+    return data
 
 
 def write_export(data: dict[str, Any], path: Path) -> Path:
@@ -59,12 +65,16 @@ def write_export(data: dict[str, Any], path: Path) -> Path:
 def read_export(path: Path) -> dict[str, Any]:
     """Give the document in an export file, migrated to the current version and checked."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_bytes().decode("utf-8"), parse_constant=_no_constant)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", "pass the file `runs export` wrote") from exc
     except ValueError as exc:
-        raise ConfigError(f"{path} is not JSON ({exc})", "pass the file `kpmobile runs export` wrote") from exc
+        raise ConfigError(f"{path} is not UTF-8 JSON ({exc})", "pass the file `kpmobile runs export` wrote") from exc
     return migrate(data)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number kpmobile stores")
 
 
 def migrate(data: Any) -> dict[str, Any]:
@@ -74,7 +84,7 @@ def migrate(data: Any) -> dict[str, Any]:
                           "pass a file written by `kpmobile runs export`")
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise ConfigError(f"{SCHEMA} export has no whole-number version (got {version!r})",
+        raise ConfigError(f"{SCHEMA} export has no whole-number version (got {ascii(version)})",
                           "re-export the run with `kpmobile runs export`")
     if version > VERSION:
         raise ConfigError(f"{SCHEMA} export is version {version}, newer than this kpmobile reads ({VERSION})",
@@ -89,24 +99,27 @@ def migrate(data: Any) -> dict[str, Any]:
             raise ConfigError(f"migration from version {version} did not give version {version + 1}",
                               "report this as a kpmobile bug")
         version += 1
-    _check_v1(data)
+    check(data)
     checked: dict[str, Any] = data
     return checked
 
 
-def _check_v1(data: dict[str, Any]) -> None:
-    run, cases, devices = data.get("run"), data.get("cases"), data.get("devices", {})
-    if not isinstance(run, dict) or not isinstance(cases, list) or not isinstance(devices, dict):
-        raise ConfigError(f"{SCHEMA} v{VERSION} export needs a \"run\" object, \"cases\" list and \"devices\" object",
-                          "re-export the run with `kpmobile runs export`")
-    missing = [k for k in _RUN_FIELDS if k not in run]
-    if missing:
-        raise ConfigError(f"export's run lacks {', '.join(missing)}", "re-export the run with `kpmobile runs export`")
-    for i, case in enumerate(cases):
-        gaps = [k for k in _CASE_REQUIRED if not isinstance(case, dict) or k not in case]
-        if gaps:
-            raise ConfigError(f"export's case {i} lacks {', '.join(gaps)}",
-                              "re-export the run with `kpmobile runs export`")
+def check(data: dict[str, Any]) -> ExportDoc:
+    """Give the export as its typed model; ConfigError naming the first bad field otherwise."""
+    doc = validate(ExportDoc, data, f"{SCHEMA} v{VERSION} export", "import only files `kpmobile runs export` wrote")
+    try:
+        RunPlan.from_json(data["run"]["plan"])  # the reader every command uses must take it too
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise ConfigError(f"{SCHEMA} export: run.plan does not read as a plan ({exc})",
+                          "import only files `kpmobile runs export` wrote") from None
+    for i, case in enumerate(doc.cases):
+        if case.run_id not in (None, doc.run.id):
+            raise ConfigError(f"{SCHEMA} export: case {i} belongs to run {case.run_id}, not {doc.run.id}",
+                              "import only files `kpmobile runs export` wrote")
+        if case.case_key != case.expected_key():
+            raise ConfigError(f"{SCHEMA} export: case {i} key {ascii(case.case_key)} does not match its fields",
+                              "import only files `kpmobile runs export` wrote")
+    return doc
 
 
 def _canonical(data: dict[str, Any]) -> str:
@@ -119,6 +132,7 @@ def _canonical(data: dict[str, Any]) -> str:
 def _case_values(case: dict[str, Any]) -> dict[str, Any]:
     out = {k: case.get(k) for k in _CASE_FIELDS}
     out["extra"] = out["extra"] or {}
+    out["attempt"] = out["attempt"] or 1
     out["samples_ms"] = list(case.get("samples_ms") or ())
     return out
 
@@ -149,36 +163,30 @@ def import_run(store: Store, data: dict[str, Any]) -> ImportResult:
         raise ConfigError(f"run {run_id} is already in {store.path} with different content",
                           "import into another store (--db), or delete the stored run first")
     known = store.devices()
-    con = sqlite3.connect(str(store.path), timeout=30)
     added = 0
-    try:
-        with con:
-            con.execute(
-                "INSERT INTO runs(id, started, finished, status, command, host, kpmobile_version, plan, error)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (run_id, run["started"], run["finished"], run["status"], run["command"], run["host"],
-                 run["kpmobile_version"], json.dumps(run["plan"]), run.get("error")),
-            )
-            now = time.time()
-            for fp, info in data.get("devices", {}).items():
-                if fp in known:
-                    continue
-                con.execute("INSERT OR IGNORE INTO devices(fingerprint, serial, info, first_seen, last_seen)"
-                            " VALUES (?,?,?,?,?)", (fp, str(info.get("serial", "")), json.dumps(info), now, now))
-                added += 1
-            columns = ", ".join(_CASE_FIELDS)
-            marks = ", ".join("?" for _ in _CASE_FIELDS)
-            for case in data["cases"]:
-                values = _case_values(case)
-                values["run_id"] = run_id
-                values["record"] = json.dumps(values["record"]) if values["record"] is not None else None
-                values["extra"] = json.dumps(values["extra"])
-                cur = con.execute(f"INSERT INTO cases({columns}) VALUES ({marks})",
-                                  [values[k] for k in _CASE_FIELDS])
-                add_samples(con, int(cur.lastrowid or 0), case.get("samples_ms") or ())
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(f"could not import run {run_id} into {store.path}: {exc}",
-                          "check the file was written by `kpmobile runs export`") from exc
-    finally:
-        con.close()
+    with store.transaction() as db:
+        # The owner of an imported run is a process of another store: it holds nothing here.
+        db.execute(
+            "INSERT INTO runs(id, started, finished, status, command, host, kpmobile_version, plan, error)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (run_id, run["started"], run["finished"], run["status"], run["command"], run["host"],
+             run["kpmobile_version"], json.dumps(run["plan"]), run.get("error")),
+        )
+        now = time.time()
+        for fp, info in data.get("devices", {}).items():
+            if fp in known:
+                continue
+            db.execute("INSERT OR IGNORE INTO devices(fingerprint, serial, info, first_seen, last_seen)"
+                       " VALUES (?,?,?,?,?)", (fp, str(info.get("serial", "")), json.dumps(info), now, now))
+            added += 1
+        columns = ", ".join(_CASE_FIELDS)
+        marks = ", ".join("?" for _ in _CASE_FIELDS)
+        for case in data["cases"]:
+            values = _case_values(case)
+            values["run_id"] = run_id
+            values["attempt"] = values["attempt"] or 1
+            values["record"] = json.dumps(values["record"]) if values["record"] is not None else None
+            values["extra"] = json.dumps(values["extra"])
+            cur = db.execute(f"INSERT INTO cases({columns}) VALUES ({marks})", [values[k] for k in _CASE_FIELDS])
+            add_samples(db, int(cur.lastrowid or 0), values["samples_ms"])
     return ImportResult(run_id, len(data["cases"]), added, False)

@@ -1,4 +1,4 @@
-"""Sweep files (`sweeps/*.toml`) -> BenchOptions, with command-line flags on top."""
+"""Sweep files (`sweeps/*.toml`) and `kpmobile bench` flags -> BenchOptions, through one typed model."""
 
 from __future__ import annotations
 
@@ -9,57 +9,69 @@ import tomli
 
 from kpmobile.errors import ConfigError
 from kpmobile.sweep.plan import BenchOptions, split_pipeline, with_overrides
+from kpmobile.sweep.settings import FILE_KEYS, FLAGS, PLAN_FLAGS, SweepSettings
+from kpmobile.typed import validate
 
-# sweep-file key -> (BenchOptions field, converter)
-_KEYS: dict[str, tuple[str, Any]] = {
-    "models": ("models", lambda v: [str(x) for x in v]),
-    "threads": ("threads", lambda v: [int(x) for x in v]),
-    "devices": ("devices", lambda v: [str(x) for x in v]),
-    "profiles": ("profiles", lambda v: [str(x) for x in v]),
-    "adb_servers": ("servers", lambda v: [str(x) for x in v]),
-    "no_virtual": ("no_virtual", bool),
-    "runner": ("runner", Path),
-    "warmup": ("warmup", int),
-    "repeats": ("repeats", int),
-    "rounds": ("rounds", int),
-    "power_mode": ("power_mode", int),
-    "power_modes": ("power_modes", lambda v: [int(x) for x in v]),
-    "precision": ("precision", str),
-    "cooldown_s": ("cooldown_s", float),
-    "thermal_wait_s": ("thermal_wait_s", float),
-    "core_sample_s": ("core_sample_s", float),
-    "backends": ("backends", lambda v: [str(x) for x in v]),
-    "batches": ("batches", lambda v: [int(x) for x in v]),
-    "pipelines": ("pipelines", lambda v: [str(x) for x in v]),
-    "persons": ("persons", lambda v: [int(x) for x in v]),
-    "pipeline_runner": ("pipeline_runner", Path),
-    "case_timeout_s": ("case_timeout_s", float),
-}
+_PATHS = ("runner", "pipeline_runner")
 
 
-def options_from_file(path: Path) -> dict[str, Any]:
-    """Give the BenchOptions fields a sweep file sets."""
+def read_sweep_file(path: Path) -> dict[str, Any]:
+    """Give the table of a sweep file (`[sweep]`, or the top level) as TOML read it."""
     if not path.is_file():
         raise ConfigError(f"no sweep file {path}", "give the path of a TOML sweep file, e.g. sweeps/mobile_table.toml")
     try:
-        data = tomli.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"sweep file {path} is not UTF-8 text (byte {exc.start})", "save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read sweep file {path}: {exc.strerror or exc}", "check the path") from None
+    try:
+        data = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
-        raise ConfigError(f"sweep file {path} is not valid TOML ({exc})", "fix its syntax") from exc
+        raise ConfigError(f"sweep file {path} is not valid TOML ({exc})", "fix its syntax") from None
     table = data.get("sweep", data)
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in _KEYS:
-            raise ConfigError(f"sweep file {path}: unknown key '{key}'",
-                              f"use one of: {', '.join(sorted(_KEYS))}")
-        name, conv = _KEYS[key]
-        try:
-            out[name] = conv(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"sweep file {path}: bad value for '{key}' ({exc})", "fix the value") from exc
-    if "precision" in out and out["precision"] not in ("fp32", "fp16"):
-        raise ConfigError(f"sweep file {path}: precision must be fp32 or fp16", "fix 'precision'")
+    if not isinstance(table, dict):
+        raise ConfigError(f"sweep file {path}: [sweep] is not a table", "write the settings under [sweep]")
+    return table
+
+
+def options_from_file(path: Path) -> dict[str, Any]:
+    """Give the BenchOptions fields a sweep file sets, checked by the typed model."""
+    table = read_sweep_file(path)
+    unknown = sorted(set(table) - set(FILE_KEYS))
+    if unknown:
+        raise ConfigError(f"sweep file {path}: unknown key {ascii(unknown[0])}", f"use one of: {', '.join(FILE_KEYS)}")
+    settings = validate(SweepSettings, table, f"sweep file {path}", "fix that value")
+    out = settings.given()
     check_pipelines(out.get("pipelines", ()), f"sweep file {path}: ")
-    return out
+    return _with_paths(out)
+
+
+def options_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    """Give the BenchOptions fields the given flags set (None: not given), checked by the typed model."""
+    given = {k: (str(v) if k in _PATHS else v) for k, v in flags.items() if v is not None and k in FLAGS}
+    settings = validate(SweepSettings, given, "", "fix the value of {field}", FLAGS)
+    out = settings.given()
+    check_pipelines(out.get("pipelines", ()))
+    return _with_paths(out)
+
+
+def _with_paths(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (Path(v) if k in _PATHS else v) for k, v in values.items()}
+
+
+def check_resume_flags(flags: dict[str, Any]) -> None:
+    """Refuse flags a resumed run cannot honour: it keeps the models and settings it was planned with."""
+    if flags.get("resume") is None:
+        return
+    from kpmobile.store.runid import check_run_id
+
+    check_run_id(flags["resume"], "--resume")
+    given = [k for k in PLAN_FLAGS if flags.get(k) is not None]
+    if given:
+        name = "--config" if given[0] == "config" else FLAGS[given[0]]
+        raise ConfigError(f"--resume keeps the run's own plan, so {name} cannot be honoured",
+                          f"drop {name}, or start a new run without --resume")
 
 
 def check_pipelines(pipelines: Any, where: str = "") -> None:
@@ -72,10 +84,17 @@ def check_pipelines(pipelines: Any, where: str = "") -> None:
 
 
 def load_options(config: Path | None, overrides: dict[str, Any]) -> BenchOptions:
-    """Give the sweep's options: defaults, then the sweep file, then the flags that were given."""
+    """Give the sweep's options: defaults, then the sweep file, then the flags that were given.
+
+    Flags outside the typed settings (db, out_dir, resume, config) are taken as they are.
+    """
+    check_resume_flags({**overrides, "config": config})
     base = BenchOptions()
     if config is not None:
         base = with_overrides(base, options_from_file(config))
-    opts = with_overrides(base, overrides)
+    typed = options_from_flags(overrides)
+    rest = {k: v for k, v in overrides.items() if k not in FLAGS}
+    rest["config"] = config
+    opts = with_overrides(base, {**rest, **typed})
     check_pipelines(opts.pipelines)
     return opts

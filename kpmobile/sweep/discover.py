@@ -90,12 +90,15 @@ def discover_phones(opts: BenchOptions, stack: ExitStack, progress: Progress) ->
 
 def _find(opts: BenchOptions, stack: ExitStack, progress: Progress,
           skipped: dict[str, SkippedPhone]) -> list[DeviceInfo]:
+    from kpmobile.devices.virtual_phone.launch import started_by_another_sweep
+
     servers = list(opts.servers) or [android.default_server()]
     if opts.virtual is not None:
         if opts.virtual not in VIRTUAL_PHONES:
             raise ConfigError(f"unknown virtual phone '{opts.virtual}'", "use --virtual x86 or --virtual arm")
         return [_start_virtual(servers[0], opts, stack, progress)]
-    found = _wanted(android.list_devices(servers), opts)
+    # A virtual phone another sweep started is that sweep's: it stops when that sweep ends.
+    found = _wanted([d for d in android.list_devices(servers) if not started_by_another_sweep(d.serial)], opts)
     for d in found:
         if d.state != "device":
             progress.note(f"skipping {d.serial}: {d.warnings[0] if d.warnings else d.state}")
@@ -150,6 +153,7 @@ def _start_virtual(server: str, opts: BenchOptions, stack: ExitStack, progress: 
     # A fixed sandbox keeps it the same phone across runs: same fingerprint, models already pushed.
     root = cache_dir() / "virtual-phone" / (profile if abi == "x86_64" else f"{profile}-{abi}")
     phone = stack.enter_context(start_virtual_phone(profile=profile, root=root, extra_args=["--abi", abi]))
+    phone.claim_for_sweep()
     android.connect(server, phone.serial)
     stack.callback(android.disconnect, server, phone.serial)
     deadline = time.monotonic() + 15

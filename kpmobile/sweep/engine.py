@@ -19,9 +19,12 @@ from typing import Any
 
 from kpmobile.errors import KpError
 from kpmobile.records import BenchCase, RunPlan
-from kpmobile.store import CaseRow, Store
+from kpmobile.store import CaseRow, Store, StoreError, journal
+from kpmobile.store.db import case_values
+from kpmobile.store.journal import CaseJournalled
 from kpmobile.sweep import costs
 from kpmobile.sweep.case import CaseExecutor, CaseResult, Counters, Progress, SweepInterrupted
+from kpmobile.sweep.lease import LeaseBusy
 from kpmobile.sweep.plan import BenchOptions, remaining
 
 
@@ -60,15 +63,20 @@ class SweepOutcome:
         return data
 
 
-# Given the run's plan, a context manager held while its cases run (after the host-side preparation,
-# around every push and runner): the shared-bench issue leases the plan's devices here.
-Lease = Callable[[RunPlan], AbstractContextManager[object]]
+# Given the run's id and plan, a context manager held while its files are pushed and its cases run:
+# phone sweeps hold sweep.lease.phone_leases (a lease on each of the plan's phones).
+Lease = Callable[[str, RunPlan], AbstractContextManager[object]]
 
 
 @contextmanager
-def no_lease(plan: RunPlan) -> Iterator[None]:
-    """Hold nothing (no device is shared yet)."""
+def no_lease(run_id: str, plan: RunPlan) -> Iterator[None]:
+    """Hold nothing (host sweeps)."""
     yield
+
+
+class SweepStopped(KpError):
+    """A write failed mid-sweep (store locked, disk full): the measured case is in the journal,
+    the run is marked interrupted, and --resume stores the journal first."""
 
 
 def run_sweep_cases(opts: BenchOptions, store: Store, executor: CaseExecutor, counters: Counters,
@@ -76,20 +84,30 @@ def run_sweep_cases(opts: BenchOptions, store: Store, executor: CaseExecutor, co
     """Open (or reopen) the run, prepare, run every case not yet stored, store each, and finish the run."""
     run_id: str | None = None
     outcome: SweepOutcome | None = None
+    stopped: CaseJournalled | None = None
     status, error = "failed", "the sweep stopped before it finished"
     try:
-        run_id, plan = _open(opts, store, executor)
+        run_id, plan = _open(opts, store, executor, progress)
         outcome = SweepOutcome(executor.kind, run_id, store.path, opts.out_dir / run_id, counters)
         for info in executor.devices():
             store.upsert_device(info)
-        executor.prepare(run_id, outcome.out_dir)
-        with lease(plan):
+        journal.reserve(store.path)  # room for a measured case should the disk fill up
+        with lease(run_id, plan):
+            executor.prepare(run_id, outcome.out_dir)
             todo = remaining(plan.cases, store.done_keys(run_id))
             progress.start(len(todo), f"run {run_id}: {len(todo)} {_what(executor, plan)}")
             status = "interrupted" if _execute(store, run_id, todo, executor, progress) else "complete"
         error = ""
     except KeyboardInterrupt:
         status, error = "interrupted", ""
+    except CaseJournalled as exc:
+        journal.release_reserve(store.path)  # the space it held lets the store mark the run
+        stopped, status, error = exc, "interrupted", exc.message
+    except LeaseBusy:
+        if not opts.resume and run_id is not None and not store.attempts(run_id):
+            store.delete_run(run_id)  # refused before anything ran (--no-wait): leave no empty run behind
+            run_id = None
+        raise
     except KpError as exc:
         error = exc.one_line()
         raise
@@ -101,6 +119,10 @@ def run_sweep_cases(opts: BenchOptions, store: Store, executor: CaseExecutor, co
             outcome = _finish(store, executor, run_id, outcome, counters, opts, status, error or None)
     if outcome is None:  # interrupted before the run was opened: nothing to resume
         raise SweepInterrupted("interrupted before the run began: nothing was stored", "run the sweep again")
+    if stopped is not None:
+        raise SweepStopped(f"run {outcome.run_id} stopped: {stopped.message}",
+                           f"once that is fixed, resume it with `kpmobile bench --resume {outcome.run_id} "
+                           f"--db {store.path}{executor.resume_flags()}`")
     if outcome.interrupted:
         raise SweepInterrupted(
             f"interrupted: run {outcome.run_id} is stored with {outcome.ok} of {len(plan.cases)} cases done",
@@ -108,12 +130,16 @@ def run_sweep_cases(opts: BenchOptions, store: Store, executor: CaseExecutor, co
     return outcome
 
 
-def _open(opts: BenchOptions, store: Store, executor: CaseExecutor) -> tuple[str, RunPlan]:
-    """Give the run's id and plan: a new run, or the resumed one reopened (status "running")."""
+def _open(opts: BenchOptions, store: Store, executor: CaseExecutor, progress: Progress) -> tuple[str, RunPlan]:
+    """Give the run's id and plan: a new run, or the resumed one reopened (status "running"; refused
+    while another process runs it), with the cases its journal kept stored first."""
     if opts.resume:
         run = store.run(opts.resume)
         plan = executor.resume(run.plan)
         store.reopen_run(run.id, plan)
+        replayed = journal.replay(store, run.id)
+        if replayed:
+            progress.note(f"stored {replayed} case(s) kept in {journal.journal_path(store.path)}")
         return run.id, plan
     plan = executor.plan()
     return store.new_run(opts.command, plan), plan
@@ -137,10 +163,11 @@ def _execute(store: Store, run_id: str, todo: Sequence[BenchCase], executor: Cas
         for case in cases:
             if stop.is_set():
                 return
+            started = time.time()
             result = executor.run(case, stop)
             if result is None:
                 continue
-            _store(store, run_id, result)
+            _store(store, run_id, result, started)
             progress.advance(result.label)
 
     if not executor.parallel:
@@ -168,11 +195,13 @@ def _execute(store: Store, run_id: str, todo: Sequence[BenchCase], executor: Cas
     return False
 
 
-def _store(store: Store, run_id: str, r: CaseResult) -> None:
-    store.add_case(run_id, r.case, serial=r.serial, status=r.status, error=r.error,
-                   numbers=r.numbers.to_columns() if r.numbers is not None else None, record=r.record,
-                   raw_log=r.raw_log, extra=r.extra, model_hash=r.model_hash, artifact_hash=r.artifact_hash,
-                   runner=r.runner, runner_version=r.runner_version)
+def _store(store: Store, run_id: str, r: CaseResult, started: float) -> None:
+    """Store a case's result; a store that refuses it (locked, full) leaves it in the journal and stops the sweep."""
+    values = case_values(run_id, r.case, serial=r.serial, status=r.status, error=r.error,
+                         numbers=r.numbers.to_columns() if r.numbers is not None else None, record=r.record,
+                         raw_log=r.raw_log, extra=r.extra, model_hash=r.model_hash, artifact_hash=r.artifact_hash,
+                         runner=r.runner, runner_version=r.runner_version, started=started)
+    journal.store_or_journal(store, values)
     if r.op_profile is not None:  # --op-profile: stored apart from the cases
         o = r.op_profile
         store.add_op_profile(run_id, r.case, serial=r.serial, status=o.status, kernels=o.kernels, source=o.source,
@@ -183,15 +212,19 @@ def _finish(store: Store, executor: CaseExecutor, run_id: str, outcome: SweepOut
             opts: BenchOptions, status: str, error: str | None) -> SweepOutcome:
     """Give the outcome from the stored cases; store it in the plan and mark the run finished."""
     out = outcome or SweepOutcome(executor.kind, run_id, store.path, opts.out_dir / run_id, counters)
-    rows = store.cases(run_id)
     out.interrupted = status == "interrupted"
-    summarize(out, rows, executor)
-    if status == "complete" and out.failed:
-        status = "partial"
-    plan = store.run(run_id).plan
-    out.skipped_devices = {serial: s.to_json() for serial, s in plan.skipped.items()}
-    store.set_plan(run_id, replace(plan, counters=out.to_json()))
-    store.finish_run(run_id, status, error if status == "failed" else None)
+    try:
+        rows = store.cases(run_id)
+        summarize(out, rows, executor)
+        if status == "complete" and out.failed:
+            status = "partial"
+        store.finish_run(run_id, status, error)  # first: the smallest write, the likeliest to pass on a full disk
+        plan = store.run(run_id).plan
+        out.skipped_devices = {serial: s.to_json() for serial, s in plan.skipped.items()}
+        store.set_plan(run_id, replace(plan, counters=out.to_json()))
+        journal.drop_reserve(store.path)
+    except StoreError:
+        pass  # the store still refuses writes: the run's dead pid shows it "interrupted (process gone)"
     return out
 
 

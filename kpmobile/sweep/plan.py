@@ -43,6 +43,8 @@ class BenchOptions:
     db: Path | None = None
     resume: str | None = None
     case_timeout_s: float = 600.0
+    allow_oversubscribe: bool = False  # threads above a phone's core count
+    no_wait: bool = False  # a phone leased by another sweep: refuse instead of waiting
     command: str = "kpmobile bench"
     virtual_profile: str = "virtual"
     virtual: str | None = None  # "x86" | "arm": use that virtual phone only (arm: kirin980 under qemu)
@@ -151,6 +153,20 @@ def select_profiles(profiles: Sequence[str], device_profiles: dict[str, str | No
 def remaining(cases: Sequence[BenchCase], done_keys: set[str]) -> list[BenchCase]:
     """Give the cases whose key is not yet stored as done (what --resume still runs)."""
     return [c for c in cases if c.key() not in done_keys]
+
+
+def check_threads(threads: Sequence[int], cores: int, phone: str, allow: bool) -> str | None:
+    """Give a warning when a thread count exceeds the phone's `cores` and `allow` is set; raise
+    ConfigError when it is not set. None when every count fits (or the core count is unknown: 0)."""
+    from kpmobile.errors import ConfigError
+
+    over = sorted({t for t in threads if cores and t > cores})
+    if not over:
+        return None
+    text = f"{','.join(map(str, over))} threads on phone {phone}, which has {cores} cores"
+    if not allow:
+        raise ConfigError(text, "lower --threads, or pass --allow-oversubscribe to measure it anyway")
+    return f"oversubscribed: {text}"
 
 
 def resumed_options(opts: BenchOptions, plan: RunPlan) -> BenchOptions:

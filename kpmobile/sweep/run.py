@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 from kpmobile.errors import ConfigError
 from kpmobile.paths import default_db
 from kpmobile.records import ModelSpec
-from kpmobile.store import Store
+from kpmobile.store import RunBusy, RunRow, Store
+from kpmobile.store.db import busy_owner, held_by_another
 from kpmobile.sweep.case import CaseExecutor, Counters, Progress, SilentProgress
-from kpmobile.sweep.engine import SweepOutcome, no_lease, run_sweep_cases
-from kpmobile.sweep.plan import BenchOptions, pipeline_models, resumed_options
+from kpmobile.sweep.engine import Lease, SweepOutcome, no_lease, run_sweep_cases
+from kpmobile.sweep.lease import phone_leases
+from kpmobile.sweep.plan import BenchOptions, check_threads, pipeline_models, resumed_options
 
 
 @dataclass
@@ -67,7 +70,9 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
         stack.callback(store.close)
         on_host = opts.on_host
         if opts.resume:
-            plan = store.run(opts.resume).plan
+            resumed = store.run(opts.resume)
+            _refuse_busy(resumed)
+            plan = resumed.plan
             if on_host and not plan.is_host:
                 raise ConfigError(f"run {opts.resume} is not a host run", "resume it without --device host")
             on_host = plan.is_host
@@ -75,6 +80,7 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
         names = list(opts.models) if on_host else pipeline_models(opts.models, opts.pipelines)
         specs: dict[str, ModelSpec] = {spec.name: spec for spec in (resolve(m) for m in names)}
         executor: CaseExecutor
+        lease: Lease = no_lease
         if on_host:
             from kpmobile.sweep.host import HostExecutor
 
@@ -83,6 +89,31 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
             from kpmobile.sweep.discover import discover_phones
             from kpmobile.sweep.phone import PhoneExecutor
 
-            executor = PhoneExecutor(opts, discover_phones(opts, stack, progress), specs, counters, progress)
-        outcome = run_sweep_cases(opts, store, executor, counters, progress, no_lease)
+            found = discover_phones(opts, stack, progress)
+            _check_threads(opts, found.targets, progress)
+            executor = PhoneExecutor(opts, found, specs, counters, progress)
+            lease = phone_leases(found.targets, wait=not opts.no_wait, notify=progress.note)
+        outcome = run_sweep_cases(opts, store, executor, counters, progress, lease)
     return SweepResult(outcome)
+
+
+def _check_threads(opts: BenchOptions, targets: Sequence[Any], progress: Progress) -> None:
+    """Note thread counts above a phone's cores, before a run exists (unless --allow-oversubscribe)."""
+    if opts.resume:
+        return
+    # Warned, not refused: the seed's 1 and 4 threads are the table even on a 2-core (virtual) phone.
+    if opts.allow_oversubscribe:
+        return
+    for t in targets:
+        warning = check_threads(opts.phone_threads, len(t.all_cores), t.info.serial, True)
+        if warning:
+            progress.note(f"warning: {warning} (the figures include the oversubscription; "
+                          f"--allow-oversubscribe silences this)")
+
+
+def _refuse_busy(run: RunRow) -> None:
+    """Refuse early (before phones are touched) to resume a run another live process runs; the engine's
+    claim makes it final."""
+    if held_by_another(run):
+        raise RunBusy(f"run {run.id} is being run by {busy_owner(run)}",
+                      "wait for it to finish, or resume it from that host once it stops")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import shutil
@@ -14,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kpmobile.errors import DeviceError
+from kpmobile.owner import Owner, alive, this_process
 
 ADB_PROBED_PORTS = range(5555, 5586)  # the adb server registers whatever answers there as an emulator
 _READY = re.compile(r"virtual phone listening on 127\.0\.0\.1:(\d+)")
@@ -24,12 +27,14 @@ class VirtualPhoneProcess:
     """A running virtual phone: `.port`, `.serial`, `.root`; `stop()` ends it (also on leaving a `with`)."""
 
     def __init__(self, process: subprocess.Popen[bytes], port: int, root: Path, log_path: Path,
-                 owns_root: bool) -> None:
+                 owns_root: bool, root_lock: int | None = None) -> None:
         self.process = process
         self.port = port
         self.root = root
         self.log_path = log_path
         self._owns_root = owns_root
+        self._root_lock = root_lock
+        self._claim: Path | None = None
 
     @property
     def serial(self) -> str:
@@ -59,6 +64,20 @@ class VirtualPhoneProcess:
         self.log_path.unlink(missing_ok=True)
         if self._owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
+        if self._root_lock is not None:
+            os.close(self._root_lock)  # drops the flock: another launcher may use the folder now
+            self._root_lock = None
+        if self._claim is not None:
+            self._claim.unlink(missing_ok=True)
+            self._claim = None
+
+    def claim_for_sweep(self) -> None:
+        """Mark the phone as this process's own: other sweeps leave it alone (it stops when this one ends)."""
+        path = _claims_dir() / f"{self.port}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        me = this_process()
+        path.write_text(json.dumps({"host": me.host, "pid": me.pid, "start": me.start}))
+        self._claim = path
 
     def __enter__(self) -> VirtualPhoneProcess:
         return self
@@ -85,10 +104,50 @@ def start_virtual_phone(port: int | None = None, profile: str = "virtual", root:
                       "give a port explicitly")
 
 
+def _claims_dir() -> Path:
+    base = os.environ.get("KPMOBILE_LOCK_DIR") or os.path.join(
+        os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(), f"kpmobile-{os.getuid()}")
+    return Path(base) / "virtual-phones"
+
+
+def started_by_another_sweep(serial: str) -> bool:
+    """Tell whether `serial` is a virtual phone another live sweep started for itself (and will stop)."""
+    host, _, port = serial.rpartition(":")
+    if host != "127.0.0.1" or not port.isdigit():
+        return False
+    try:
+        data = json.loads((_claims_dir() / f"{port}.json").read_text())
+        owner = Owner(str(data["host"]), int(data["pid"]), data.get("start"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return owner.pid != os.getpid() and alive(owner) is True
+
+
+def claim_root(root: Path, tries: int = 50) -> tuple[Path, int]:
+    """Give a folder for a phone's storage that no other live launcher uses (`root`, else `root-2`, ...)
+    and the descriptor whose flock holds it; two processes never share a phone's folder."""
+    for i in range(1, tries + 1):
+        candidate = root if i == 1 else root.with_name(f"{root.name}-{i}")
+        candidate.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(candidate.with_name(candidate.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        candidate.mkdir(parents=True, exist_ok=True)
+        return candidate, fd
+    raise DeviceError(f"{tries} virtual phones already use folders beside {root}", "stop some of them")
+
+
 def _launch(port: int | None, profile: str, root: Path | None, getprop: Path | None, auth: str,
             cpuinfo: Path | None, extra_args: Sequence[str], timeout: float) -> VirtualPhoneProcess:
     owns_root = root is None
-    root = Path(tempfile.mkdtemp(prefix="kpmobile-vphone-")) if root is None else Path(root)
+    lock: int | None = None
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="kpmobile-vphone-"))
+    else:
+        root, lock = claim_root(Path(root))
     fd, name = tempfile.mkstemp(prefix="kpmobile-vphone-", suffix=".log")
     log_path = Path(name)
     argv = [sys.executable, "-m", "kpmobile.devices.virtual_phone", "serve", "--port", str(port or 0),
@@ -104,7 +163,7 @@ def _launch(port: int | None, profile: str, root: Path | None, getprop: Path | N
     with os.fdopen(fd, "wb") as log:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    env=env)
-    phone = VirtualPhoneProcess(process, port or 0, root, log_path, owns_root)
+    phone = VirtualPhoneProcess(process, port or 0, root, log_path, owns_root, lock)
     deadline = time.monotonic() + timeout
     while True:
         match = _READY.search(phone.log_text())
