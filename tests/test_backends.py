@@ -310,7 +310,8 @@ def test_corrupt_nb_is_a_runner_error(net: Model, tmp_path: Path) -> None:
     with pytest.raises(RunnerError) as err:
         run_backend(net.dir, "lite-x86", INPUT_SHAPE, nb_path=corrupt, repeats=2)
     message = err.value.message
-    assert "exit 134 (SIGABRT)" in message and "Failed to read" in message
+    # The one .nb reader (kpmobile.nbfile) finds the cut before Paddle Lite would abort on it (exit 134).
+    assert "corrupt.nb is truncated" in message and "the file has 3000" in message
     assert "\n" not in err.value.one_line()
     assert "--valid_targets=x86" in err.value.hint
 

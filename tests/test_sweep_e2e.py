@@ -168,8 +168,9 @@ def test_pipeline_total_is_det_plus_persons_times_pose(adb_server: AdbServer, vi
         inference = st["det_infer"] + st["pose_infer"]  # det + persons x pose (pose_infer sums the persons)
         prepost = st["det_pre"] + st["det_post"] + st["crop"] + st["pose_pre"] + st["pose_post"]
         assert inference <= cell["total_ms"] <= inference + prepost * 1.1 + 1.0, cell
-        # The stages agree with the single-model cases of the same run (this 2-core machine is
-        # shared, so only to within a factor of 3).
-        assert 1 / 3 < st["pose_infer"] / n / singles["pp-tinypose-128x96"] < 3
-        assert 1 / 3 < st["det_infer"] / singles["picodet-s-192"] < 3
+        # The stages agree with the single-model cases of the same run. Those ran at other moments of a
+        # shared 2-core machine (one round, 5 repeats), so only to within a factor of 4; a pose stage
+        # not summed over the persons is caught below (6 persons against 1).
+        assert 1 / 4 < st["pose_infer"] / n / singles["pp-tinypose-128x96"] < 4
+        assert 1 / 4 < st["det_infer"] / singles["picodet-s-192"] < 4
     assert cells[6]["stages_ms"]["pose_infer"] > cells[1]["stages_ms"]["pose_infer"] * 3
