@@ -151,6 +151,10 @@ class Store(OpStoreMixin):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = schema.connect(self.path, readonly=False, timeout=timeout)
             db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            # Migrate before WAL: a new store's schema then goes straight into the file (its rollback
+            # journal holds no old pages), not into a WAL as large again, so a 200 KB disk holds it.
+            # (An existing store keeps the WAL mode it was left in.)
+            schema.migrate(db, self.path)
             db.execute("PRAGMA journal_mode=WAL")
             # A commit is then durable once in the WAL file, without an fsync per case (~5 ms here);
             # a crashed or killed kpmobile loses nothing, only a power cut can lose the last cases.
@@ -158,7 +162,6 @@ class Store(OpStoreMixin):
             # A small WAL, checkpointed often: a store on a small disk grows by its cases, not by 4 MB of log.
             db.execute("PRAGMA wal_autocheckpoint=4")
             db.execute("PRAGMA journal_size_limit=16384")
-            schema.migrate(db, self.path)
         except OSError as exc:
             raise StoreReadOnly(f"cannot create store {self.path}: {exc.strerror or exc}",
                                 "pass a --db in a writable folder") from exc
