@@ -177,8 +177,12 @@ def test_battery_follows_the_cpu_use_through_adb(adb_server: AdbServer, virtual_
     ua, ma = records["ua-negative"], records["ma-positive"]
     assert "uA" in (ua.units or "") and "negative" in (ua.units or "")
     assert "mA" in (ma.units or "") and "positive" in (ma.units or "")
+    # Idle draw is the model's constant, so the two conventions must agree closely there.
     assert ma.idle_w == pytest.approx(ua.idle_w, rel=0.05)
-    assert ma.mean_w == pytest.approx(ua.mean_w, rel=0.05)
+    # Busy draw follows the CPU each loop was given, and two loops on a loaded 2-core host get
+    # unequal shares (CI measured 2.27 W vs 2.10 W). A units or sign slip is x1000 or negative,
+    # so a factor-1.5 band still catches it without betting on the scheduler.
+    assert 1 / 1.5 < ma.mean_w / ua.mean_w < 1.5, (ma, ua)
 
 
 def test_charging_and_missing_battery_through_adb(adb_server: AdbServer, virtual_phone_factory: PhoneFactory) -> None:
