@@ -99,7 +99,7 @@ def client_for(server: str) -> adbutils.AdbClient:
     return _Client(host=host, port=port, socket_timeout=30)
 
 
-class _Client(adbutils.AdbClient):
+class _Client(adbutils.AdbClient):  # type: ignore[misc]  # adbutils ships no types: Any under --strict
     """An adbutils client that asks its server's version once: adbutils asks it before opening
     every device transport (one more connection, and a 10 ms sleep on close, per command)."""
 
