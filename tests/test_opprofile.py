@@ -4,6 +4,7 @@ the op store, `report ops` and `kpmobile parse`."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,27 @@ def test_store_and_report_top_kernels(tmp_path: Path) -> None:
     assert any("81.6 MFLOPs" in n for n in table.notes)
     failed = ops_tables(plan, profiles, ["picodet-s-192"])[0]
     assert failed.rows == () and failed.notes == ("failed: runner exit 134",)
+
+
+def test_op_profiles_are_read_by_column_name(tmp_path: Path) -> None:
+    # A migration that rebuilds the table (as schema v4 rebuilt `cases`) may leave its columns in
+    # another order; rows read by position would then put the model in `serial` and so on.
+    store = Store(tmp_path / "s.db")
+    run = store.new_run("test", {"devices": {"fp1": {"label": "vp"}}})
+    store.close()
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        (ddl,) = db.execute("SELECT sql FROM sqlite_master WHERE name='op_profiles'").fetchone()
+        head, body = ddl.split("(", 1)
+        first, *rest = [c.strip() for c in body.rsplit(")", 1)[0].split(",\n")]
+        db.execute("DROP TABLE op_profiles")
+        db.execute(f"{head}({', '.join([first, *reversed(rest)])})")
+    store = Store(tmp_path / "s.db")
+    store.add_op_profile(run, BenchCase("pp-tinypose-128x96", "fp1", 4, power_mode=2), serial="vp-1",
+                         status="failed", error="runner exit 134", runner="benchmark_bin")
+    (row,) = store.op_profiles(run)
+    assert (row.run_id, row.model, row.serial, row.device_fp, row.threads, row.power_mode, row.status, row.error,
+            row.runner) == (run, "pp-tinypose-128x96", "vp-1", "fp1", 4, 2, "failed", "runner exit 134",
+                            "benchmark_bin")
 
 
 def test_diff_of_two_runs(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 from kpmobile.records import BenchCase, KernelTime
 
@@ -123,4 +123,9 @@ class OpStoreMixin:
         kernels: dict[int, list[KernelTime]] = {}
         for t in times:
             kernels.setdefault(int(t[0]), []).append(KernelTime(*t[1:]))
-        return [replace(OpProfileRow(*r), kernels=tuple(kernels.get(int(r[0]), ()))) for r in rows]
+        # sqlite3.Row by column name (as store/db.py reads), so a column a later migration adds moves nothing.
+        return [OpProfileRow(**{k: r[k] for k in _PROFILE_COLUMNS}, kernels=tuple(kernels.get(int(r["id"]), ())))
+                for r in rows]
+
+
+_PROFILE_COLUMNS = tuple(f.name for f in fields(OpProfileRow) if f.name != "kernels")
