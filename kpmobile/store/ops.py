@@ -123,7 +123,7 @@ class OpStoreMixin:
         kernels: dict[int, list[KernelTime]] = {}
         for t in times:
             kernels.setdefault(int(t[0]), []).append(KernelTime(*t[1:]))
-        # sqlite3.Row by column name (as store/db.py reads), so a column a later migration adds moves nothing.
+        # sqlite3.Row by column name (as store/db.py reads): a table rebuilt in another column order reads the same.
         return [OpProfileRow(**{k: r[k] for k in _PROFILE_COLUMNS}, kernels=tuple(kernels.get(int(r["id"]), ())))
                 for r in rows]
 
