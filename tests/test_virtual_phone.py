@@ -20,7 +20,7 @@ from kpmobile.devices.virtual_phone import protocol as p
 from kpmobile.devices.virtual_phone.launch import start_virtual_phone
 from kpmobile.devices.virtual_phone.sandbox import force_x86_64, parse_getprop_dump
 from kpmobile.devices.virtual_phone.server import serve
-from kpmobile.errors import ConfigError
+from kpmobile.errors import ConfigError, DeviceError
 
 pytestmark = pytest.mark.e2e
 
@@ -290,6 +290,13 @@ def test_launcher_avoids_probed_ports_and_cleans_up() -> None:
     assert not phone.alive()
     assert not root.exists()
 
+
+
+def test_a_phone_that_exits_is_reported_at_once_not_after_the_start_timeout(tmp_path: Path) -> None:
+    # The start timeout is long (a loaded host is slow to start a phone); a phone that cannot start
+    # must still fail with its own reason, seen when its process exits, not with "did not listen".
+    with pytest.raises(DeviceError, match="exited with code"):
+        start_virtual_phone(profile="no-such-profile", root=tmp_path / "root")
 
 # the raw protocol, without an adb server -------------------------------------------------------------
 

@@ -92,8 +92,13 @@ class VirtualPhoneProcess:
 
 def start_virtual_phone(port: int | None = None, profile: str = "virtual", root: Path | None = None,
                         getprop: Path | None = None, auth: str = "none", cpuinfo: Path | None = None,
-                        extra_args: Sequence[str] = (), timeout: float = 20.0) -> VirtualPhoneProcess:
-    """Give a started virtual phone, listening; a free port outside 5555-5585 when `port` is None."""
+                        extra_args: Sequence[str] = (), timeout: float = 120.0) -> VirtualPhoneProcess:
+    """Give a started virtual phone, listening; a free port outside 5555-5585 when `port` is None.
+
+    A phone that exits is reported at once; `timeout` only bounds one that hangs. It is long because
+    a loaded host (load 15-25 on 2 cores, a fresh checkout compiling its bytecode) took over 20 s to
+    get the ARM phone listening, where a quiet one takes under a second.
+    """
     for _attempt in range(5):
         phone = _launch(port, profile, root, getprop, auth, cpuinfo, extra_args, timeout)
         if port is None and phone.port in ADB_PROBED_PORTS:
