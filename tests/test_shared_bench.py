@@ -290,3 +290,38 @@ def test_two_sweeps_with_no_phone_each_start_their_own_virtual_phone(adb_server:
         assert "starting a virtual phone" in err
     serials = {r["serial"] for db in ("a.db", "b.db") for r in _rows(tmp_path / db)}
     assert len(serials) == 2  # never the other sweep's phone, which stops when that sweep ends
+
+
+def test_two_host_sweeps_take_turns_and_no_wait_names_the_holder(tmp_path: Path) -> None:
+    env = {"KPMOBILE_LOCK_DIR": str(tmp_path / "locks")}  # this host's lock, apart from other test sessions'
+    a_db, b_db, c_db = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "c.db"
+
+    def host(db: Path, *extra: str) -> list[str]:
+        return ["bench", "--device", "host", "--backend", "lite-x86", "--models", MODEL, "--rounds", "3",
+                "--warmup", "1", "--repeats", "20", "--db", str(db), "--out", str(tmp_path / "out"), *extra]
+
+    first = _start(host(a_db), env)
+    second: subprocess.Popen[str] | None = None
+    try:
+        _wait("the first host sweep's first case", lambda: _rows(a_db))
+        first.send_signal(signal.SIGSTOP)  # it holds the host's lock until SIGCONT, whatever the host's speed
+        refused = kpmobile(*host(c_db, "--no-wait"), env=env)
+        lines = _error_lines(refused.stderr)
+        assert refused.returncode != 0 and len(lines) == 1, refused.stderr[-3000:]
+        assert lines[0].startswith("error: host ") and "is leased by run " in lines[0]
+        assert f"(pid {first.pid} on " in lines[0]
+        assert not c_db.exists() or not _rows(c_db, "runs")  # refused before a run was kept
+        second = _start(host(b_db), env)
+        _wait("the second host sweep's run", lambda: _rows(b_db, "runs"))  # opened before it takes the lock
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, err_a = first.communicate(timeout=600)
+    assert second is not None
+    _, err_b = second.communicate(timeout=600)
+    assert first.returncode == 0, err_a[-3000:]
+    assert second.returncode == 0, err_b[-3000:]
+    assert "waiting: host " in err_b and f"pid {first.pid}" in err_b
+    spans = sorted((r["started"], r["created"]) for db in (a_db, b_db) for r in _rows(db))
+    assert len(spans) == 6 and all(s is not None for s, _ in spans)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end <= start, spans  # no case of one host sweep ran while the other's did
