@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import run_kpmobile as kpmobile
 
-from kpmobile.records import BenchCase
+from kpmobile.records import BenchCase, KernelTime
 from kpmobile.store import RunBusy, Store, schema
 from kpmobile.store.db import INTERRUPTED_GONE
 from kpmobile.store.errors import NotAStore, StoreCorrupt, StoreLocked, StoreReadOnly, StoreTooNew
@@ -168,17 +168,64 @@ def test_a_read_only_store_is_readable_and_writes_say_read_only(tmp_path: Path) 
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
-def test_runs_delete_removes_the_run_and_its_cases(tmp_path: Path) -> None:
+def _run_rows(path: Path) -> dict[str, set[str]]:
+    """Give, per table that holds a run's rows, the run ids its rows belong to."""
+    con = sqlite3.connect(path)
+    try:
+        return {
+            "runs": {r for (r,) in con.execute("SELECT id FROM runs")},
+            "cases": {r for (r,) in con.execute("SELECT run_id FROM cases")},
+            "samples": {r for (r,) in con.execute("SELECT c.run_id FROM samples s JOIN cases c ON c.id = s.case_id")},
+            "op_profiles": {r for (r,) in con.execute("SELECT run_id FROM op_profiles")},
+            "op_times": {r for (r,) in con.execute(
+                "SELECT p.run_id FROM op_times t JOIN op_profiles p ON p.id = t.profile_id")},
+            "orphans": {str(r) for (r,) in con.execute(
+                "SELECT 'sample' FROM samples WHERE case_id NOT IN (SELECT id FROM cases) UNION ALL"
+                " SELECT 'kernel' FROM op_times WHERE profile_id NOT IN (SELECT id FROM op_profiles)")},
+        }
+    finally:
+        con.close()
+
+
+def _with_everything(store: Store, run: str) -> None:
+    """Give `run` samples (two attempts of a case) and an op profile with kernels, as sweeps store them."""
+    for attempt in range(2):
+        store.add_case(run, CASE, serial="A", status="failed" if attempt == 0 else "ok",
+                       numbers={"avg_ms": 9.0}, samples=[9.0, 9.5, 8.5])
+    kernels = [KernelTime("conv2d", "conv2d_fp32", "run", 10, 1.0, 0.9, 1.2, 0.6),
+               KernelTime("relu", "relu_fp32", "run", 10, 0.5, 0.4, 0.6, 0.4)]
+    store.add_op_profile(run, CASE, serial="A", status="ok", kernels=kernels, source="test", avg_ms=1.5)
+
+
+def test_runs_delete_removes_the_run_and_everything_of_it_in_one_transaction(tmp_path: Path) -> None:
     path = tmp_path / "kp.db"
     store, run = _filled(path, cases=3)
     keep = store.new_run("other", {})
+    for r in (run, keep):
+        _with_everything(store, r)
     store.finish_run(run, "complete")
     store.close()
+    everything = {"runs": {run, keep}, "cases": {run, keep}, "samples": {run, keep}, "op_profiles": {run, keep},
+                  "op_times": {run, keep}, "orphans": set()}
+    assert _run_rows(path) == everything
+
+    con = sqlite3.connect(path)  # the run's own row cannot go: the rows deleted before it must come back
+    con.execute("CREATE TRIGGER refuse BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    con.commit()
+    line = _one_error_line(kpmobile("runs", "delete", run, "--db", str(path)))
+    assert "refused" in line
+    assert _run_rows(path) == everything
+    con.execute("DROP TRIGGER refuse")
+    con.commit()
+    con.close()
+
     proc = kpmobile("runs", "delete", run, "--db", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert "3 case rows" in proc.stdout
+    assert "5 case rows" in proc.stdout  # 3 rounds + 2 attempts
+    assert _run_rows(path) == {"runs": {keep}, "cases": {keep}, "samples": {keep}, "op_profiles": {keep},
+                               "op_times": {keep}, "orphans": set()}
     store = Store(path)
-    assert [r.id for r in store.runs()] == [keep] and store.count_cases() == 0
+    assert [r.id for r in store.runs()] == [keep] and len(store.op_profiles(keep)) == 1
     _one_error_line(kpmobile("runs", "delete", "../x", "--db", str(path)))
 
 
