@@ -93,35 +93,57 @@ def _solo_times(server: str, tmp: Path, name: str) -> list[float]:
     return [float(r["avg_ms"]) for r in _rows(db)]
 
 
+def _db_of(args: list[str]) -> Path:
+    return Path(args[args.index("--db") + 1])
+
+
+def _take_turns(first_args: list[str], refused_args: list[str], second_args: list[str],
+                env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run two sweeps that want one phone (or the host) and a third with --no-wait. The first is stopped
+    (SIGSTOP) once it stored a case, so it holds the lease whatever the host's speed, until the refused one
+    is done and the second has opened its run (before it leases). Give (the first's pid, the refused one's
+    error line, the second's stderr), both sweeps having exited 0."""
+    first = _start(first_args, env)
+    second: subprocess.Popen[str] | None = None
+    try:
+        _wait("the first sweep's first case", lambda: _rows(_db_of(first_args)))
+        first.send_signal(signal.SIGSTOP)
+        refused = kpmobile(*refused_args, env=env)
+        lines = _error_lines(refused.stderr)
+        assert refused.returncode != 0 and len(lines) == 1, refused.stdout[-2000:] + refused.stderr[-3000:]
+        refused_db = _db_of(refused_args)
+        assert not refused_db.exists() or not _rows(refused_db, "runs")  # refused before a run was kept
+        second = _start(second_args, env)
+        _wait("the second sweep's run", lambda: _rows(_db_of(second_args), "runs"))
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, err_a = first.communicate(timeout=600)
+    assert second is not None
+    _, err_b = second.communicate(timeout=600)
+    assert first.returncode == 0, err_a[-3000:]
+    assert second.returncode == 0, err_b[-3000:]
+    return first.pid, lines[0], err_b
+
+
+def _assert_took_turns(*dbs: Path) -> None:
+    """Assert that no case of one sweep ran while another's did (the stored start and end stamps)."""
+    spans = sorted((r["started"], r["created"]) for db in dbs for r in _rows(db))
+    assert len(spans) == 3 * len(dbs) and all(start is not None for start, _ in spans)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end <= start, spans
+
+
 def test_two_sweeps_on_one_phone_take_turns_and_no_wait_names_the_holder(
         adb_server: Any, virtual_phone_factory: Any, tmp_path: Path) -> None:
     _one_cpu(virtual_phone_factory(extra_args=["--nice", "-20"]))
     solo = _solo_times(adb_server.address, tmp_path, "solo-before.db")
     a_db, b_db = tmp_path / "a.db", tmp_path / "b.db"
-    first = _start(_bench(adb_server.address, tmp_path, a_db, "--rounds", "3", repeats=100))
-    second: subprocess.Popen[str] | None = None
-    try:
-        _wait("the first sweep's first case", lambda: _rows(a_db))
-        first.send_signal(signal.SIGSTOP)  # it holds the lease, whatever the host's speed, until SIGCONT
-        refused = kpmobile(*_bench(adb_server.address, tmp_path, tmp_path / "c.db", "--no-wait"))
-        lines = _error_lines(refused.stderr)
-        assert len(lines) == 1, refused.stdout[-2000:] + refused.stderr[-3000:]
-        assert refused.returncode != 0 and f"(pid {first.pid} on " in lines[0] and "is leased by run" in lines[0]
-        assert not (tmp_path / "c.db").exists() or not _rows(tmp_path / "c.db")
-        second = _start(_bench(adb_server.address, tmp_path, b_db, "--rounds", "3", repeats=100))
-        _wait("the second sweep's run", lambda: _rows(b_db, "runs"))  # opened before it leases
-    finally:
-        first.send_signal(signal.SIGCONT)
-    out_a, err_a = first.communicate(timeout=600)
-    assert second is not None
-    out_b, err_b = second.communicate(timeout=600)
-    assert first.returncode == 0, err_a[-3000:]
-    assert second.returncode == 0, err_b[-3000:]
-    assert "waiting: phone" in err_b and f"pid {first.pid}" in err_b
-    spans = sorted((r["started"], r["created"], db.name) for db in (a_db, b_db) for r in _rows(db))
-    assert len(spans) == 6 and all(s is not None for s, _, _ in spans)
-    for (_, end, _), (start, _, _) in zip(spans, spans[1:]):
-        assert end <= start, spans  # no case of one sweep ran while the other's did
+    pid, line, err_b = _take_turns(_bench(adb_server.address, tmp_path, a_db, "--rounds", "3", repeats=100),
+                                   _bench(adb_server.address, tmp_path, tmp_path / "c.db", "--no-wait"),
+                                   _bench(adb_server.address, tmp_path, b_db, "--rounds", "3", repeats=100))
+    assert line.startswith("error: phone ") and f"(pid {pid} on " in line and "is leased by run" in line
+    assert "waiting: phone" in err_b and f"pid {pid}" in err_b
+    _assert_took_turns(a_db, b_db)
     solo += _solo_times(adb_server.address, tmp_path, "solo-after.db")
     low, high = min(solo) / SOLO_MARGIN, max(solo) * SOLO_MARGIN
     shared = {db.name: [round(float(r["avg_ms"]), 2) for r in _rows(db)] for db in (a_db, b_db)}
@@ -300,28 +322,7 @@ def test_two_host_sweeps_take_turns_and_no_wait_names_the_holder(tmp_path: Path)
         return ["bench", "--device", "host", "--backend", "lite-x86", "--models", MODEL, "--rounds", "3",
                 "--warmup", "1", "--repeats", "20", "--db", str(db), "--out", str(tmp_path / "out"), *extra]
 
-    first = _start(host(a_db), env)
-    second: subprocess.Popen[str] | None = None
-    try:
-        _wait("the first host sweep's first case", lambda: _rows(a_db))
-        first.send_signal(signal.SIGSTOP)  # it holds the host's lock until SIGCONT, whatever the host's speed
-        refused = kpmobile(*host(c_db, "--no-wait"), env=env)
-        lines = _error_lines(refused.stderr)
-        assert refused.returncode != 0 and len(lines) == 1, refused.stderr[-3000:]
-        assert lines[0].startswith("error: host ") and "is leased by run " in lines[0]
-        assert f"(pid {first.pid} on " in lines[0]
-        assert not c_db.exists() or not _rows(c_db, "runs")  # refused before a run was kept
-        second = _start(host(b_db), env)
-        _wait("the second host sweep's run", lambda: _rows(b_db, "runs"))  # opened before it takes the lock
-    finally:
-        first.send_signal(signal.SIGCONT)
-    _, err_a = first.communicate(timeout=600)
-    assert second is not None
-    _, err_b = second.communicate(timeout=600)
-    assert first.returncode == 0, err_a[-3000:]
-    assert second.returncode == 0, err_b[-3000:]
-    assert "waiting: host " in err_b and f"pid {first.pid}" in err_b
-    spans = sorted((r["started"], r["created"]) for db in (a_db, b_db) for r in _rows(db))
-    assert len(spans) == 6 and all(s is not None for s, _ in spans)
-    for (_, end), (start, _) in zip(spans, spans[1:]):
-        assert end <= start, spans  # no case of one host sweep ran while the other's did
+    pid, line, err_b = _take_turns(host(a_db), host(c_db, "--no-wait"), host(b_db), env)
+    assert line.startswith("error: host ") and f"(pid {pid} on " in line and "is leased by run " in line
+    assert "waiting: host " in err_b and f"pid {pid}" in err_b
+    _assert_took_turns(a_db, b_db)

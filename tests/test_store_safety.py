@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 from conftest import run_kpmobile as kpmobile
 
 from kpmobile.records import BenchCase, KernelTime
@@ -34,14 +35,6 @@ def _filled(path: Path, cases: int = 1) -> tuple[Store, str]:
     return store, run
 
 
-def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
-
-
 def test_another_applications_sqlite_file_is_refused_and_left_byte_identical(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as con:
@@ -53,9 +46,9 @@ def test_another_applications_sqlite_file_is_refused_and_left_byte_identical(tmp
         Store(other)
     with pytest.raises(NotAStore):
         Store(other, readonly=True)
-    line = _one_error_line(kpmobile("runs", "import", str(tmp_path / "none.json"), "--db", str(other)))
+    line = one_error_line(kpmobile("runs", "import", str(tmp_path / "none.json"), "--db", str(other)))
     assert "cannot read" in line
-    line = _one_error_line(kpmobile("runs", "list", "--db", str(other)))
+    line = one_error_line(kpmobile("runs", "list", "--db", str(other)))
     assert "not a kpmobile store" in line or "another application" in line
     assert _digest(tmp_path) == before
 
@@ -84,7 +77,7 @@ def test_a_garbage_page_gives_one_line_and_no_write(tmp_path: Path) -> None:
     for args in (("runs", "list"), ("runs", "show", run), ("report", "mobile", "--run", run)):
         proc = kpmobile(*args, "--db", str(path))
         if proc.returncode:  # a read may still succeed when the damaged page is not read
-            _one_error_line(proc)
+            one_error_line(proc)
     assert _digest(tmp_path)["kp.db"] == before["kp.db"]  # readers of a WAL store may add -shm/-wal beside it
 
 
@@ -162,7 +155,7 @@ def test_a_read_only_store_is_readable_and_writes_say_read_only(tmp_path: Path) 
         assert kpmobile("report", "mobile", "--db", str(mnt / "kp.db"), "--format", "csv").returncode == 0
         with pytest.raises(StoreReadOnly, match="read-only"):
             Store(mnt / "kp.db").add_case(run, CASE, serial="A", status="ok")
-        line = _one_error_line(kpmobile("runs", "delete", run, "--db", str(mnt / "kp.db")))
+        line = one_error_line(kpmobile("runs", "delete", run, "--db", str(mnt / "kp.db")))
         assert "read-only" in line and "not a kpmobile" not in line
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
@@ -212,7 +205,7 @@ def test_runs_delete_removes_the_run_and_everything_of_it_in_one_transaction(tmp
     con = sqlite3.connect(path)  # the run's own row cannot go: the rows deleted before it must come back
     con.execute("CREATE TRIGGER refuse BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'refused'); END")
     con.commit()
-    line = _one_error_line(kpmobile("runs", "delete", run, "--db", str(path)))
+    line = one_error_line(kpmobile("runs", "delete", run, "--db", str(path)))
     assert "refused" in line
     assert _run_rows(path) == everything
     con.execute("DROP TRIGGER refuse")
@@ -226,7 +219,7 @@ def test_runs_delete_removes_the_run_and_everything_of_it_in_one_transaction(tmp
                                "op_times": {keep}, "orphans": set()}
     store = Store(path)
     assert [r.id for r in store.runs()] == [keep] and len(store.op_profiles(keep)) == 1
-    _one_error_line(kpmobile("runs", "delete", "../x", "--db", str(path)))
+    one_error_line(kpmobile("runs", "delete", "../x", "--db", str(path)))
 
 
 _OWN_A_RUN = """
