@@ -258,3 +258,15 @@ def test_a_run_whose_process_is_gone_shows_interrupted_and_a_live_one_is_not_cla
     while Store(path, readonly=True).run(held).shown_status() != INTERRUPTED_GONE:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_the_imports_typed_models_name_exactly_the_stored_rows_fields() -> None:
+    # RunRow/CaseRow (what the store reads back) and RunDoc/CaseDoc (what `runs import` validates, with ranges
+    # and patterns) are two typed views of one row; kept apart on purpose, they must not drift.
+    import dataclasses
+
+    from kpmobile.store.db import CaseRow, RunRow
+    from kpmobile.store.models import CaseDoc, RunDoc
+
+    assert {f.name for f in dataclasses.fields(RunRow)} == set(RunDoc.model_fields)
+    assert {f.name for f in dataclasses.fields(CaseRow)} - {"id"} == set(CaseDoc.model_fields)
