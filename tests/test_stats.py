@@ -21,6 +21,27 @@ def test_noisy_and_rising_rounds_are_flagged() -> None:
     assert "trend-up" not in stats.summarize([10.0, 10.01, 10.02]).flags
 
 
+def test_a_step_up_through_noise_is_a_trend_and_drift_free_noise_is_not() -> None:
+    """A phone that throttles in mid-sweep: 20 rounds, jittered, twice as slow from round 9 on."""
+    import random
+
+    rng = random.Random(17)
+    jitter = [1 + rng.uniform(-0.08, 0.08) for _ in range(20)]
+    step = [100.0 * j * (2.0 if i >= 9 else 1.0) for i, j in enumerate(jitter)]
+    flat = [100.0 * j for j in jitter]
+    assert "trend-up" in stats.summarize(step).flags
+    assert "trend-up" not in stats.summarize(flat).flags
+    assert "trend-up" not in stats.summarize(step[::-1]).flags  # falling
+    assert stats.mann_kendall_p(step) < 0.01 and stats.mann_kendall_p(flat) > 0.05
+    # A small significant creep (4 % over the sweep) is not the 10 % a trend through noise needs.
+    creep = [100.0 * (1 + 0.002 * i) + (0.3 if i % 2 else -0.3) for i in range(20)]
+    assert stats.mann_kendall_p(creep) < 0.01 and "trend-up" not in stats.summarize(creep).flags
+    from scipy.stats import kendalltau
+
+    ref = kendalltau(range(20), step, alternative="greater", method="asymptotic").pvalue
+    assert stats.mann_kendall_p(step) == pytest.approx(ref, rel=0.5)  # scipy: no continuity correction
+
+
 def test_mann_whitney_separates_shifted_samples_and_not_equal_ones() -> None:
     a = [10.0, 10.1, 9.9, 10.05, 9.95, 10.02]
     assert stats.mann_whitney_p(a, [v * 1.3 for v in a]) < 0.01

@@ -27,7 +27,7 @@ NOTES = ("These tests above are based Paddle Lite deployment.", "The time only i
 EMULATED = "(emulated)"
 EMULATED_NOTE = ("emulated: the phone runs under qemu (it says ro.kernel.qemu=1); these times are emulation "
                  "times on the host, not phone timings")
-STAR_FLAGS = ("throttled", "core-mismatch", "outputs-diverge")  # conditions that earn a cell its *
+STAR_FLAGS = ("throttled", "core-mismatch", "outputs-diverge", "trend-up")  # flags that earn a cell its *
 THREADS_NOTE = ("[1] threads not applied: the runner's log says it ignored --threads (the x86 MobileConfig has"
                 " no set_threads), so columns that differ only in threads measure the same thing.")
 

@@ -18,7 +18,14 @@ first (as a scheduler places busy threads), and then:
   iteration to 1 / ratio of its time).
 
 The pure pieces (cluster filling, power, the battery files' text, the thermal step) are functions;
-`PhysicsLoop` is the thread that applies them to the sandbox.
+`PhysicsLoop` is the thread that applies them to the sandbox. Each tick's interval is measured between
+the reads of `/proc` themselves (not the loop's wake-ups, which a loaded host delays), and a thread's
+busy share is not clipped per tick: either would bias the average draw down by the host's jitter.
+
+For tests, the loop also appends every tick to the host-side `ROOT/physics/trace.tsv` (see
+`TRACE_HEADER`; kept under `TRACE_MAX_BYTES`, the previous part in `trace.tsv.1`): the draw the
+battery files showed and from when, on the clock of `/proc/uptime`, so that a sampler's mean can be
+checked against the power it should have read.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ TICK_S = 0.1
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 STATUSES = ("Discharging", "Charging", "Full", "Not charging")
 CHARGE_A = 1.0  # what the charger pushes while "Charging"
+TRACE_HEADER = "uptime_s\tpower_w\tbusy_cores\ttemp_c\tthrottled"  # uptime: CLOCK_BOOTTIME, as /proc/uptime
+TRACE_MAX_BYTES = 4_000_000
 
 
 def fill_clusters(busy_cores: float, clusters: Sequence[CpuCluster]) -> list[float]:
@@ -150,7 +159,9 @@ def busy_cores(before: Times, now: Times, dt: float) -> float:
         ran0, waited0 = before.get(key, (0, 0))
         d_ran, d_wait = max(0, ran - ran0), max(0, waited - waited0)
         runnable = min(1.0, (d_ran + d_wait) / tick)
-        total += min(1.0, (d_ran + d_wait * runnable) / tick)
+        # Not clipped at 1: a tick that reads long (the reads of /proc are not instantaneous) is
+        # followed by one that reads short, and clipping only the long ones would bias the mean down.
+        total += (d_ran + d_wait * runnable) / tick
     return total
 
 
@@ -176,6 +187,8 @@ class PhysicsLoop:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="physics")
         self._last: Times = {}
+        self._read_at: float | None = None
+        self.trace = self.root / "physics" / "trace.tsv"
 
     def start(self) -> None:
         """Write the first files and start ticking."""
@@ -188,15 +201,17 @@ class PhysicsLoop:
         self._thread.join(timeout=2)
 
     def _run(self) -> None:
-        last = time.monotonic()
+        self._read_at = None
         while not self._stop.wait(TICK_S):
-            now = time.monotonic()
-            self.tick(now - last)
-            last = now
+            self.tick()
 
-    def tick(self, dt: float) -> None:
-        """Measure the CPU used over the last `dt` s and update every file."""
+    def tick(self, dt: float | None = None) -> None:
+        """Measure the CPU used since the last tick's reads (or over `dt` s) and update every file."""
         times = read_thread_times(self.sessions())
+        read_at = _uptime()
+        if dt is None:
+            dt = read_at - self._read_at if self._read_at is not None else TICK_S
+        self._read_at = read_at
         busy = busy_cores(self._last, times, dt)
         self._last = times
         power = power_w(self.phys, self.clusters, fill_clusters(busy, self.clusters))
@@ -205,6 +220,21 @@ class PhysicsLoop:
         changed = throttled != self.state.throttled
         self.state = State(temp, throttled, power, busy)
         self._write(power, freq=changed)
+        self._append_trace(_uptime())
+
+    def _append_trace(self, at: float) -> None:
+        """Append this tick's state, from `at` (the battery files show it from then on)."""
+        try:
+            self.trace.parent.mkdir(exist_ok=True)
+            if self.trace.exists() and self.trace.stat().st_size > TRACE_MAX_BYTES:
+                self.trace.replace(self.trace.with_name(self.trace.name + ".1"))
+            new = not self.trace.exists()
+            st = self.state
+            with open(self.trace, "a") as fh:
+                fh.write((TRACE_HEADER + "\n" if new else "")
+                         + f"{at:.3f}\t{st.power_w:.4f}\t{st.busy_cores:.3f}\t{st.temp_c:.2f}\t{int(st.throttled)}\n")
+        except OSError:
+            pass  # a test aid: never stop the phone's physics over it
 
     def _write(self, power: float, freq: bool = True) -> None:
         if self.vendor != "none":
@@ -255,6 +285,37 @@ class SessionSource:
     def __call__(self) -> list[int]:
         with self._lock:
             return list(self._pids)
+
+
+def _uptime() -> float:
+    """Give the seconds on /proc/uptime's clock (CLOCK_BOOTTIME), which the phone's shell reads."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(clock) if clock is not None else time.monotonic()
+
+
+def read_trace(path: Path) -> list[tuple[float, float]]:
+    """Give (uptime s, power W) of each tick in a physics trace file (bad lines skipped)."""
+    out = []
+    for line in Path(path).read_text().splitlines()[1:]:
+        parts = line.split("\t")
+        try:
+            out.append((float(parts[0]), float(parts[1])))
+        except (IndexError, ValueError):
+            continue
+    return out
+
+
+def mean_power(trace: Sequence[tuple[float, float]], start: float, end: float) -> float | None:
+    """Give the time-average of the battery's draw over [start, end] s: each tick's power holds from its
+    time until the next tick's (None when the trace does not cover the window)."""
+    if end <= start or not trace or trace[0][0] > start:
+        return None
+    total = 0.0
+    for (t0, w), (t1, _) in zip(trace, [*trace[1:], (math.inf, 0.0)]):
+        lo, hi = max(t0, start), min(t1, end)
+        if hi > lo:
+            total += w * (hi - lo)
+    return total / (end - start)
 
 
 def _replace(path: Path, text: str) -> None:
