@@ -296,3 +296,53 @@ def test_cooldown_line_and_take_energy() -> None:
     stderr, energy = take_energy("only the runner\n", sampler, 5.0)
     assert stderr == "only the runner\n" and energy is not None and "printed nothing" in (energy.note or "")
     assert take_energy("x", None, 5.0) == ("x", None)
+
+
+def test_the_idle_baseline_is_taken_after_the_cool_down_wait(tmp_path: Path) -> None:
+    """The sweep's case script under /bin/sh on a fake phone that is hot for 1.5 s: every idle sample is
+    read after the wait ended (a phone just cooled is at rest), every run sample after the baseline,
+    and the sampler's loop and files are gone afterwards."""
+    import subprocess
+
+    from kpmobile.devices import casescript, telemetry
+    from kpmobile.devices.framing import Framer
+    from kpmobile.sweep import costs
+
+    zone = tmp_path / "thermal" / "thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "type").write_text("cpu\n")
+    (zone / "temp").write_text("60000\n")
+    freq = tmp_path / "cpu" / "cpu0" / "cpufreq"
+    freq.mkdir(parents=True)
+    for name in ("scaling_cur_freq", "scaling_max_freq", "cpuinfo_max_freq"):
+        (freq / name).write_text("2000000\n")
+    battery = tmp_path / "power_supply" / "battery"
+    battery.mkdir(parents=True)
+    for name, value in (("current_now", "-500000"), ("voltage_now", "3850000"), ("status", "Discharging"),
+                        ("type", "Battery")):
+        (battery / name).write_text(value + "\n")
+    files = casescript.CaseFiles.beside(str(tmp_path), str(tmp_path / "results" / "case.txt"))
+    sampler = costs.sampler_for(files.result, True, 0.5)
+    framer = Framer()
+    cooling = casescript.Cooling(limit_c=45, max_wait_s=30, poll_s=0.1)
+    script = costs.wrap(casescript.case_script(framer, ["sleep", "0.5"], files, [0], cooling, 0.05,
+                                               costs.hooks(sampler)), sampler)
+    script = (script.replace(telemetry.THERMAL_DIR, str(tmp_path / "thermal"))
+              .replace(telemetry.CPU_DIR, str(tmp_path / "cpu"))
+              .replace("/sys/class/power_supply", str(tmp_path / "power_supply")))
+    script = f"( sleep 1.5; echo 30000 > {zone / 'temp'} ) & {script}"
+    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, timeout=60)
+    stream = casescript.parse_case_stream(done.stdout, framer.nonce)
+    assert done.returncode == 0 and stream.returncode == 0 and stream.complete
+    assert stream.waited_s >= 0.8 and stream.polls >= 5
+    ends = [line.split() for line in stream.frames.text("wait").splitlines() if line.startswith("u ")]
+    waited_until = float(ends[0][3])
+    _, folder, samples = split_samples(done.stderr.decode())
+    idle = [s.uptime_s for s in samples if s.phase == "idle"]
+    run = [s.uptime_s for s in samples if s.phase == "run"]
+    assert folder == str(battery) and len(idle) >= 3 and len(run) >= 2, samples
+    assert min(idle) >= waited_until, (idle, waited_until)
+    assert min(run) >= max(idle)
+    record = energy_of(folder, samples, 10.0)
+    assert record.idle_w == pytest.approx(0.5 * 3.85) and record.mean_w == pytest.approx(0.5 * 3.85)
+    assert not list((tmp_path / "results").iterdir())  # samples and the loop's pid file removed
