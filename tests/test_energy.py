@@ -252,6 +252,7 @@ def test_bench_energy_on_a_virtual_phone_with_a_battery(adb_server: AdbServer, v
     for cell in cells.values():
         assert cell["mean_w"] > cell["idle_w"] > 0 and cell["samples"] >= 2 and cell["idle_samples"] >= 5
         assert cell["mj_per_inference"] > 0 and cell["inferences_per_wh"] > 0 and cell["flags"] == []
+    print(kpmobile("report", "energy", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"]).stdout)
     assert cells["picodet-s-320"]["mj_per_inference"] > cells["pp-tinypose-128x96"]["mj_per_inference"]
     mobile = kpmobile("report", "mobile", "--db", str(tmp_path / "kp.db"), "--run", out["run_id"], "--format", "json")
     energy = {c["model"]: c["energy"] for c in json.loads(mobile.stdout)["cells"]}

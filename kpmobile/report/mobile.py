@@ -4,7 +4,8 @@ roofline companion (achieved GFLOP/s beside each latency).
 A cell is R rounds (separate runner invocations) of one setting: it shows the mean of the
 rounds' averages, "mean ± std ms" when there is more than one round ("ms (1 round)" otherwise),
 p50 and p90 of every timed iteration where the runner printed them (kpmobile's own runners), and a
-``*`` when its CV is over 5 % or a round was flagged throttled, core-mismatch or outputs-diverge.
+``*`` when its CV is over 5 %, a round was flagged throttled, core-mismatch or outputs-diverge,
+or its rounds trend up (``trend-up``: a phone heating and throttling over the sweep).
 A column whose runner did not apply --threads (the x86 runner) gets a footnote. Its JSON gives
 mean_ms, std_ms, median_ms, min_ms, cv, rounds, p50_ms, p90_ms, samples ("iterations" or
 "rounds": what p50/p90 are over), starred and star_reasons, threads_applied, and flags: the
