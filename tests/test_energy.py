@@ -140,6 +140,11 @@ def test_physics_pure_pieces() -> None:
     t2 = {(1, 0): (200_000_000, 0)}
     assert (busy_cores(t0, t1, 0.1) + busy_cores(t1, t2, 0.1)) / 2 == pytest.approx(1.0)
     assert busy_cores(t0, {(1, 0): (50_000_000, 50_000_000)}, 0.1) == pytest.approx(1.0)  # runnable the whole tick
+    # A shell loop that sleeps most of its life: on a loaded host each wake-up waits 30 ms for a CPU, which
+    # is not work; its 5 ms of run time is.
+    sleeper = {(2, 0): (5_000_000, 30_000_000)}
+    assert busy_cores({}, sleeper, 0.1, {(2, 0): 0.35}) == pytest.approx(0.05, abs=0.005)  # k=1 read 0.155
+    assert busy_cores({}, {(3, 0): (20_000_000, 80_000_000)}, 0.1, {(3, 0): 1.0}) == pytest.approx(1.0)
 
 
 def test_sampler_script_runs_in_sh(tmp_path: Path) -> None:

@@ -143,13 +143,17 @@ def _process_times(folder: str, wanted: set[int]) -> Times:
     return out
 
 
-def busy_cores(before: Times, now: Times, dt: float) -> float:
+WAIT_POWER = 4  # how steeply a thread's wait counts with how much of its life it was runnable
+
+
+def busy_cores(before: Times, now: Times, dt: float, runnable: Mapping[tuple[int, int], float] | None = None) -> float:
     """Give the cores the threads kept busy over `dt` s, as on a phone with a core for each of them.
 
-    A thread that was runnable the whole tick (running, or waiting for a host CPU the host's other
-    load took) counts 1 however loaded the host is: its wait counts as work in proportion to how much
-    of the tick it was runnable. So one that mostly sleeps counts little, and the short waits of its
-    wake-ups do not inflate it.
+    A thread's run time counts as it is. Its wait for a host CPU (which the host's other load took)
+    counts as work by `r ** WAIT_POWER`, where r is how much of its life so far it was runnable
+    (`runnable`, else this tick's): a CPU-bound thread (r near 1) counts 1 however loaded the host is,
+    while one that mostly sleeps (a shell loop, a `sleep` every 0.1 s) counts its run time alone; the
+    waits of its wake-ups on a loaded host would otherwise read as a tenth of a core or more.
     """
     if dt <= 0:
         return 0.0
@@ -158,10 +162,10 @@ def busy_cores(before: Times, now: Times, dt: float) -> float:
     for key, (ran, waited) in now.items():
         ran0, waited0 = before.get(key, (0, 0))
         d_ran, d_wait = max(0, ran - ran0), max(0, waited - waited0)
-        runnable = min(1.0, (d_ran + d_wait) / tick)
+        r = runnable.get(key) if runnable is not None and key in runnable else (d_ran + d_wait) / tick
         # Not clipped at 1: a tick that reads long (the reads of /proc are not instantaneous) is
         # followed by one that reads short, and clipping only the long ones would bias the mean down.
-        total += (d_ran + d_wait * runnable) / tick
+        total += (d_ran + d_wait * min(1.0, max(0.0, r or 0.0)) ** WAIT_POWER) / tick
     return total
 
 
@@ -188,6 +192,7 @@ class PhysicsLoop:
         self._thread = threading.Thread(target=self._run, daemon=True, name="physics")
         self._last: Times = {}
         self._read_at: float | None = None
+        self._first: dict[tuple[int, int], tuple[float, int, int]] = {}  # thread -> (seen at, ran, waited) then
         self.trace = self.root / "physics" / "trace.tsv"
 
     def start(self) -> None:
@@ -213,7 +218,7 @@ class PhysicsLoop:
         if dt is None:
             dt = read_at - self._read_at if self._read_at is not None else TICK_S
         self._read_at = read_at
-        busy = busy_cores(self._last, times, dt)
+        busy = busy_cores(self._last, times, dt, self._runnable(times, read_at, dt))
         self._last = times
         power = power_w(self.phys, self.clusters, fill_clusters(busy, self.clusters))
         temp = thermal_step(self.state.temp_c, power, self.phys, dt)
@@ -222,6 +227,17 @@ class PhysicsLoop:
         self.state = State(temp, throttled, power, busy)
         self._write(power, freq=changed)
         self._append_trace(_uptime())
+
+    def _runnable(self, times: Times, at: float, dt: float) -> dict[tuple[int, int], float]:
+        """Give each thread's runnable share since it was first seen (threads seen for under a tick: none)."""
+        out = {}
+        for key, (ran, waited) in times.items():
+            first = self._first.setdefault(key, (at - dt, *self._last.get(key, (0, 0))))
+            if at - first[0] >= dt * 0.99:
+                out[key] = ((ran - first[1]) + (waited - first[2])) / ((at - first[0]) * 1e9)
+        for gone in set(self._first) - set(times):
+            del self._first[gone]
+        return out
 
     def _append_trace(self, at: float) -> None:
         """Append this tick's state, from `at` (the battery files show it from then on)."""
