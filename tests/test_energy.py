@@ -174,21 +174,21 @@ def _sampled_with(server: AdbServer, serial: str, command: str) -> tuple[Energy,
 BUSY = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; echo done"
 
 
-def _truth(phone: Any, samples: list[BatterySample], phase: str) -> float:
-    """Give the draw the phone's physics showed over the phase's sampling window (its host-side trace)."""
-    times = [s.uptime_s for s in samples if s.phase == phase]
-    truth = mean_power(read_trace(phone.root / "physics" / "trace.tsv"), min(times), max(times))
-    assert truth is not None, (phase, times[:3])
-    return truth
+def _shown(trace: list[tuple[float, float]], at: float, before_s: float = 0.02, after_s: float = 0.05) -> list[float]:
+    """Give the powers the battery files showed around uptime `at` (/proc/uptime is cut to 10 ms, and a
+    sample reads its current a moment after its uptime)."""
+    earlier = [w for t, w in trace if t <= at - before_s]
+    return earlier[-1:] + [w for t, w in trace if at - before_s < t <= at + after_s]
 
 
 def test_battery_follows_the_cpu_use_through_adb(adb_server: AdbServer, virtual_phone_factory: PhoneFactory) -> None:
-    """µA-negative and mA-positive virtual phones give the same power within 5 %: each phone's sampled
-    mean power is within 5 % of what its battery files showed over the same window (the physics' own
-    trace), busy and idle; and the idle draw, the profile's constant, agrees across the two within 5 %.
+    """µA-negative and mA-positive virtual phones give the same power within 5 %.
 
-    Busy power is compared with each phone's own truth, not across the two phones: it follows the CPU
-    each busy loop got, and two loops on a loaded 2-core host get unequal shares (CI: 2.27 vs 2.10 W)."""
+    Each sample, read in its vendor's units and sign, is a power the phone's battery files showed at
+    that moment (the physics' host-side trace), so each phone's sampled mean power is within 5 % (in
+    fact 0.5 %) of what its battery showed; and the idle draw agrees across the two within 5 %.
+    Busy power is checked against each phone's own battery, not across the two phones: it follows the
+    CPU each busy loop got, and two loops on a loaded 2-core host get unequal shares (CI: 2.27 vs 2.10 W)."""
     from concurrent.futures import ThreadPoolExecutor
 
     phones = {v: virtual_phone_factory("virtual-battery", extra_args=["--battery", v])
@@ -204,17 +204,29 @@ def test_battery_follows_the_cpu_use_through_adb(adb_server: AdbServer, virtual_
         assert record.mean_w > record.idle_w * 1.5, record  # a busy core on top of idle
         assert record.energy_mj is not None and record.energy_mj > 0
         assert (record.battery or "").endswith("/sys/class/power_supply/battery") and record.flags == ()
-        busy, idle = _truth(phones[vendor], samples, "run"), _truth(phones[vendor], samples, "idle")
-        print(f"{vendor}: sampled busy {record.mean_w:.3f} W (physics {busy:.3f} W), "
-              f"idle {record.idle_w:.3f} W (physics {idle:.3f} W)")
-        assert record.mean_w == pytest.approx(busy, rel=0.05), (vendor, record)
-        assert record.idle_w == pytest.approx(idle, rel=0.05), (vendor, record)
+        trace = read_trace(phones[vendor].root / "physics" / "trace.tsv")
+        units = infer_units(samples)
+        assert units is not None
+        for phase, sampled in (("run", record.mean_w), ("idle", record.idle_w)):
+            mine = [s for s in samples if s.phase == phase]
+            shown = []
+            for s in mine:
+                w = power_w(s, units)
+                assert w is not None
+                best = min(_shown(trace, s.uptime_s), key=lambda x, w=w: abs(x - w))
+                assert w == pytest.approx(best, rel=0.005, abs=0.005), (vendor, phase, s, _shown(trace, s.uptime_s))
+                shown.append(best)
+            assert sampled == pytest.approx(sum(shown) / len(shown), rel=0.05)
+            window = mean_power(trace, mine[0].uptime_s, mine[-1].uptime_s)
+            print(f"{vendor} {phase}: sampled {sampled:.3f} W, battery showed {sum(shown) / len(shown):.3f} W at the"
+                  f" samples, {window or 0:.3f} W over the window ({len(mine)} samples)")
         records[vendor] = record
     ua, ma = records["ua-negative"], records["ma-positive"]
     assert "uA" in (ua.units or "") and "negative" in (ua.units or "")
     assert "mA" in (ma.units or "") and "positive" in (ma.units or "")
     assert ma.idle_w == pytest.approx(ua.idle_w, rel=0.05)
-    print(f"busy ma/ua: {(ma.mean_w or 0) / (ua.mean_w or 1):.3f}")
+    print(f"busy ma/ua: {(ma.mean_w or 0) / (ua.mean_w or 1):.3f}, "
+          f"idle ma/ua: {(ma.idle_w or 0) / (ua.idle_w or 1):.3f}")
 
 
 def test_physics_trace_mean_power() -> None:
