@@ -193,7 +193,7 @@ def export_cmd(
     db: Path = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
-    """Write a run, its devices and its cases with raw logs to a versioned JSON file."""
+    """Write a run, its devices, its cases with raw logs and its op profiles to a versioned JSON file."""
     from kpmobile.store.exchange import SCHEMA, VERSION, export_run, write_export
 
     try:
@@ -202,9 +202,10 @@ def export_cmd(
     except KpError as exc:
         fail_on(exc)
     summary = {"run_id": data["run"]["id"], "path": str(path), "cases": len(data["cases"]),
-               "devices": len(data["devices"]), "schema": SCHEMA, "version": VERSION}
+               "devices": len(data["devices"]), "op_profiles": len(data["op_profiles"]), "schema": SCHEMA,
+               "version": VERSION}
     _done(as_json, summary, f"exported run {summary['run_id']}: {summary['cases']} cases, {summary['devices']} "
-                            f"device(s) -> {path} ({SCHEMA} v{VERSION})")
+                            f"device(s), {summary['op_profiles']} op profile(s) -> {path} ({SCHEMA} v{VERSION})")
 
 
 @app.command("import")
