@@ -19,12 +19,19 @@ from kpmobile.store.ops import OpProfileRow
 from kpmobile.typed import validate
 
 SCHEMA = "kpmobile-run"
-VERSION = 1
+VERSION = 2  # 2: op_profiles (issue 17)
 
-# version N -> N + 1. To read files of an older layout, add its step here, e.g.
-# MIGRATIONS[0] = _v0_to_v1; migrate() chains the steps up to VERSION.
+# version N -> N + 1. To read files of an older layout, add its step here;
+# migrate() chains the steps up to VERSION.
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 files carried no operator profiles."""
+    return {**data, "op_profiles": data.get("op_profiles", []), "version": 2}
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
 
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRow) if f.name not in ("pid", "pid_start"))
 _CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseRow) if f.name not in ("id", "samples_ms"))

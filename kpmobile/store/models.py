@@ -176,13 +176,13 @@ class OpProfileDoc(Strict):
 
 
 class ExportDoc(Strict):
-    """A whole export file (version 1 layout; `op_profiles` came later and is optional)."""
+    """A whole export file, version 2 layout (`exchange.migrate` brings version 1 files up to it)."""
 
     schema_: Literal["kpmobile-run"] = Field(alias="schema")
-    version: Literal[1]
+    version: Literal[2]
     exported: float | None = None
     exported_by: str | None = None
     run: RunDoc
     devices: dict[Name, dict[str, Any]] = {}
     cases: list[CaseDoc]
-    op_profiles: list[OpProfileDoc] = []
+    op_profiles: list[OpProfileDoc]
