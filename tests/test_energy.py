@@ -174,9 +174,10 @@ def _sampled_with(server: AdbServer, serial: str, command: str) -> tuple[Energy,
 BUSY = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; echo done"
 
 
-def _shown(trace: list[tuple[float, float]], at: float, before_s: float = 0.02, after_s: float = 0.05) -> list[float]:
+def _shown(trace: list[tuple[float, float]], at: float, before_s: float = 0.02, after_s: float = 1.0) -> list[float]:
     """Give the powers the battery files showed around uptime `at` (/proc/uptime is cut to 10 ms, and a
-    sample reads its current a moment after its uptime)."""
+    sample reads its current a moment after its uptime: a moment that can reach 100 ms and more when the
+    host is loaded, so the window runs a second on; a units slip is x1000, far outside any of it)."""
     earlier = [w for t, w in trace if t <= at - before_s]
     return earlier[-1:] + [w for t, w in trace if at - before_s < t <= at + after_s]
 

@@ -67,6 +67,9 @@ def test_snapshot_parsing_normalises_units_and_drops_bogus_zones() -> None:
     capped = telemetry.parse_snapshot("F 4 1200000 2000000 2600000")
     assert telemetry.throttled(snap, capped) == [4]  # 2.6 -> 2.0 GHz is a 23 % drop
     assert telemetry.throttled(snap, telemetry.parse_snapshot("F 4 1200000 2400000 2600000")) == []
+    # Capped from the start (the trip fell between two cases): nothing drops, yet the case ran throttled.
+    assert telemetry.capped(capped) == [4] and telemetry.capped(snap) == []
+    assert telemetry.capped(telemetry.parse_snapshot("F 4 1200000 2400000 2600000")) == []  # 8 %: not past 15 %
 
 
 def test_core_samples_read_field_39_even_when_comm_has_spaces() -> None:

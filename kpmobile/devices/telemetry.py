@@ -115,6 +115,12 @@ def throttled(before: Snapshot, after: Snapshot, drop: float = THROTTLE_DROP) ->
     return sorted(out)
 
 
+def capped(snap: Snapshot, drop: float = THROTTLE_DROP) -> list[int]:
+    """Give the cores whose max frequency (scaling_max_freq) sits more than `drop` below cpuinfo_max_freq."""
+    return sorted(core for core, top in snap.cpuinfo_max_khz.items()
+                  if top > 0 and snap.max_khz.get(core, top) < top * (1 - drop))
+
+
 # core binding ------------------------------------------------------------------------------
 def monitored_script(argv: Sequence[str], workdir: str, pid_file: str, cores_file: str,
                      interval_s: float = 0.2) -> str:

@@ -4,7 +4,9 @@ before and after it, the cores its runner ran on, and the flags these raise.
 What is measured goes into the case's `extra` JSON:
 ``{"before": snapshot, "after": snapshot, "cooldown": {...}, "cores": {...}, "flags": [...]}``.
 Flags: ``hot-start`` (still above the profile's thermal limit after the longest wait),
-``throttled`` (a big core's max frequency fell more than 15 % during the case) and
+``throttled`` (a big core's max frequency fell more than 15 % during the case, or was capped more
+than 15 % below its cpuinfo max when the case began or ended: a phone that tripped between two cases
+runs the next one throttled though nothing falls during it) and
 ``core-mismatch`` (the runner ran outside the cores its power mode binds to).
 """
 
@@ -26,7 +28,8 @@ def from_stream(stream: casescript.CaseStream, limit_c: float, expected: tuple[i
     if stream.after is None:
         return CaseExtra(tuple(flags), Telemetry(cooldown=cooldown,
                                                  error="the device stream ended before the after-snapshot"))
-    drops = telemetry.throttled(before, stream.after)
+    drops = sorted(set(telemetry.throttled(before, stream.after)) | set(telemetry.capped(before))
+                   | set(telemetry.capped(stream.after)))
     if drops:
         flags.append("throttled")
     check = telemetry.core_check(telemetry.parse_core_samples(stream.core_samples), expected)

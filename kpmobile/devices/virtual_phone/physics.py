@@ -197,7 +197,9 @@ class PhysicsLoop:
 
     def start(self) -> None:
         """Write the first files and start ticking."""
-        self._write(self.state.power_w or self.phys.idle_w)
+        self.state = State(self.state.temp_c, self.state.throttled, self.state.power_w or self.phys.idle_w)
+        self._write(self.state.power_w)
+        self._append_trace(_uptime())  # the files show this until the first tick
         self._thread.start()
 
     def stop(self) -> None:
