@@ -99,8 +99,10 @@ def case_script(framer: Framer, argv: Sequence[str], files: CaseFiles, watched: 
         framer.command("wait", _wait_script(cooling, files)),
         framer.command("before", snapshot),
         framer.header("stdout"),
-        # The monitored runner ends with `exit RC`: a subshell keeps this script going.
-        f"( {monitored} ); rc=$?; echo",
+        # The monitored runner ends with `exit RC`: a subshell keeps this script going. It gets no
+        # fd 3 (the host's stream): a sampler's last `sleep` would hold the stream open after the
+        # script ended, and adbd sends the exit status only once the stream's writers are gone.
+        f"( {monitored} ) 3>&-; rc=$?; echo",
         framer.command("rc", "echo $rc"),
         framer.command("after", snapshot),
     ])
