@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 # Imported by a command that needs them, never by start-up, --help or `devices`.
-HEAVY = ("paddle", "ppdet", "paddlelite", "matplotlib", "scipy", "numpy", "pydantic", "urllib3", "PIL.ImageFile", "PIL.Image")
+HEAVY = ("paddle", "ppdet", "paddlelite", "matplotlib", "scipy", "numpy", "pydantic", "urllib3", "PIL.ImageFile")
 
 _PROBE = """
 import json, sys

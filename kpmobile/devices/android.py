@@ -23,9 +23,9 @@ from kpmobile.devices import framing, identify
 from kpmobile.errors import DeviceError, KpError
 from kpmobile.records import DeviceInfo
 
-# adbutils imports requests (to install APKs from URLs) and PIL.Image (for screenshots) when it is
-# imported; kpmobile uses neither, and they cost about 0.2 s and 0.1 s of start-up.
-DEFERRED_IMPORTS = ("requests", "PIL.Image")
+# adbutils imports requests (to install APKs from URLs) when it is imported; kpmobile never
+# does, and requests with urllib3 cost about 0.2 s of start-up.
+DEFERRED_IMPORTS = ("requests",)
 
 
 def _defer(name: str) -> None:
@@ -41,12 +41,6 @@ def _defer(name: str) -> None:
 
     stand_in.__getattr__ = load  # type: ignore[method-assign]
     sys.modules[name] = stand_in
-    parent, _, child = name.rpartition(".")
-    if parent:  # `import PIL.Image; PIL.Image.open(...)` finds it too (the real import replaces it)
-        try:
-            setattr(importlib.import_module(parent), child, stand_in)
-        except ImportError:
-            del sys.modules[name]
 
 
 for _name in DEFERRED_IMPORTS:
