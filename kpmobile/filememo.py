@@ -7,7 +7,9 @@ sweep here. A fact is kept under the file's absolute path with its size, mtime (
 inode, as git's index keeps a file's hash: any write to the file changes one of them, and the fact
 is computed again. The memo is one JSON file in the cache folder, rewritten atomically; two
 processes that write it at once may lose each other's new entries, never a wrong one (each entry
-carries its own file identity), so a lost entry costs one recomputation.
+carries its own file identity), so a lost entry costs one recomputation. The device profiles
+(50 TOML files: tomli's import and parse cost ~0.1 s of every command that identifies a phone) are
+remembered as one entry, under all their files' identities.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kpmobile.paths import cache_dir
 
@@ -38,7 +41,7 @@ def _load() -> dict[str, list[object]]:
     if _MEMO is None:
         try:
             data = json.loads(_memo_path().read_text())
-            _MEMO = {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 5} \
+            _MEMO = {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 2} \
                 if isinstance(data, dict) else {}
         except (OSError, ValueError):
             _MEMO = {}
@@ -59,17 +62,39 @@ def _save(memo: dict[str, list[object]]) -> None:
 def remembered(path: Path, fact: str, compute: Callable[[], str]) -> str:
     """Give `fact` ("md5", "nb-targets", ...) about the file at `path`: the remembered value while the
     file is unchanged, else `compute()` (remembered when it returns; its exceptions pass through)."""
-    key = f"{fact}:{os.path.abspath(path)}"
-    identity = _identity(path)
+    return remembered_as(f"{fact}:{os.path.abspath(path)}", lambda: _identity(path), compute)
+
+
+def remembered_as(key: str, identity: Callable[[], object], compute: Callable[[], str]) -> str:
+    """Give the value remembered under `key` while `identity()` (JSON types: what the value was
+    computed from, e.g. files' sizes and mtimes) is the same, else `compute()`, then remembered."""
+    before = json.loads(json.dumps(identity()))
     with _LOCK:
         entry = _load().get(key)
-    if entry is not None and entry[:4] == identity and isinstance(entry[4], str):
-        return entry[4]
+    if entry is not None and entry[0] == before and isinstance(entry[1], str):
+        return entry[1]
     value = compute()
-    if _identity(path) != identity:
+    if json.loads(json.dumps(identity())) != before:
         return value  # changed while it was read: not worth remembering
     with _LOCK:
         memo = _load()
-        memo[key] = [*identity, value]
+        memo[key] = [before, value]
         _save(memo)
     return value
+
+
+def toml_data(path: Path) -> Any:
+    """Give a TOML file's parsed content, remembered as JSON while the file is unchanged: tomli's
+    import and parse then stay off a command's start. tomli.TOMLDecodeError (a ValueError) and
+    OSError as tomli.loads and read_text give them."""
+    import_text = Path(path).read_text  # OSError for a missing file, before anything is remembered
+
+    def parse() -> Any:
+        import tomli
+
+        return tomli.loads(import_text(encoding="utf-8"))
+
+    try:
+        return json.loads(remembered(Path(path), "toml", lambda: json.dumps(parse())))
+    except TypeError:  # a value JSON cannot hold (a TOML date): parsed each time
+        return parse()
