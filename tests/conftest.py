@@ -34,6 +34,22 @@ def run_kpmobile(*args: str, env: Mapping[str, str] | None = None, timeout: floa
 KpmobileCli = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """Give the one `error: ...` line a refused CLI run printed; fail the test on exit 0, a traceback or
+    any other stderr line (bad input gets one line and a non-zero exit)."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def error_line() -> Callable[[subprocess.CompletedProcess[str]], str]:
+    """Give one_error_line (module-level helpers import it from conftest themselves)."""
+    return one_error_line
+
+
 @pytest.fixture
 def kpmobile_cli() -> KpmobileCli:
     """Give run_kpmobile (the suite's one way to run the CLI); module-level helpers import run_kpmobile itself."""

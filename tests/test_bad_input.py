@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import one_error_line
 from conftest import run_kpmobile as kpmobile
 
 from kpmobile.records import BenchCase, DeviceInfo
@@ -49,14 +49,6 @@ FLAGS = {
 }
 
 
-def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
-
-
 def _no_run(home: Path) -> None:
     db = home / "kpmobile.db"
     assert not db.exists() or Store(db, readonly=True).runs() == []
@@ -66,7 +58,7 @@ def _no_run(home: Path) -> None:
 def test_a_bad_sweep_file_is_one_line_and_no_run(name: str, tmp_path: Path) -> None:
     path = tmp_path / "sweep.toml"
     path.write_text(SWEEP_FILES[name])
-    line = _one_error_line(kpmobile("bench", "--config", str(path), "--no-virtual",
+    line = one_error_line(kpmobile("bench", "--config", str(path), "--no-virtual",
                                     env={"KPMOBILE_HOME": str(tmp_path)}))
     assert "sweep file" in line
     _no_run(tmp_path)
@@ -75,14 +67,14 @@ def test_a_bad_sweep_file_is_one_line_and_no_run(name: str, tmp_path: Path) -> N
 def test_a_non_utf8_sweep_file_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "sweep.toml"
     path.write_bytes(b'[sweep]\nmodels = ["\xff\xfe"]\n')
-    line = _one_error_line(kpmobile("bench", "--config", str(path), env={"KPMOBILE_HOME": str(tmp_path)}))
+    line = one_error_line(kpmobile("bench", "--config", str(path), env={"KPMOBILE_HOME": str(tmp_path)}))
     assert "not UTF-8" in line
     _no_run(tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(FLAGS))
 def test_a_bad_flag_is_one_line_and_no_run(name: str, tmp_path: Path) -> None:
-    line = _one_error_line(kpmobile("bench", *FLAGS[name], "--no-virtual", env={"KPMOBILE_HOME": str(tmp_path)}))
+    line = one_error_line(kpmobile("bench", *FLAGS[name], "--no-virtual", env={"KPMOBILE_HOME": str(tmp_path)}))
     assert line.count("error:") == 1
     _no_run(tmp_path)
 
@@ -139,6 +131,6 @@ def test_a_tampered_export_is_refused_and_nothing_is_written(name: str, tmp_path
     src.write_text(text)
     target = tmp_path / "target"
     target.mkdir()
-    line = _one_error_line(kpmobile("runs", "import", str(src), "--db", str(target / "kp.db")))
+    line = one_error_line(kpmobile("runs", "import", str(src), "--db", str(target / "kp.db")))
     assert "export" in line or "UTF-8 JSON" in line
     assert list(target.iterdir()) == []  # no store file, nothing else either

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,55 @@ def test_a_leased_phone_is_refused_then_waited_for_and_a_dead_holder_is_taken_ov
     assert holder.wait(timeout=30) == 0
     assert notes and notes[0].startswith(f"waiting: phone {vphone.serial} is leased by run {RUN_A}")
     lease.release()
+
+
+def _take(name: str, lease: Any, start: Any, won: dict[str, Any]) -> None:
+    start.wait()
+    won[name] = lease.try_acquire(time.time())
+
+
+@pytest.mark.e2e
+def test_two_takeovers_of_one_stale_lease_leave_exactly_one_holder(adb_server: Any, virtual_phone_factory: Any,
+                                                                    tmp_path: Path) -> None:
+    import threading
+
+    from kpmobile.devices.android import Phone
+    from kpmobile.sweep.lease import PhoneLease, content_sum
+
+    vphone = virtual_phone_factory()
+    phone = Phone(vphone.serial, adb_server.address)
+    lease_file = vphone.root / LEASE_PATH.lstrip("/")
+    stale = Holder(Owner("lab-gone", 1, None), RUN_A, 1.0)  # another host's lease, expired long ago
+
+    def two_sweeps(n: int) -> tuple[PhoneLease, PhoneLease]:
+        lease_file.parent.mkdir(parents=True, exist_ok=True)
+        lease_file.write_text(stale.to_text() + "\n")
+        return (PhoneLease(phone, Holder(Owner("lab-a", 100 + n, None), RUN_B, time.time() + 900)),
+                PhoneLease(phone, Holder(Owner("lab-b", 200 + n, None), RUN_B, time.time() + 900)))
+
+    # The interleaving that let both hold it: B read the stale lease, A took it over, then B acted on what it
+    # read. B's compare-and-swap finds A's content, not the stale one, and leaves A's lease alone.
+    a, b = two_sweeps(0)
+    assert a.try_acquire(time.time())[0]
+    assert b.take_over(content_sum(stale.to_text())) != "kpmobile-lease-taken"
+    assert lease_file.read_text().strip() == a.holder.to_text()
+    taken, other, _ = b.try_acquire(time.time())
+    assert not taken and other is not None and other.to_text() == a.holder.to_text()
+
+    for n in range(1, 6):  # both at once, through the real adb server, from the same starting line
+        a, b = two_sweeps(n)
+        start = threading.Barrier(2)
+        won: dict[str, tuple[bool, Holder | None, str | None]] = {}
+        threads = [threading.Thread(target=_take, args=(name, lease, start, won))
+                   for name, lease in (("a", a), ("b", b))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        winners = [name for name, (taken, _, _) in won.items() if taken]
+        assert len(won) == 2 and len(winners) == 1, won
+        winner = a if winners == ["a"] else b
+        assert lease_file.read_text().strip() == winner.holder.to_text()
+        assert "expired" in (won[winners[0]][2] or "")  # the winner says whose stale lease it took over
+        winner.release()
+        assert not lease_file.exists()

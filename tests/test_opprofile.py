@@ -4,6 +4,7 @@ the op store, `report ops` and `kpmobile parse`."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,73 @@ def test_diff_of_two_runs(tmp_path: Path) -> None:
     row = tables[0].rows[0]
     assert row[:3] == ("conv2d", "arm/float/NCHW", "conv1x1s1_gemm_fp32")
     assert (row[3], row[4], row[5]) == ("1858.056", "1271.653", "-586.403")
+
+
+def test_runs_export_and_import_carry_op_profiles_and_energy(tmp_path: Path) -> None:
+    """An export holds the run's op profiles (kernels in order) and its cases' energy records; an import
+    into another store gives them back the same, and an identical second import writes nothing."""
+    from kpmobile.devices.energy import BatterySample, energy_of
+    from kpmobile.store.exchange import export_run, import_run, read_export, write_export
+
+    src = Store(tmp_path / "a.db")
+    run = src.new_run("kpmobile bench", {"devices": {"fp1": {"label": "vp"}}})
+    _store_profiles(src, run, TP1, 1)
+    src.add_op_profile(run, BenchCase("picodet-s-192", "fp1", 1), serial="vp-1", status="failed",
+                       error="runner exit 134")
+    samples = [BatterySample("idle", i / 10, -250_000.0, 3_850_000.0, "Discharging") for i in range(5)]
+    samples += [BatterySample("run", 1 + i / 10, -650_000.0, 3_850_000.0, "Discharging") for i in range(8)]
+    energy = energy_of("/sys/class/power_supply/battery", samples, 12.5).to_json()
+    case = BenchCase("pp-tinypose-128x96", "fp1", 1, warmup=1, repeats=12)
+    src.add_case(run, case, serial="vp-1", status="ok", numbers={"avg_ms": 12.5},
+                 extra={"flags": [], "energy": energy})
+    src.finish_run(run, "done")
+    data = read_export(write_export(export_run(src, run), tmp_path / "run.json"))
+    assert [len(p["kernels"]) for p in data["op_profiles"]] == [14, 0]
+    dst = Store(tmp_path / "b.db")
+    assert not import_run(dst, data).already_present
+    def same(profiles: list[Any]) -> list[Any]:
+        return [replace(p, id=0) for p in profiles]  # row ids are each store's own
+
+    assert same(dst.op_profiles(run)) == same(src.op_profiles(run))
+    assert dst.op_profiles(run)[0].kernels[0].func == "conv1x1s1_gemm_fp32"
+    (got,) = dst.cases(run)
+    assert got.extra["energy"] == energy
+    assert got.extra["energy"]["energy_mj"] == pytest.approx(19.25)  # (2.5025 - 0.9625) W x 12.5 ms
+    assert import_run(dst, data).already_present
+    out = kpmobile("report", "ops", run, "--db", str(tmp_path / "b.db"), "--format", "json", "--top", "5")
+    assert out.returncode == 0 and len(json.loads(out.stdout)["tables"][0]["rows"]) == 6, out.stderr
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("op_profiles", 0, "kernels", 0, "share"), 250.0, "op_profiles.0.kernels.0.share"),
+    (("op_profiles", 0, "kernels", 0, "avg_ms"), -1.0, "op_profiles.0.kernels.0.avg_ms"),
+    (("op_profiles", 0, "kernels", 0, "calls"), "3", "op_profiles.0.kernels.0.calls"),
+    (("op_profiles", 0, "model"), "a b; rm -rf /", "op_profiles.0.model"),
+    (("op_profiles", 0, "run_id"), "20990101-000000-abcdef", "belongs to run"),
+    (("cases", 0, "extra", "energy", "flags"), ["wired"], "extra.energy: flags.0"),
+    (("cases", 0, "extra", "energy", "samples"), -2, "extra.energy: samples"),
+])
+def test_import_refuses_a_tampered_op_profile_or_energy_record(tmp_path: Path, path: tuple[Any, ...], value: Any,
+                                                               message: str) -> None:
+    from kpmobile.errors import ConfigError
+    from kpmobile.store.exchange import export_run, import_run
+
+    src = Store(tmp_path / "a.db")
+    run = src.new_run("kpmobile bench", {"devices": {"fp1": {"label": "vp"}}})
+    _store_profiles(src, run, TP1, 1)
+    case = BenchCase("pp-tinypose-128x96", "fp1", 1, warmup=1, repeats=12)
+    src.add_case(run, case, serial="vp-1", status="ok", numbers={"avg_ms": 12.5},
+                 extra={"energy": {"samples": 3, "idle_samples": 3, "mean_w": 2.0, "idle_w": 1.0, "energy_mj": 12.5}})
+    data = json.loads(json.dumps(export_run(src, run)))
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    dst = Store(tmp_path / "b.db")
+    with pytest.raises(ConfigError) as err:
+        import_run(dst, data)
+    assert message in str(err.value), str(err.value)
+    assert dst.runs() == [] and dst.op_profiles(run) == []
 
 
 def test_cell_patterns() -> None:

@@ -139,7 +139,7 @@ def _check_export_import(db: str, run: str, tmp_path: Path) -> None:
     info = ok_json("runs", "export", run, "--out", str(exported), "--db", db)
     assert info["cases"] == 6 and info["devices"] == 1
     data = json.loads(exported.read_text())
-    assert data["schema"] == "kpmobile-run" and data["version"] == 1
+    assert data["schema"] == "kpmobile-run" and data["version"] == 2
     assert all("Perf Info" in c["raw_log"] for c in data["cases"])
     other = str(tmp_path / "other.db")
     first = ok_json("runs", "import", str(exported), "--db", other)
@@ -147,7 +147,7 @@ def _check_export_import(db: str, run: str, tmp_path: Path) -> None:
     assert ok_json("runs", "import", str(exported), "--db", other)["already_present"] is True
     tables = [ok_json("runs", "show", run, "--db", where)["tables"][0] for where in (other, db)]
     assert tables[0] == tables[1]
-    data["version"] = 2
+    data["version"] = 3
     exported.write_text(json.dumps(data))
     res = kpmobile("runs", "import", str(exported), "--db", other)
-    assert res.returncode == 2 and "version 2, newer than this kpmobile reads (1)" in res.stderr
+    assert res.returncode == 2 and "version 3, newer than this kpmobile reads (2)" in res.stderr

@@ -42,7 +42,7 @@ def _without_ids(store: Store, run: str) -> list[dict[str, Any]]:
 def test_export_then_import_into_another_store_keeps_everything(tmp_path: Path) -> None:
     src, run = _filled(tmp_path / "a.db")
     data = export_run(src, run)
-    assert data["schema"] == "kpmobile-run" and data["version"] == 1
+    assert data["schema"] == "kpmobile-run" and data["version"] == 2
     assert data["run"]["id"] == run and len(data["cases"]) == 5 and "fpA" in data["devices"]
     path = write_export(data, tmp_path / "run.json")
 
@@ -85,7 +85,16 @@ def test_an_unknown_future_version_is_refused_with_a_clear_message(tmp_path: Pat
     with pytest.raises(ConfigError) as err:
         migrate(data)
     text = err.value.one_line()
-    assert "version 7" in text and "newer than this kpmobile reads (1)" in text and "upgrade kpmobile" in text
+    assert "version 7" in text and "newer than this kpmobile reads (2)" in text and "upgrade kpmobile" in text
+
+
+def test_a_version_1_file_without_op_profiles_still_imports(tmp_path: Path) -> None:
+    src, run = _filled(tmp_path / "a.db")
+    old = {k: v for k, v in export_run(src, run).items() if k != "op_profiles"}
+    old["version"] = 1
+    upgraded = migrate(old)
+    assert upgraded["version"] == 2 and upgraded["op_profiles"] == []
+    assert import_run(Store(tmp_path / "b.db"), upgraded).run_id == run
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -117,7 +126,7 @@ def test_a_registered_v0_step_upgrades_an_old_file(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setitem(exchange.MIGRATIONS, 0, v0_to_v1)
     upgraded = migrate(old)
-    assert upgraded["version"] == 1 and len(upgraded["cases"]) == 5
+    assert upgraded["version"] == 2 and len(upgraded["cases"]) == 5  # v0 -> v1 (made up) -> v2 (op profiles)
     dst = Store(tmp_path / "b.db")
     assert import_run(dst, upgraded).run_id == run
     assert dst.run(run).kpmobile_version == "unknown (v0 file)"

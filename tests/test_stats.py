@@ -21,6 +21,35 @@ def test_noisy_and_rising_rounds_are_flagged() -> None:
     assert "trend-up" not in stats.summarize([10.0, 10.01, 10.02]).flags
 
 
+# Round latencies (ms) of a 20-round sweep of pp-tinypose-128x96 on a virtual-hot phone without
+# cool-down (tests/test_heat_e2e.py, 2026-12-02, load 4-12): throttled from round 4 on, then drifting.
+HOT_SWEEP = [22.608, 25.345, 24.582, 25.063, 47.975, 50.962, 52.778, 47.927, 41.624, 53.891, 50.193, 45.282,
+             49.064, 46.27, 45.115, 45.311, 41.943, 39.094, 47.571, 49.403]
+
+
+def test_a_step_up_through_noise_is_a_trend_and_drift_free_noise_is_not() -> None:
+    """A phone that throttles in mid-sweep: 20 rounds, jittered, twice as slow from round 9 on."""
+    import random
+
+    rng = random.Random(17)
+    jitter = [1 + rng.uniform(-0.08, 0.08) for _ in range(20)]
+    step = [100.0 * j * (2.0 if i >= 9 else 1.0) for i, j in enumerate(jitter)]
+    flat = [100.0 * j for j in jitter]
+    assert "trend-up" in stats.summarize(step).flags
+    assert "trend-up" not in stats.summarize(flat).flags
+    assert "trend-up" not in stats.summarize(step[::-1]).flags  # falling
+    found = stats.step_up(step)
+    assert found is not None and found[0] == 9 and found[1] < 0.01 and stats.step_up(flat) is None
+    # A measured sweep that throttled early and drifted down after: the step is found where it is.
+    hot = stats.step_up(HOT_SWEEP)
+    assert hot is not None and hot[0] == 4 and "trend-up" in stats.summarize(HOT_SWEEP).flags
+    # A small creep (4 % over the sweep) is not the 10 % a trend through noise needs.
+    creep = [100.0 * (1 + 0.002 * i) + (0.3 if i % 2 else -0.3) for i in range(20)]
+    assert "trend-up" not in stats.summarize(creep).flags
+    # Too few rounds for the correction: a jittered step over 6 rounds is not flagged.
+    assert "trend-up" not in stats.summarize([10.0, 10.4, 9.9, 12.5, 12.2, 12.6]).flags
+
+
 def test_mann_whitney_separates_shifted_samples_and_not_equal_ones() -> None:
     a = [10.0, 10.1, 9.9, 10.05, 9.95, 10.02]
     assert stats.mann_whitney_p(a, [v * 1.3 for v in a]) < 0.01

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 from conftest import run_kpmobile as kpmobile
 
-from kpmobile.records import BenchCase
+from kpmobile.records import BenchCase, KernelTime
 from kpmobile.store import RunBusy, Store, schema
 from kpmobile.store.db import INTERRUPTED_GONE
 from kpmobile.store.errors import NotAStore, StoreCorrupt, StoreLocked, StoreReadOnly, StoreTooNew
@@ -34,14 +35,6 @@ def _filled(path: Path, cases: int = 1) -> tuple[Store, str]:
     return store, run
 
 
-def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
-
-
 def test_another_applications_sqlite_file_is_refused_and_left_byte_identical(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as con:
@@ -53,9 +46,9 @@ def test_another_applications_sqlite_file_is_refused_and_left_byte_identical(tmp
         Store(other)
     with pytest.raises(NotAStore):
         Store(other, readonly=True)
-    line = _one_error_line(kpmobile("runs", "import", str(tmp_path / "none.json"), "--db", str(other)))
+    line = one_error_line(kpmobile("runs", "import", str(tmp_path / "none.json"), "--db", str(other)))
     assert "cannot read" in line
-    line = _one_error_line(kpmobile("runs", "list", "--db", str(other)))
+    line = one_error_line(kpmobile("runs", "list", "--db", str(other)))
     assert "not a kpmobile store" in line or "another application" in line
     assert _digest(tmp_path) == before
 
@@ -84,7 +77,7 @@ def test_a_garbage_page_gives_one_line_and_no_write(tmp_path: Path) -> None:
     for args in (("runs", "list"), ("runs", "show", run), ("report", "mobile", "--run", run)):
         proc = kpmobile(*args, "--db", str(path))
         if proc.returncode:  # a read may still succeed when the damaged page is not read
-            _one_error_line(proc)
+            one_error_line(proc)
     assert _digest(tmp_path)["kp.db"] == before["kp.db"]  # readers of a WAL store may add -shm/-wal beside it
 
 
@@ -162,24 +155,71 @@ def test_a_read_only_store_is_readable_and_writes_say_read_only(tmp_path: Path) 
         assert kpmobile("report", "mobile", "--db", str(mnt / "kp.db"), "--format", "csv").returncode == 0
         with pytest.raises(StoreReadOnly, match="read-only"):
             Store(mnt / "kp.db").add_case(run, CASE, serial="A", status="ok")
-        line = _one_error_line(kpmobile("runs", "delete", run, "--db", str(mnt / "kp.db")))
+        line = one_error_line(kpmobile("runs", "delete", run, "--db", str(mnt / "kp.db")))
         assert "read-only" in line and "not a kpmobile" not in line
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
-def test_runs_delete_removes_the_run_and_its_cases(tmp_path: Path) -> None:
+def _run_rows(path: Path) -> dict[str, set[str]]:
+    """Give, per table that holds a run's rows, the run ids its rows belong to."""
+    con = sqlite3.connect(path)
+    try:
+        return {
+            "runs": {r for (r,) in con.execute("SELECT id FROM runs")},
+            "cases": {r for (r,) in con.execute("SELECT run_id FROM cases")},
+            "samples": {r for (r,) in con.execute("SELECT c.run_id FROM samples s JOIN cases c ON c.id = s.case_id")},
+            "op_profiles": {r for (r,) in con.execute("SELECT run_id FROM op_profiles")},
+            "op_times": {r for (r,) in con.execute(
+                "SELECT p.run_id FROM op_times t JOIN op_profiles p ON p.id = t.profile_id")},
+            "orphans": {str(r) for (r,) in con.execute(
+                "SELECT 'sample' FROM samples WHERE case_id NOT IN (SELECT id FROM cases) UNION ALL"
+                " SELECT 'kernel' FROM op_times WHERE profile_id NOT IN (SELECT id FROM op_profiles)")},
+        }
+    finally:
+        con.close()
+
+
+def _with_everything(store: Store, run: str) -> None:
+    """Give `run` samples (two attempts of a case) and an op profile with kernels, as sweeps store them."""
+    for attempt in range(2):
+        store.add_case(run, CASE, serial="A", status="failed" if attempt == 0 else "ok",
+                       numbers={"avg_ms": 9.0}, samples=[9.0, 9.5, 8.5])
+    kernels = [KernelTime("conv2d", "conv2d_fp32", "run", 10, 1.0, 0.9, 1.2, 0.6),
+               KernelTime("relu", "relu_fp32", "run", 10, 0.5, 0.4, 0.6, 0.4)]
+    store.add_op_profile(run, CASE, serial="A", status="ok", kernels=kernels, source="test", avg_ms=1.5)
+
+
+def test_runs_delete_removes_the_run_and_everything_of_it_in_one_transaction(tmp_path: Path) -> None:
     path = tmp_path / "kp.db"
     store, run = _filled(path, cases=3)
     keep = store.new_run("other", {})
+    for r in (run, keep):
+        _with_everything(store, r)
     store.finish_run(run, "complete")
     store.close()
+    everything = {"runs": {run, keep}, "cases": {run, keep}, "samples": {run, keep}, "op_profiles": {run, keep},
+                  "op_times": {run, keep}, "orphans": set()}
+    assert _run_rows(path) == everything
+
+    con = sqlite3.connect(path)  # the run's own row cannot go: the rows deleted before it must come back
+    con.execute("CREATE TRIGGER refuse BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    con.commit()
+    line = one_error_line(kpmobile("runs", "delete", run, "--db", str(path)))
+    assert "refused" in line
+    assert _run_rows(path) == everything
+    con.execute("DROP TRIGGER refuse")
+    con.commit()
+    con.close()
+
     proc = kpmobile("runs", "delete", run, "--db", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert "3 case rows" in proc.stdout
+    assert "5 case rows" in proc.stdout  # 3 rounds + 2 attempts
+    assert _run_rows(path) == {"runs": {keep}, "cases": {keep}, "samples": {keep}, "op_profiles": {keep},
+                               "op_times": {keep}, "orphans": set()}
     store = Store(path)
-    assert [r.id for r in store.runs()] == [keep] and store.count_cases() == 0
-    _one_error_line(kpmobile("runs", "delete", "../x", "--db", str(path)))
+    assert [r.id for r in store.runs()] == [keep] and len(store.op_profiles(keep)) == 1
+    one_error_line(kpmobile("runs", "delete", "../x", "--db", str(path)))
 
 
 _OWN_A_RUN = """
@@ -218,3 +258,15 @@ def test_a_run_whose_process_is_gone_shows_interrupted_and_a_live_one_is_not_cla
     while Store(path, readonly=True).run(held).shown_status() != INTERRUPTED_GONE:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_the_imports_typed_models_name_exactly_the_stored_rows_fields() -> None:
+    # RunRow/CaseRow (what the store reads back) and RunDoc/CaseDoc (what `runs import` validates, with ranges
+    # and patterns) are two typed views of one row; kept apart on purpose, they must not drift.
+    import dataclasses
+
+    from kpmobile.store.db import CaseRow, RunRow
+    from kpmobile.store.models import CaseDoc, RunDoc
+
+    assert {f.name for f in dataclasses.fields(RunRow)} == set(RunDoc.model_fields)
+    assert {f.name for f in dataclasses.fields(CaseRow)} - {"id"} == set(CaseDoc.model_fields)

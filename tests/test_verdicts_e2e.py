@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +24,14 @@ SIX = ("pp-tinypose-128x96", "picodet-s-192", "picodet-s-320", "pp-tinypose-256x
        "litehrnet-30-256x192")
 SMALL = ["--warmup", "1", "--repeats", "5"]
 STEADY = ["--warmup", "3", "--repeats", "10"]
-# A phone has its CPUs to itself; a virtual phone shares the host's. Its shell commands run at nice -20 and on
-# one CPU, yet at a load of several times the CPU count identical sweeps still differ by 5-20 % from cell to
-# cell (measured at load 12-15 on 2 cores): the host's drift between two sweeps is a real change of what was
-# measured, and no statistics can tell it from a regression. Below this load the test means something.
-MAX_LOAD_PER_CPU = 2.0
+# The acceptance figure (12 of 12 cells "same") needs two 3-round means of a cell to agree within the 5 %
+# threshold. With a round-to-round CV of c, two such means differ with a sd of c * sqrt(2/3); 12 cells of 12
+# stay within 5 % with probability >= 95 % when 2.9 * 0.82 * c < 5 %, i.e. c < 2.1 %. A virtual phone shares the
+# host's CPUs, caches and memory: on 2 cores at load 9-23 a cell's rounds spread by a median CV of 9-38 % (and a
+# pinned nice -20 loop slowed from 24.5 to 35 ms median by what ran on the other CPU), whether the two sweeps ran
+# one after the other, or at once on two phones on one CPU, on two CPUs or unpinned. Where the sweeps themselves
+# measure a spread that no 5 % verdict can see through, the test says so with the figures instead of asserting.
+MAX_ROUND_CV = 0.02
 
 
 @pytest.fixture(autouse=True)
@@ -69,25 +73,38 @@ def compare(tmp_path: Path, a: str, b: str, *extra: str) -> tuple[int, dict[str,
     return res.returncode, json.loads(res.stdout), res.stderr
 
 
+def round_spread(tmp_path: Path, run_id: str) -> float:
+    """Give the median over a run's cells of the CV of their round values."""
+    shown = ok_json("runs", "show", run_id, "--db", str(tmp_path / "kp.db"))
+    rounds = next(t for t in shown["tables"] if t["title"] == "Rounds per cell")
+    return float(statistics.median(c["cv"] for c in rounds["cells"]))
+
+
+def measurable(tmp_path: Path, run_id: str) -> None:
+    """Give nothing when the run's rounds agree closely enough for a 5 % verdict; else skip, saying why."""
+    cv = round_spread(tmp_path, run_id)
+    if cv > MAX_ROUND_CV:
+        pytest.skip(f"run {run_id}: the rounds of a cell spread by a median CV of {cv:.1%} on this host (load"
+                    f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs); two 3-round sweeps agree within 5 % only"
+                    f" below {MAX_ROUND_CV:.0%}")
+    print(f"run {run_id}: median round CV {cv:.2%}, load {os.getloadavg()[0]:.1f}")
+
+
 def test_identical_sweeps_are_same_and_a_10pct_slowdown_is_slower(adb_server: Any, virtual_phone_factory: Any,
                                                                     tmp_path: Path) -> None:
-    if os.environ.get("KPMOBILE_QUIET_HOST") != "1":
-        pytest.skip("identical sweeps of a virtual phone agree to 5 % only on a host with CPUs to spare (measured:"
-                    " 58 % 'same' at load 14 on 2 cores); set KPMOBILE_QUIET_HOST=1 on such a host to run this")
-    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
-    if load > MAX_LOAD_PER_CPU * cpus:
-        pytest.skip(f"host load {load:.1f} on {cpus} CPUs: identical sweeps of a virtual phone differ by more than"
-                    " the 5 % threshold here; run this on a quieter host")
     phone = virtual_phone_factory(extra_args=["--nice", "-20"])
     cpu = max(os.sched_getaffinity(0))
     for tid in os.listdir(f"/proc/{phone.process.pid}/task"):  # the phone and every command it starts
         os.sched_setaffinity(int(tid), {cpu})
     bench = bench_args(adb_server, phone, tmp_path, "--models", ",".join(SIX), "--threads", "1,4", *STEADY)
     first = ok_json(*bench)["run_id"]
+    measurable(tmp_path, first)
     second = ok_json(*bench)["run_id"]
     pacing.set_slowdown(phone.root, 10)  # the same phone (same fingerprint), 10 % slower from now on
     slowed = ok_json(*bench)["run_id"]
     pacing.set_slowdown(phone.root, 0)
+    for run in (second, slowed):
+        measurable(tmp_path, run)
 
     rc, same, _ = compare(tmp_path, first, second, "--fail-above", "5")
     verdicts = [c["verdict"] for c in same["cells"]]

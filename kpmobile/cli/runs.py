@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="List, show, compare, export, import and delete stored runs.")
 
 DB_HELP = "SQLite store (default in $KPMOBILE_HOME)."
+T = TypeVar("T")
 
 
 def _store(db: Path | None, *, write: bool = False) -> Store:
@@ -191,7 +193,7 @@ def export_cmd(
     db: Path = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
-    """Write a run, its devices and its cases with raw logs to a versioned JSON file."""
+    """Write a run, its devices, its cases with raw logs and its op profiles to a versioned JSON file."""
     from kpmobile.store.exchange import SCHEMA, VERSION, export_run, write_export
 
     try:
@@ -200,12 +202,10 @@ def export_cmd(
     except KpError as exc:
         fail_on(exc)
     summary = {"run_id": data["run"]["id"], "path": str(path), "cases": len(data["cases"]),
-               "devices": len(data["devices"]), "schema": SCHEMA, "version": VERSION}
-    if as_json:
-        emit_json(summary)
-    else:
-        say(f"exported run {summary['run_id']}: {summary['cases']} cases, {summary['devices']} "
-            f"device(s) -> {path} ({SCHEMA} v{VERSION})")
+               "devices": len(data["devices"]), "op_profiles": len(data["op_profiles"]), "schema": SCHEMA,
+               "version": VERSION}
+    _done(as_json, summary, f"exported run {summary['run_id']}: {summary['cases']} cases, {summary['devices']} "
+                            f"device(s), {summary['op_profiles']} op profile(s) -> {path} ({SCHEMA} v{VERSION})")
 
 
 @app.command("import")
@@ -219,18 +219,14 @@ def import_cmd(
 
     try:
         data = read_export(file)  # checked before the store is opened for writing
-        store = _store(db, write=True)
-        result = import_run(store, data)
     except KpError as exc:
         fail_on(exc)
-    if as_json:
-        emit_json({"run_id": result.run_id, "cases": result.cases, "devices_added": result.devices_added,
-                   "already_present": result.already_present, "db": str(store.path)})
-    elif result.already_present:
-        say(f"run {result.run_id} is already in {store.path}, identical: nothing imported")
-    else:
-        say(f"imported run {result.run_id}: {result.cases} cases, {result.devices_added} new device(s)"
-            f" into {store.path}")
+    store, result = _write_to_store(db, lambda store: import_run(store, data))
+    _done(as_json, {"run_id": result.run_id, "cases": result.cases, "devices_added": result.devices_added,
+                    "already_present": result.already_present, "db": str(store.path)},
+          f"run {result.run_id} is already in {store.path}, identical: nothing imported" if result.already_present
+          else f"imported run {result.run_id}: {result.cases} cases, {result.devices_added} new device(s)"
+               f" into {store.path}")
 
 
 @app.command("delete")
@@ -239,15 +235,26 @@ def delete_cmd(
     db: Path = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print what was deleted as JSON."),
 ) -> None:
-    """Delete a run and its cases from the store (a run still being measured is refused)."""
+    """Delete a run and all stored of it: cases, samples, op profiles (a run still being measured is refused)."""
     from kpmobile.store.runid import check_run_id
 
+    store, removed = _write_to_store(db, lambda store: store.delete_run(check_run_id(run)))
+    _done(as_json, {"run_id": run, "cases_deleted": removed, "db": str(store.path)},
+          f"deleted run {run} ({removed} case rows) from {store.path}")
+
+
+def _write_to_store(db: Path | None, work: Callable[[Store], T]) -> tuple[Store, T]:
+    """Give the store opened for writing and what `work` did with it; a KpError is the one error line."""
     try:
         store = _store(db, write=True)
-        removed = store.delete_run(check_run_id(run))
+        return store, work(store)
     except KpError as exc:
         fail_on(exc)
+
+
+def _done(as_json: bool, data: dict[str, Any], line: str) -> None:
+    """Print what a command did: `data` with --json, else the one line."""
     if as_json:
-        emit_json({"run_id": run, "cases_deleted": removed, "db": str(store.path)})
+        emit_json(data)
     else:
-        say(f"deleted run {run} ({removed} case rows) from {store.path}")
+        say(line)

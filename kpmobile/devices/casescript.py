@@ -46,6 +46,15 @@ class CaseFiles:
 
 
 @dataclass(frozen=True)
+class Hooks:
+    """Shell text a case runs around its parts (the battery sampler's, under --energy); no output."""
+
+    after_wait: str = ""  # after the cool-down wait, before the before-snapshot (an idle baseline)
+    before_run: str = ""  # just before the runner
+    after_run: str = ""  # just after it
+
+
+@dataclass(frozen=True)
 class Cooling:
     """The cool-down before a case: a fixed rest, then a wait below the thermal limit."""
 
@@ -89,20 +98,24 @@ def _wait_script(cooling: Cooling, files: CaseFiles) -> str:
 
 
 def case_script(framer: Framer, argv: Sequence[str], files: CaseFiles, watched: Sequence[int],
-                cooling: Cooling, interval_s: float = 0.2) -> str:
-    """Give the whole case as one shell script printing one framed stream (see the module doc)."""
+                cooling: Cooling, interval_s: float = 0.2, hooks: Hooks = Hooks()) -> str:
+    """Give the whole case as one shell script printing one framed stream (see the module doc), with
+    `hooks` run (their output discarded) after the cool-down, before the runner and after it."""
     q = shlex.quote
     result_dir = files.result.rsplit("/", 1)[0] or "/"
     snapshot = telemetry.snapshot_script(watched)
     monitored = telemetry.monitored_script(argv, files.workdir, files.pid, files.cores, interval_s)
     sections = "; ".join([
         framer.command("wait", _wait_script(cooling, files)),
+        *_hook(hooks.after_wait),
         framer.command("before", snapshot),
+        *_hook(hooks.before_run),
         framer.header("stdout"),
         # The monitored runner ends with `exit RC`: a subshell keeps this script going. It gets no
         # fd 3 (the host's stream): a sampler's last `sleep` would hold the stream open after the
         # script ended, and adbd sends the exit status only once the stream's writers are gone.
         f"( {monitored} ) 3>&-; rc=$?; echo",
+        *_hook(hooks.after_run),
         framer.command("rc", "echo $rc"),
         framer.command("after", snapshot),
     ])
@@ -120,6 +133,11 @@ def case_script(framer: Framer, argv: Sequence[str], files: CaseFiles, watched: 
         f"rm -f {temporaries}",
         "exit $rc",
     ])
+
+
+def _hook(text: str) -> list[str]:
+    """Give a hook's text as a part of the script, its output discarded (nothing for an empty hook)."""
+    return [f"{{ {text.rstrip().rstrip(';')}; }} >/dev/null 2>&1 3>&-"] if text.strip() else []
 
 
 @dataclass(frozen=True)

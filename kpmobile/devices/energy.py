@@ -1,7 +1,9 @@
 """Energy per inference from the phone's battery: the sampler's shell text and the reading of its samples (pure).
 
 The sampler runs inside the runner's own shell: an idle baseline of a few seconds first, then a
-background loop beside the runner, both at about 10 Hz, each line
+background loop beside the runner, both at about 10 Hz. In a sweep the baseline comes after the
+case's cool-down wait (`case_hooks`: a phone just cooled is at rest; before the wait it may still be
+hot from the last case), and the loop runs only around the runner. Each line is
 `KPBAT PHASE UPTIME_S CURRENT VOLTAGE STATUS` read from the first readable battery of
 `/sys/class/power_supply` (`battery`, then the names vendors use, then any of type Battery).
 
@@ -40,14 +42,13 @@ class Sampler:
     interval_s: float = 0.1
 
     def setup(self) -> str:
-        """Give text that finds the battery ($kpbat, empty when none) and takes the idle baseline."""
+        """Give text that finds the battery ($kpbat, empty when none) and defines the sample function."""
         q = shlex.quote
         dirs = " ".join(BATTERY_DIRS)
         named = "|".join(f"*/{d.rsplit('/', 1)[1]}" for d in BATTERY_DIRS)
-        count = max(1, round(self.idle_s / self.interval_s))
         folder = self.file.rsplit("/", 1)[0] or "/"
         return (
-            f"mkdir -p {q(folder)}; rm -f {q(self.file)}; kpbat=; for d in {dirs} {ANY_SUPPLY}; do "
+            f"mkdir -p {q(folder)}; rm -f {q(self.file)} {q(self.monitor)}; kpbat=; for d in {dirs} {ANY_SUPPLY}; do "
             '[ -r "$d/current_now" ] && [ -r "$d/voltage_now" ] || continue; '
             f'case "$d" in {named}) kpbat=$d; break;; esac; '
             't=; read -r t < "$d/type" 2>/dev/null; [ "$t" = Battery ] && { kpbat=$d; break; }; done; '
@@ -55,23 +56,50 @@ class Sampler:
             "read -r v < \"$kpbat/voltage_now\"; read -r s < \"$kpbat/status\"; "
             f"echo \"{MARK} $1 $u $c $v $s\"; }} 2>/dev/null; "
             f'echo "{MARK} dir $kpbat" > {q(self.file)}; '
-            f'if [ -n "$kpbat" ]; then n=0; while [ $n -lt {count} ]; do kpb idle; sleep {self.interval_s:g}; '
-            f"n=$((n+1)); done >> {q(self.file)}; fi; "
         )
 
+    @property
+    def monitor(self) -> str:
+        """Give the file holding the background loop's pid (so that any later part can stop it)."""
+        return f"{self.file}.mon"
+
+    def baseline(self) -> str:
+        """Give text that takes the idle baseline (after setup; in the same shell or a child of it)."""
+        count = max(1, round(self.idle_s / self.interval_s))
+        return (f'if [ -n "$kpbat" ]; then n=0; while [ $n -lt {count} ]; do kpb idle; sleep {self.interval_s:g}; '
+                f"n=$((n+1)); done >> {shlex.quote(self.file)}; fi; ")
+
     def start(self) -> str:
-        """Give text that starts the background loop ($kpbmon) beside what follows."""
-        return (f'kpbmon=; if [ -n "$kpbat" ]; then ( while :; do kpb run; sleep {self.interval_s:g}; done ) '
-                f"</dev/null >> {shlex.quote(self.file)} 2>/dev/null & kpbmon=$!; fi; ")
+        """Give text that starts the background loop beside what follows (it ends with the shell that started it)."""
+        q = shlex.quote
+        return (f'if [ -n "$kpbat" ]; then kpbp=$$; ( while kill -0 $kpbp 2>/dev/null; do kpb run; '
+                f"sleep {self.interval_s:g}; done ) </dev/null >> {q(self.file)} 2>/dev/null 3>&- & "
+                f"echo $! > {q(self.monitor)}; fi; ")
+
+    def halt(self) -> str:
+        """Give text that ends the background loop (nothing when none runs)."""
+        q = shlex.quote
+        return (f"kpbm=; {{ read -r kpbm < {q(self.monitor)}; }} 2>/dev/null; "
+                f'[ -n "$kpbm" ] && kill $kpbm 2>/dev/null; rm -f {q(self.monitor)}; ')
 
     def stop(self) -> str:
         """Give text that ends the loop and prints the samples on stderr after a marker line."""
-        return (f'[ -n "$kpbmon" ] && kill $kpbmon 2>/dev/null; echo "--- {MARK} ---" >&2; '
+        return (self.halt() + f'echo "--- {MARK} ---" >&2; '
                 f"cat {shlex.quote(self.file)} >&2 2>/dev/null; rm -f {shlex.quote(self.file)}; ")
 
     def wrap(self, script: str) -> str:
         """Give `script` run between the baseline and the stop, in a subshell; its exit code passes through."""
-        return self.setup() + self.start() + f"( {script} ); kprc=$?; " + self.stop() + "exit $kprc"
+        return self.setup() + self.baseline() + self.start() + f"( {script} ); kprc=$?; " + self.stop() + "exit $kprc"
+
+    def wrap_case(self, script: str) -> str:
+        """Give a case script whose hooks (`case_hooks`) take the samples, with the sampler's setup before
+        it and the samples after it on stderr; its exit code passes through."""
+        return self.setup() + f"( {script} ); kprc=$?; " + self.stop() + "exit $kprc"
+
+    def case_hooks(self) -> tuple[str, str, str]:
+        """Give the text a case script runs after its cool-down wait (the baseline), just before the
+        runner (the loop's start), and after it (the loop's end)."""
+        return self.baseline(), self.start(), self.halt()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ roofline companion (achieved GFLOP/s beside each latency).
 A cell is R rounds (separate runner invocations) of one setting: it shows the mean of the
 rounds' averages, "mean ± std ms" when there is more than one round ("ms (1 round)" otherwise),
 p50 and p90 of every timed iteration where the runner printed them (kpmobile's own runners), and a
-``*`` when its CV is over 5 % or a round was flagged throttled, core-mismatch or outputs-diverge.
+``*`` when its CV is over 5 %, a round was flagged throttled, core-mismatch or outputs-diverge,
+or its rounds trend up (``trend-up``: a phone heating and throttling over the sweep).
 A column whose runner did not apply --threads (the x86 runner) gets a footnote. Its JSON gives
 mean_ms, std_ms, median_ms, min_ms, cv, rounds, p50_ms, p90_ms, samples ("iterations" or
 "rounds": what p50/p90 are over), starred and star_reasons, threads_applied, and flags: the
@@ -27,7 +28,7 @@ NOTES = ("These tests above are based Paddle Lite deployment.", "The time only i
 EMULATED = "(emulated)"
 EMULATED_NOTE = ("emulated: the phone runs under qemu (it says ro.kernel.qemu=1); these times are emulation "
                  "times on the host, not phone timings")
-STAR_FLAGS = ("throttled", "core-mismatch", "outputs-diverge")  # conditions that earn a cell its *
+STAR_FLAGS = ("throttled", "core-mismatch", "outputs-diverge", "trend-up")  # flags that earn a cell its *
 THREADS_NOTE = ("[1] threads not applied: the runner's log says it ignored --threads (the x86 MobileConfig has"
                 " no set_threads), so columns that differ only in threads measure the same thing.")
 

@@ -35,6 +35,21 @@ def busy_timeout_s() -> float:
         return 30.0
 
 
+def _referring(db: sqlite3.Connection, table: str) -> list[tuple[str, str, str]]:
+    """Give (table, its column, `table`'s column) for every foreign key of the store that points at `table`."""
+    names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    return [(name, str(fk[3]), str(fk[4] or "rowid")) for name in names
+            for fk in db.execute(f'PRAGMA foreign_key_list("{name}")') if fk[2] == table and name != table]
+
+
+def _delete_with_dependents(db: sqlite3.Connection, table: str, where: str, args: tuple[Any, ...]) -> None:
+    """Delete the rows of `table` that match, after every row that refers to them (samples, op profiles and
+    their kernels, whatever a later schema step adds with a foreign key): a run leaves nothing behind."""
+    for child, column, key in _referring(db, table):
+        _delete_with_dependents(db, child, f'"{column}" IN (SELECT "{key}" FROM "{table}" WHERE {where})', args)
+    db.execute(f'DELETE FROM "{table}" WHERE {where}', args)
+
+
 @dataclass(frozen=True)
 class RunRow:
     """One sweep as stored; `pid`/`pid_start` on `host` name the process that runs (or ran) it."""
@@ -345,9 +360,8 @@ class Store(OpStoreMixin):
         if held_by_another(run):
             raise RunBusy(f"run {run_id} is being run by {busy_owner(run)}", "wait for it to finish")
         with self._write() as db:
-            db.execute("DELETE FROM samples WHERE case_id IN (SELECT id FROM cases WHERE run_id=?)", (run_id,))
-            removed = db.execute("DELETE FROM cases WHERE run_id=?", (run_id,)).rowcount
-            db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+            removed = db.execute("SELECT COUNT(*) FROM cases WHERE run_id=?", (run_id,)).fetchone()[0]
+            _delete_with_dependents(db, "runs", "id = ?", (run_id,))
         return int(removed)
 
     # devices ----------------------------------------------------------------------------

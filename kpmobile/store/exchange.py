@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,19 +14,29 @@ from kpmobile import __version__
 from kpmobile.errors import ConfigError
 from kpmobile.records import RunPlan
 from kpmobile.store.db import CaseRow, RunRow, Store, add_samples
-from kpmobile.store.models import ExportDoc
+from kpmobile.store.models import EnergyDoc, ExportDoc
+from kpmobile.store.ops import OpProfileRow
 from kpmobile.typed import validate
 
 SCHEMA = "kpmobile-run"
-VERSION = 1
+VERSION = 2  # 2: op_profiles (issue 17)
 
-# version N -> N + 1. To read files of an older layout, add its step here, e.g.
-# MIGRATIONS[0] = _v0_to_v1; migrate() chains the steps up to VERSION.
+# version N -> N + 1. To read files of an older layout, add its step here;
+# migrate() chains the steps up to VERSION.
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 files carried no operator profiles."""
+    return {**data, "op_profiles": data.get("op_profiles", []), "version": 2}
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
 
 _RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRow) if f.name not in ("pid", "pid_start"))
 _CASE_FIELDS = tuple(f.name for f in dataclasses.fields(CaseRow) if f.name not in ("id", "samples_ms"))
+_OP_FIELDS = tuple(f.name for f in dataclasses.fields(OpProfileRow) if f.name not in ("id", "kernels"))
+_KERNEL_FIELDS = ("op_type", "kernel", "func", "calls", "avg_ms", "min_ms", "max_ms", "share")
 
 
 def export_run(store: Store, run_id: str | None = None) -> dict[str, Any]:
@@ -42,7 +53,15 @@ def export_run(store: Store, run_id: str | None = None) -> dict[str, Any]:
         "run": {**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)}, "plan": run.plan.to_json()},
         "devices": {fp: known[fp] for fp in fps if fp in known},
         "cases": [_case_json(c) for c in cases],
+        "op_profiles": [_op_json(p) for p in store.op_profiles(run.id)],
     }
+
+
+def _op_json(profile: OpProfileRow) -> dict[str, Any]:
+    """Give a stored op profile as export JSON (no row id; its kernels slowest first)."""
+    data = {k: getattr(profile, k) for k in _OP_FIELDS}
+    data["kernels"] = [k.to_json() for k in profile.kernels]
+    return data
 
 
 def _case_json(case: CaseRow) -> dict[str, Any]:
@@ -119,6 +138,14 @@ def check(data: dict[str, Any]) -> ExportDoc:
         if case.case_key != case.expected_key():
             raise ConfigError(f"{SCHEMA} export: case {i} key {ascii(case.case_key)} does not match its fields",
                               "import only files `kpmobile runs export` wrote")
+        energy = (case.extra or {}).get("energy")
+        if energy is not None:
+            validate(EnergyDoc, energy, f"{SCHEMA} export: case {i} extra.energy",
+                     "import only files `kpmobile runs export` wrote")
+    for i, profile in enumerate(doc.op_profiles):
+        if profile.run_id not in (None, doc.run.id):
+            raise ConfigError(f"{SCHEMA} export: op profile {i} belongs to run {profile.run_id}, not {doc.run.id}",
+                              "import only files `kpmobile runs export` wrote")
     return doc
 
 
@@ -126,7 +153,8 @@ def _canonical(data: dict[str, Any]) -> str:
     cases = sorted((_case_values(c) for c in data["cases"]), key=lambda c: str(c["case_key"]))
     run = {k: data["run"].get(k) for k in _RUN_FIELDS}
     run["plan"] = RunPlan.from_json(run["plan"]).to_json()  # an export of an older version reads the same
-    return json.dumps({"run": run, "cases": cases}, sort_keys=True)
+    ops = [{k: p.get(k) for k in (*_OP_FIELDS, "kernels") if k != "run_id"} for p in data.get("op_profiles") or ()]
+    return json.dumps({"run": run, "cases": cases, "op_profiles": ops}, sort_keys=True)
 
 
 def _case_values(case: dict[str, Any]) -> dict[str, Any]:
@@ -189,4 +217,17 @@ def import_run(store: Store, data: dict[str, Any]) -> ImportResult:
             values["extra"] = json.dumps(values["extra"])
             cur = db.execute(f"INSERT INTO cases({columns}) VALUES ({marks})", [values[k] for k in _CASE_FIELDS])
             add_samples(db, int(cur.lastrowid or 0), values["samples_ms"])
+        for profile in data.get("op_profiles") or ():
+            _insert_op_profile(db, run_id, profile)
     return ImportResult(run_id, len(data["cases"]), added, False)
+
+
+def _insert_op_profile(db: sqlite3.Connection, run_id: str, profile: dict[str, Any]) -> None:
+    """Store one exported op profile and its kernels (in the import's transaction)."""
+    values = {**{k: profile.get(k) for k in _OP_FIELDS}, "run_id": run_id}
+    cur = db.execute(f"INSERT INTO op_profiles({', '.join(_OP_FIELDS)}) VALUES ({', '.join('?' for _ in _OP_FIELDS)})",
+                     [values[k] for k in _OP_FIELDS])
+    pid = int(cur.lastrowid or 0)
+    db.executemany(f"INSERT INTO op_times(profile_id, rank, {', '.join(_KERNEL_FIELDS)}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                   [(pid, rank, *(k[f] for f in _KERNEL_FIELDS))
+                    for rank, k in enumerate(profile.get("kernels") or ())])

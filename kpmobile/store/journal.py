@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -28,49 +30,40 @@ def journal_path(db: Path) -> Path:
     return db.with_name(db.name + ".journal")
 
 
-def reserve(db: Path, size: int = RESERVE_BYTES) -> None:
-    """Make sure the journal holds `size` bytes of free space (best effort: a full disk reserves less)."""
-    path = journal_path(db)
+@contextmanager
+def _opened(db: Path, flags: int) -> Iterator[int | None]:
+    """Give the journal's descriptor (closed on exit), or None when it cannot be opened (best effort)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(journal_path(db), flags, 0o644)
     except OSError:
+        yield None
         return
     try:
-        used = _used(fd)
-        if os.fstat(fd).st_size < used + size:
-            os.posix_fallocate(fd, 0, used + size)
-    except OSError:
-        pass
+        yield fd
     finally:
         os.close(fd)
+
+
+def reserve(db: Path, size: int = RESERVE_BYTES) -> None:
+    """Make sure the journal holds `size` bytes of free space (best effort: a full disk reserves less)."""
+    with _opened(db, os.O_RDWR | os.O_CREAT) as fd, suppress(OSError):
+        if fd is not None and os.fstat(fd).st_size < _used(fd) + size:
+            os.posix_fallocate(fd, 0, _used(fd) + size)
 
 
 def release_reserve(db: Path) -> None:
     """Give the journal's unused reserve back to the disk (so a full store can still mark the run)."""
-    path = journal_path(db)
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return
-    try:
-        os.ftruncate(fd, _used(fd))
-    finally:
-        os.close(fd)
+    with _opened(db, os.O_RDWR) as fd:
+        if fd is not None:
+            os.ftruncate(fd, _used(fd))
 
 
 def drop_reserve(db: Path) -> None:
     """Remove the journal when it holds no case (a sweep that ended with every case stored)."""
-    path = journal_path(db)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        empty = _used(fd) == 0
-    finally:
-        os.close(fd)
+    with _opened(db, os.O_RDONLY) as fd:
+        empty = fd is not None and _used(fd) == 0
     if empty:
-        path.unlink(missing_ok=True)
+        journal_path(db).unlink(missing_ok=True)
 
 
 def _used(fd: int) -> int:

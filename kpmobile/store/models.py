@@ -18,6 +18,7 @@ Status = Annotated[str, Field(pattern=r"^[a-z][a-z_-]{0,31}$")]
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
 Whole = Annotated[int, Field(ge=0, le=1_000_000_000)]
 Ms = Annotated[float, Field(ge=0)]
+Percent = Annotated[float, Field(ge=0, le=100.5)]  # a share; rounding may lift a sum a little over 100
 
 
 class CaseSpec(Strict):
@@ -118,13 +119,70 @@ class CaseDoc(Strict):
                          round=self.round, batch=self.batch, pipeline=self.pipeline, persons=self.persons).key()
 
 
+class EnergyDoc(Strict):
+    """A case's energy record (its extra's `energy`, bench --energy) as exported."""
+
+    samples: Whole
+    idle_samples: Whole
+    mean_w: float | None = None  # negative while the battery charges
+    idle_w: float | None = None
+    energy_mj: Annotated[float, Field(gt=0)] | None = None
+    latency_ms: Ms | None = None
+    battery: str | None = None
+    status: str | None = None
+    units: str | None = None
+    flags: list[Literal["charging"]] = []
+    note: str | None = None
+    hint: str | None = None
+    power_trace: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = []
+
+
+class KernelDoc(Strict):
+    """One kernel's time in an op profile."""
+
+    op_type: str
+    kernel: str
+    func: str
+    calls: Whole
+    avg_ms: Ms
+    min_ms: Ms
+    max_ms: Ms
+    share: Percent
+
+
+class OpProfileDoc(Strict):
+    """One cell's profiling invocation (bench --op-profile) as exported, with its kernels slowest first."""
+
+    run_id: RunId | None = None
+    case_key: str
+    device_fp: Name
+    serial: Name
+    model: Name
+    backend: Name
+    threads: Count
+    power_mode: Annotated[int, Field(ge=0, le=3)]
+    precision: Literal["fp32", "fp16"]
+    batch: Count
+    warmup: Whole
+    repeats: Count
+    runner: str | None = None
+    status: Status
+    error: str | None = None
+    source: str | None = None
+    avg_ms: Ms | None = None
+    raw_log: str | None = None
+    created: float
+    kernels: list[KernelDoc] = []
+
+
 class ExportDoc(Strict):
-    """A whole export file (version 1 layout)."""
+    """A whole export file, version 2 layout (`exchange.migrate` brings version 1 files up to it)."""
 
     schema_: Literal["kpmobile-run"] = Field(alias="schema")
-    version: Literal[1]
+    version: Literal[2]
     exported: float | None = None
     exported_by: str | None = None
     run: RunDoc
     devices: dict[Name, dict[str, Any]] = {}
     cases: list[CaseDoc]
+    op_profiles: list[OpProfileDoc]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from kpmobile.devices.casescript import Hooks
 from kpmobile.devices.energy import CHARGING_HINT, Sampler, energy_of, split_samples
 from kpmobile.errors import DeviceError, KpError
 from kpmobile.paths import DEVICE_DIR
@@ -28,9 +29,15 @@ def sampler_for(result_remote: str, energy: bool, idle_s: float) -> Sampler | No
     return Sampler(f"{result_remote}.bat", idle_s=idle_s) if energy else None
 
 
+def hooks(sampler: Sampler | None) -> Hooks:
+    """Give the case script's hooks of the sampler: the idle baseline after the cool-down wait (a phone
+    just cooled is at rest), the sampling loop around the runner only; none without --energy."""
+    return Hooks(*sampler.case_hooks()) if sampler is not None else Hooks()
+
+
 def wrap(script: str, sampler: Sampler | None) -> str:
-    """Give the case script run inside the sampler (unchanged without one)."""
-    return sampler.wrap(script) if sampler is not None else script
+    """Give the case script (made with `hooks(sampler)`) run inside the sampler (unchanged without one)."""
+    return sampler.wrap_case(script) if sampler is not None else script
 
 
 def strip_samples(stderr: str) -> str:

@@ -189,7 +189,7 @@ class PhoneExecutor:
         cooling = casescript.Cooling(target.thermal_limit_c, self.opts.thermal_wait_s, self.opts.cooldown_s)
         sampler = costs.sampler_for(files.result, self.opts.energy, self.opts.energy_idle_s)
         script = costs.wrap(casescript.case_script(framer, argv, files, target.watched_cores, cooling,
-                                                   self.opts.core_sample_s), sampler)
+                                                   self.opts.core_sample_s, costs.hooks(sampler)), sampler)
         self._active[target.fp] = files.pid
         trips = target.phone.round_trips
         try:

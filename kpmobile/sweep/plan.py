@@ -44,7 +44,7 @@ class BenchOptions:
     resume: str | None = None
     case_timeout_s: float = 600.0
     allow_oversubscribe: bool = False  # threads above a phone's core count
-    no_wait: bool = False  # a phone leased by another sweep: refuse instead of waiting
+    no_wait: bool = False  # a phone (or, host sweeps, the host) leased by another sweep: refuse, not wait
     command: str = "kpmobile bench"
     virtual_profile: str = "virtual"
     virtual: str | None = None  # "x86" | "arm": use that virtual phone only (arm: kirin980 under qemu)

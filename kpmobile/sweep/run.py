@@ -14,7 +14,7 @@ from kpmobile.store import RunBusy, RunRow, Store
 from kpmobile.store.db import busy_owner, held_by_another
 from kpmobile.sweep.case import CaseExecutor, Counters, Progress, SilentProgress
 from kpmobile.sweep.engine import Lease, SweepOutcome, no_lease, run_sweep_cases
-from kpmobile.sweep.lease import phone_leases
+from kpmobile.sweep.lease import host_lease, phone_leases
 from kpmobile.sweep.plan import BenchOptions, check_threads, pipeline_models, resumed_options
 
 
@@ -85,6 +85,7 @@ def run_sweep(opts: BenchOptions, progress: Progress | None = None) -> SweepResu
             from kpmobile.sweep.host import HostExecutor
 
             executor = HostExecutor(opts, specs, counters, progress, store)
+            lease = host_lease(wait=not opts.no_wait, notify=progress.note)
         else:
             from kpmobile.sweep.discover import discover_phones
             from kpmobile.sweep.phone import PhoneExecutor
