@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import tomli
 
 from kpmobile.errors import ConfigError
 from kpmobile.paths import PROFILES_DIR
@@ -112,15 +111,39 @@ def load_profiles(folder: Path = PROFILES_DIR) -> dict[str, Profile]:
 
 @lru_cache(maxsize=4)
 def _profiles_at(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> dict[str, Profile]:
+    paths = sorted(Path(folder).glob("*.toml"))
     profiles: dict[str, Profile] = {}
-    for path in sorted(Path(folder).glob("*.toml")):
-        try:
-            data = tomli.loads(path.read_text())
-        except tomli.TOMLDecodeError as exc:
-            raise ConfigError(f"device profile {path} is not valid TOML ({exc})", "fix its syntax") from exc
+    for path, data in zip(paths, _profile_data(paths)):
         profile = _profile_from(data, path)
         profiles[profile.name] = profile
     return profiles
+
+
+def _profile_data(paths: list[Path]) -> list[dict[str, Any]]:
+    """Give the parsed TOML of each profile file: remembered across runs as JSON while no file changes
+    (kpmobile.filememo), so a command that identifies a phone neither imports nor runs tomli."""
+    from kpmobile.filememo import remembered_as
+
+    def parse() -> str:
+        return json.dumps([_parse_toml(p) for p in paths])
+
+    def identity() -> list[list[object]]:
+        return [[str(p), p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_ctime_ns] for p in paths]
+
+    try:
+        data = json.loads(remembered_as(f"profiles:{paths[0].parent if paths else ''}", identity, parse))
+    except (TypeError, ValueError):  # a value JSON cannot hold (a TOML date): parse as before
+        return [_parse_toml(p) for p in paths]
+    return data if isinstance(data, list) and len(data) == len(paths) else [_parse_toml(p) for p in paths]
+
+
+def _parse_toml(path: Path) -> dict[str, Any]:
+    import tomli
+
+    try:
+        return tomli.loads(path.read_text())
+    except tomli.TOMLDecodeError as exc:
+        raise ConfigError(f"device profile {path} is not valid TOML ({exc})", "fix its syntax") from exc
 
 
 def load_profile(name: str, folder: Path = PROFILES_DIR) -> Profile:

@@ -192,3 +192,19 @@ def test_hot_start_is_judged_on_the_reading_the_cool_down_ended_on() -> None:
     assert extra.telemetry is not None and extra.telemetry.cooldown["start_c"] == 44.9
     # A wait that gave up with the phone still at the limit is a hot start.
     assert "hot-start" in from_stream(parse_case_stream(_stream(47000, 47000), "abc123"), 45.0, None).flags
+
+
+def test_the_stream_ends_with_the_script_not_with_the_samplers_sleep(tmp_path: Path) -> None:
+    # adbd (like this pipe) ends a shell's stream once every writer is gone: the sampler, asleep
+    # between samples for 30 s here, must not hold the host's stream (fd 3) open.
+    thermal, cpu = _fake_device(tmp_path, [36000])
+    files = casescript.CaseFiles.beside(str(tmp_path), str(tmp_path / "results" / "case.txt"))
+    framer = Framer()
+    argv = ["sh", "-c", f"sleep 0.3; echo 'avg = 1' > {files.result}"]
+    script = casescript.case_script(framer, argv, files, [0], casescript.Cooling(), interval_s=30)
+    script = script.replace(telemetry.THERMAL_DIR, str(thermal)).replace(telemetry.CPU_DIR, str(cpu))
+    proc = subprocess.Popen(["/bin/sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=20)  # the old script kept the stream open for the 30 s sleep
+    s = casescript.parse_case_stream(out, framer.nonce)
+    assert proc.returncode == 0 and s.complete and s.result == b"avg = 1\n"
+    assert sum(telemetry.parse_core_samples(s.core_samples).values()) > 0

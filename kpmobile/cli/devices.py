@@ -17,8 +17,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List attached phones with their SoC, ABI and matched profile."""
-        from rich.table import Table
-
         from kpmobile.devices.android import list_devices
 
         try:
@@ -31,6 +29,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             emit_json([d.to_json() for d in found])
             return
+        from rich.table import Table
+
         table = Table(title="Devices")
         for col in ("serial", "state", "brand", "model", "abi", "android", "soc", "profile", "big cores", "server"):
             table.add_column(col)

@@ -5,18 +5,38 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from kpmobile.errors import KpError
 from kpmobile.safetext import strip_controls
 
-# Piped output (logs, CI) is not cut to 80 columns: wide tables stay readable.
-console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+
+class _LazyConsole:
+    """A rich Console made on first use: a command that prints only JSON never imports rich's console
+    (~40 ms of its start)."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            # Piped output (logs, CI) is not cut to 80 columns: wide tables stay readable.
+            width = None if self._stderr or sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+            self._console = Console(width=width, stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+console = _LazyConsole()
+err_console = _LazyConsole(stderr=True)
 
 
 def emit_json(data: Any) -> None:
@@ -26,11 +46,15 @@ def emit_json(data: Any) -> None:
 
 def literal(text: object, style: str = "") -> Text:
     """Give `text` as rich Text shown as it is: never read as markup, control characters stripped."""
+    from rich.text import Text
+
     return Text(strip_controls(text), style=style)
 
 
 def line(*parts: object | tuple[object, str]) -> Text:
     """Give one printed line from literal parts; a (text, style) pair is styled, e.g. ("error:", "bold red")."""
+    from rich.text import Text
+
     out = Text()
     for part in parts:
         if isinstance(part, tuple):

@@ -111,8 +111,10 @@ def case_script(framer: Framer, argv: Sequence[str], files: CaseFiles, watched: 
         framer.command("before", snapshot),
         *_hook(hooks.before_run),
         framer.header("stdout"),
-        # The monitored runner ends with `exit RC`: a subshell keeps this script going.
-        f"( {monitored} ); rc=$?; echo",
+        # The monitored runner ends with `exit RC`: a subshell keeps this script going. It gets no
+        # fd 3 (the host's stream): a sampler's last `sleep` would hold the stream open after the
+        # script ended, and adbd sends the exit status only once the stream's writers are gone.
+        f"( {monitored} ) 3>&-; rc=$?; echo",
         *_hook(hooks.after_run),
         framer.command("rc", "echo $rc"),
         framer.command("after", snapshot),
@@ -135,7 +137,7 @@ def case_script(framer: Framer, argv: Sequence[str], files: CaseFiles, watched: 
 
 def _hook(text: str) -> list[str]:
     """Give a hook's text as a part of the script, its output discarded (nothing for an empty hook)."""
-    return [f"{{ {text.rstrip().rstrip(';')}; }} >/dev/null 2>&1"] if text.strip() else []
+    return [f"{{ {text.rstrip().rstrip(';')}; }} >/dev/null 2>&1 3>&-"] if text.strip() else []
 
 
 @dataclass(frozen=True)

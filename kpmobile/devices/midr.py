@@ -8,9 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import tomli
-
 from kpmobile.errors import ConfigError
+from kpmobile.filememo import toml_data
 from kpmobile.paths import PROFILES_DIR
 from kpmobile.records import CpuCluster
 
@@ -38,13 +37,13 @@ def core_table(folder: Path = PROFILES_DIR) -> tuple[CoreType, ...]:
     """Give every core of device_profiles/tables/cores.toml."""
     path = folder / CORES_FILE
     try:
-        data: dict[str, Any] = tomli.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = toml_data(path)  # tomli.TOMLDecodeError is a ValueError
         return tuple(
             CoreType(int(c["implementer"]), int(c["part"]),
                      int(c["variant"]) if "variant" in c else None, str(c["name"]), int(c["fma_bits"]))
             for c in data.get("core", [])
         )
-    except (OSError, tomli.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"core table {path} is unreadable or malformed ({exc})",
                           "fix the file; each [[core]] needs implementer, part, name and fma_bits") from exc
 

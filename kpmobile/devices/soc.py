@@ -14,9 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import tomli
-
 from kpmobile.errors import ConfigError
+from kpmobile.filememo import toml_data
 from kpmobile.paths import PROFILES_DIR
 
 SOCS_FILE = "tables/socs.toml"
@@ -65,7 +64,7 @@ def load_table(folder: Path = PROFILES_DIR, profile_socs: Iterable[tuple[str, ..
     """Give the table of `folder`/socs.toml, with each profile's `soc` list as aliases of its first name."""
     path = folder / SOCS_FILE
     try:
-        data = tomli.loads(path.read_text(encoding="utf-8"))
+        data = toml_data(path)  # tomli.TOMLDecodeError is a ValueError
         table = SocTable(
             chip_props=tuple(_rule(e) for e in data.get("chip_property", [])),
             board_props=tuple(_rule(e) for e in data.get("board_property", [])),
@@ -75,7 +74,7 @@ def load_table(folder: Path = PROFILES_DIR, profile_socs: Iterable[tuple[str, ..
             aliases={},
             chip_like=re.compile(str(data["chip_like"])) if data.get("chip_like") else None,
         )
-    except (OSError, tomli.TOMLDecodeError, KeyError, TypeError, ValueError, re.error) as exc:
+    except (OSError, KeyError, TypeError, ValueError, re.error) as exc:
         raise ConfigError(f"SoC table {path} is unreadable or malformed ({exc})",
                           "fix the file; compare it with the [[chip_property]] entries") from exc
     for names in profile_socs:

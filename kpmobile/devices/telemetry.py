@@ -21,8 +21,10 @@ CPU_DIR = "/sys/devices/system/cpu"
 THROTTLE_DROP = 0.15  # a max-frequency drop larger than this during a case is throttling
 CORE_MISMATCH_SHARE = 0.2  # more samples than this outside the expected cores is a binding mismatch
 _PLAUSIBLE_C = (-30.0, 150.0)  # zones outside this range report nonsense (disabled sensors, -273)
-# a process's children: /proc/PID/task/PID/children where the kernel has it, else pgrep -P
-_CHILDREN = "{{ read -r k < /proc/{pid}/task/{pid}/children && echo $k; }} 2>/dev/null || pgrep -P {pid} 2>/dev/null"
+# A process's children into $k: /proc/PID/task/PID/children where the kernel has it (a builtin
+# `read`: no fork; the file has no final newline, so read's status says nothing), else pgrep -P.
+_CHILDREN = ("k=; {{ read -r k < /proc/{pid}/task/{pid}/children; }} 2>/dev/null; "
+             "[ -n \"$k\" ] || [ -e /proc/{pid}/task/{pid}/children ] || k=$(pgrep -P {pid} 2>/dev/null)")
 _STAT_PROCESSOR = 39  # 1-based field of /proc/PID/stat: CPU number last executed on
 
 
@@ -131,7 +133,7 @@ def monitored_script(argv: Sequence[str], workdir: str, pid_file: str, cores_fil
     q = shlex.quote
     sample = (
         'for f in /proc/$pid/task/*/stat; do read -r l < "$f" && echo "$l"; done; '
-        '[ -n "$kids" ] || kids=$(' + _CHILDREN.format(pid="$pid") + '); '
+        '[ -n "$kids" ] || { ' + _CHILDREN.format(pid="$pid") + '; kids=$k; }; '
         'for k in $kids; do for f in /proc/$k/task/*/stat; do read -r l < "$f" && echo "$l"; done; done'
     )
     # The sampler runs beside the runner and the shell waits on the runner itself, so the script
@@ -152,7 +154,7 @@ def stop_script(pid_file: str) -> str:
     q = shlex.quote(pid_file)
     return (
         f"p=; read -r p < {q} 2>/dev/null || exit 0; [ -n \"$p\" ] || exit 0; "
-        'kids=$(' + _CHILDREN.format(pid="$p") + '); '
+        + _CHILDREN.format(pid="$p") + "; kids=$k; "
         "kill -TERM $kids $p 2>/dev/null; sleep 0.5; kill -KILL $kids $p 2>/dev/null; "
         f"rm -f {q}; true"
     )

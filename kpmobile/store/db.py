@@ -129,6 +129,52 @@ _CASE_FIELDS = tuple(CaseRow.__dataclass_fields__)
 _RUN_FIELDS = tuple(RunRow.__dataclass_fields__)
 
 
+WAL_AUTOCHECKPOINT = 4  # pages: a small WAL, checkpointed after (nearly) every commit
+
+
+class _Checkpointer:
+    """A thread with its own connection that checkpoints the WAL (PASSIVE: it never blocks a writer
+    or a reader, and gives up on a locked store) each time a commit pokes it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="store-checkpoint")
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Ask for one checkpoint soon."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Give nothing once a last checkpoint ran and the thread ended."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(str(self.path), timeout=0.1, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # locked or full: the next commit pokes again; the case itself is stored
+                if self._stopping:
+                    return
+        finally:
+            db.close()
+
+
 class Store(OpStoreMixin):
     """A SQLite file holding runs, devices and cases; safe to share between worker threads.
 
@@ -141,6 +187,7 @@ class Store(OpStoreMixin):
         self.path = Path(path)
         self.readonly = readonly
         self._lock = threading.Lock()
+        self._checkpointer: _Checkpointer | None = None
         timeout = busy_timeout_s()
         if readonly:
             self._db = self._open_readonly(timeout)
@@ -175,7 +222,7 @@ class Store(OpStoreMixin):
             # a crashed or killed kpmobile loses nothing, only a power cut can lose the last cases.
             db.execute("PRAGMA synchronous=NORMAL")
             # A small WAL, checkpointed often: a store on a small disk grows by its cases, not by 4 MB of log.
-            db.execute("PRAGMA wal_autocheckpoint=4")
+            db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
             db.execute("PRAGMA journal_size_limit=16384")
         except OSError as exc:
             raise StoreReadOnly(f"cannot create store {self.path}: {exc.strerror or exc}",
@@ -185,9 +232,35 @@ class Store(OpStoreMixin):
         return db
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (after the background checkpoints, if any, have stopped)."""
+        self.checkpoint_inline()
         with self._lock:
             self._db.close()
+
+    def checkpoint_in_background(self) -> None:
+        """Checkpoint the WAL in a thread of its own from now on, not inside each commit: a checkpoint
+        syncs the WAL and the store to disk (two fsyncs, 5-80 ms here), which a sweep's case store
+        should not wait for. Every commit still wakes one checkpoint at once, so the WAL stays as small
+        as before (a store on a small disk grows by its cases, not by its log); a commit is as durable
+        as before (synchronous=NORMAL: in the WAL). `checkpoint_inline()` (or close) goes back."""
+        if self.readonly or self._checkpointer is not None:
+            return
+        with self._lock:
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = _Checkpointer(self.path)
+        self._checkpointer.start()
+
+    def checkpoint_inline(self) -> None:
+        """Stop the background checkpoints (after a last one) and checkpoint inside commits again."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is None:
+            return
+        checkpointer.stop()
+        with self._lock:
+            try:
+                self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+            except sqlite3.Error:
+                pass  # a closed or broken connection checkpoints nothing either way
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -212,6 +285,8 @@ class Store(OpStoreMixin):
                 try:
                     yield self._db
                     self._db.execute("COMMIT")
+                    if self._checkpointer is not None:
+                        self._checkpointer.poke()
                 except BaseException:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")

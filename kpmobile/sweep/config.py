@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import tomli
-
 from kpmobile.errors import ConfigError
 from kpmobile.sweep.plan import BenchOptions, split_pipeline, with_overrides
 from kpmobile.sweep.settings import FILE_KEYS, FLAGS, PLAN_FLAGS, SweepSettings
@@ -25,6 +23,8 @@ def read_sweep_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"sweep file {path} is not UTF-8 text (byte {exc.start})", "save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read sweep file {path}: {exc.strerror or exc}", "check the path") from None
+    import tomli  # only a sweep file is TOML: a sweep from flags alone need not import it
+
     try:
         data = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,6 +93,7 @@ def run_sweep_cases(opts: BenchOptions, store: Store, executor: CaseExecutor, co
         for info in executor.devices():
             store.upsert_device(info)
         journal.reserve(store.path)  # room for a measured case should the disk fill up
+        store.checkpoint_in_background()  # a case's store then waits for no fsync
         with lease(run_id, plan):
             executor.prepare(run_id, outcome.out_dir)
             todo = remaining(plan.cases, store.done_keys(run_id))
@@ -183,9 +185,7 @@ def _execute(store: Store, run_id: str, todo: Sequence[BenchCase], executor: Cas
         futures = [pool.submit(lane, cases) for cases in lanes.values()]
         try:
             for fut in futures:
-                while not fut.done():
-                    time.sleep(0.05)
-                fut.result()
+                _wait_for(fut)
         except KeyboardInterrupt:
             # Stop the runners now, so that the workers' shells return; nothing more is started and
             # the cut-off cases are not stored (--resume runs them again).
@@ -193,6 +193,17 @@ def _execute(store: Store, run_id: str, todo: Sequence[BenchCase], executor: Cas
             executor.interrupt()
             return True
     return False
+
+
+def _wait_for(fut: Future[None]) -> None:
+    """Give nothing once the lane ended (its exception raised): a wait with a timeout, not a sleep, so
+    it returns the moment the lane ends and still lets Ctrl-C through."""
+    while True:
+        try:
+            fut.result(timeout=0.25)
+            return
+        except FutureTimeout:
+            continue
 
 
 def _store(store: Store, run_id: str, r: CaseResult, started: float) -> None:
@@ -214,6 +225,7 @@ def _finish(store: Store, executor: CaseExecutor, run_id: str, outcome: SweepOut
     out = outcome or SweepOutcome(executor.kind, run_id, store.path, opts.out_dir / run_id, counters)
     out.interrupted = status == "interrupted"
     try:
+        store.checkpoint_inline()
         rows = store.cases(run_id)
         summarize(out, rows, executor)
         if status == "complete" and out.failed:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from kpmobile.errors import KpError
+from kpmobile.filememo import remembered
 from kpmobile.paths import DEVICE_DIR, cache_dir
 from kpmobile.records import BenchCase, ModelSpec, OutputStat
 from kpmobile.sweep import pipeline as pipe
@@ -135,20 +136,16 @@ def push_files(target: Target, staged: Staged, counters: Counters, progress: Pro
         progress.note(f"{target.info.serial}: pushed {PurePosixPath(remote).name}")
 
 
-_MD5_CACHE: dict[tuple[str, float, int], str] = {}
-
-
 def file_md5(path: Path) -> str:
-    """Give a host file's md5 (cached by path, mtime and size)."""
-    st = path.stat()
-    key = (str(path), st.st_mtime, st.st_size)
-    if key not in _MD5_CACHE:
+    """Give a host file's md5 (remembered across runs while the file is unchanged: kpmobile.filememo)."""
+    def compute() -> str:
         digest = hashlib.md5()
         with path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
-        _MD5_CACHE[key] = digest.hexdigest()
-    return _MD5_CACHE[key]
+        return digest.hexdigest()
+
+    return remembered(path, "md5", compute)
 
 
 # the host's backends ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from kpmobile.filememo import remembered
 from kpmobile.paths import cache_dir
 from kpmobile.records import OutputStat
 
@@ -23,15 +24,16 @@ def reference_stats(nb_x86: Path, input_shape: Sequence[int], timeout_s: float =
     Phones print the same statistics for the same input, so comparing them catches a broken ARM .nb
     without pulling tensors off the phone. An empty tuple means no reference could be made.
     """
-    from kpmobile.runners import LITE_RUNNER_PATH
-    from kpmobile.runners.parsers import parse_log
-
     shape = ",".join(str(int(d)) for d in input_shape)
-    digest = hashlib.sha256(nb_x86.read_bytes() + shape.encode() + b"|dtype").hexdigest()[:24]
+    digest = remembered(nb_x86, f"reference-key:{shape}",
+                        lambda: hashlib.sha256(nb_x86.read_bytes() + shape.encode() + b"|dtype").hexdigest()[:24])
     cached = cache_dir() / "reference" / f"{digest}.json"
     if cached.is_file():
         return tuple(OutputStat(tuple(o["shape"]), o["mean"], o["std"], o.get("dtype"))
                      for o in json.loads(cached.read_text()))
+    from kpmobile.runners import LITE_RUNNER_PATH
+    from kpmobile.runners.parsers import parse_log
+
     argv = [sys.executable, str(LITE_RUNNER_PATH), f"--optimized_model_file={nb_x86}", f"--input_shape={shape}",
             "--warmup=0", "--repeats=1", "--backend=x86", "--print_output_dtype=true"]
     try:

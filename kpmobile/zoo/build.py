@@ -13,8 +13,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kpmobile.errors import ConfigError, ConversionError
 from kpmobile.paths import cache_dir
 from kpmobile.records import ModelSpec
@@ -99,6 +97,8 @@ def ensure_model(spec: ModelSpec) -> Path:
         if not _complete(tmp):
             raise ConversionError(f"building {spec.name} wrote no {MODEL_FILE}/{PARAMS_FILE}",
                                   f"see {log_dir() / f'build-{spec.name}.log'}")
+        import yaml  # only a build writes YAML: a sweep of built models need not import it
+
         (tmp / INFER_CFG).write_text(yaml.safe_dump(infer_cfg(spec), sort_keys=False))
         record = {**result, "name": spec.name, "key": final.name, "builder_version": BUILDER_VERSION,
                   "versions": _versions(), "arch": spec.arch, "input_shape": list(spec.input_shape),

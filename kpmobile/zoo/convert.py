@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from kpmobile.errors import ConfigError, ConversionError, RunnerError
+from kpmobile.filememo import remembered
 from kpmobile.nbfile import NB_DIRECTORY, NB_MISSING, NbFormatError, read_nb
 from kpmobile.paths import cache_dir
 from kpmobile.zoo._worker import run_worker
@@ -123,13 +124,22 @@ def check_nb_target(path: Path, abi: str) -> None:
     want = ABI_TARGETS.get(abi.strip().lower())
     if want is None:
         raise RunnerError(f"unknown ABI '{abi}'", f"use one of: {', '.join(sorted(ABI_TARGETS))}")
-    header = nb_header(path)
-    compute = header.targets - {"host", "any"}
+    compute = _nb_targets(path) - {"host", "any"}
     foreign = compute & ({"arm", "x86"} - {want})
     if foreign or (compute and want not in compute):
         got = ", ".join(sorted(compute))
         raise RunnerError(f"{Path(path).name} holds {got} kernels, which do not run on {abi}",
                           f"convert it with --target {want}")
+
+
+def _nb_targets(path: Path) -> frozenset[str]:
+    """Give the kernel targets of a `.nb`, remembered while the file is unchanged (kpmobile.filememo):
+    reading its topology costs ~30 ms, at every sweep's start. RunnerError as nb_header's."""
+    try:
+        text = remembered(Path(path), "nb-targets", lambda: ",".join(sorted(nb_header(path).targets)))
+    except OSError:
+        return nb_header(path).targets  # missing or unreadable: nb_header says which, in its words
+    return frozenset(t for t in text.split(",") if t)
 
 
 # ONNX -----------------------------------------------------------------------------------------

@@ -122,12 +122,16 @@ def _pump_output(stream: Stream, proc: subprocess.Popen[bytes], framed: bool) ->
             exited = exited or proc.poll() is not None
     finally:
         selector.close()
-    # The command closed its output but may still run: wait for it, or for the host to give up.
-    while proc.poll() is None:
-        if stream.closed:
-            return False
-        stream.wait_closed(_POLL_S)
-    return not stream.closed
+    # The command closed its output but may still run: wait for it, or for the host to give up. Its
+    # pipes close a moment before its exit can be reaped, so this wait is on the process itself
+    # (Popen.wait polls from half a millisecond up), never a fixed poll interval after every command.
+    while not stream.closed:
+        try:
+            proc.wait(timeout=_POLL_S)
+            return not stream.closed
+        except subprocess.TimeoutExpired:
+            continue
+    return False
 
 
 def kill_leftovers(root: str) -> int:
