@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -120,30 +119,17 @@ def _profiles_at(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> dict[s
 
 
 def _profile_data(paths: list[Path]) -> list[dict[str, Any]]:
-    """Give the parsed TOML of each profile file: remembered across runs as JSON while no file changes
-    (kpmobile.filememo), so a command that identifies a phone neither imports nor runs tomli."""
-    from kpmobile.filememo import remembered_as
+    """Give the parsed TOML of each profile file, remembered across runs while it is unchanged
+    (kpmobile.filememo.toml_data), so a command that identifies a phone neither imports nor runs tomli."""
+    from kpmobile.filememo import toml_data
 
-    def parse() -> str:
-        return json.dumps([_parse_toml(p) for p in paths])
-
-    def identity() -> list[list[object]]:
-        return [[str(p), p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_ctime_ns] for p in paths]
-
-    try:
-        data = json.loads(remembered_as(f"profiles:{paths[0].parent if paths else ''}", identity, parse))
-    except (TypeError, ValueError):  # a value JSON cannot hold (a TOML date): parse as before
-        return [_parse_toml(p) for p in paths]
-    return data if isinstance(data, list) and len(data) == len(paths) else [_parse_toml(p) for p in paths]
-
-
-def _parse_toml(path: Path) -> dict[str, Any]:
-    import tomli
-
-    try:
-        return tomli.loads(path.read_text())
-    except tomli.TOMLDecodeError as exc:
-        raise ConfigError(f"device profile {path} is not valid TOML ({exc})", "fix its syntax") from exc
+    out = []
+    for path in paths:
+        try:
+            out.append(toml_data(path))
+        except ValueError as exc:  # tomli.TOMLDecodeError
+            raise ConfigError(f"device profile {path} is not valid TOML ({exc})", "fix its syntax") from exc
+    return out
 
 
 def load_profile(name: str, folder: Path = PROFILES_DIR) -> Profile:
