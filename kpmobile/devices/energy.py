@@ -19,6 +19,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kpmobile.devices.casescript import Hooks
 from kpmobile.records import Energy
 
 MARK = "KPBAT"
@@ -96,10 +97,10 @@ class Sampler:
         it and the samples after it on stderr; its exit code passes through."""
         return self.setup() + f"( {script} ); kprc=$?; " + self.stop() + "exit $kprc"
 
-    def case_hooks(self) -> tuple[str, str, str]:
+    def case_hooks(self) -> Hooks:
         """Give the text a case script runs after its cool-down wait (the baseline), just before the
         runner (the loop's start), and after it (the loop's end)."""
-        return self.baseline(), self.start(), self.halt()
+        return Hooks(after_wait=self.baseline(), before_run=self.start(), after_run=self.halt())
 
 
 @dataclass(frozen=True)

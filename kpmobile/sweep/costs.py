@@ -32,7 +32,7 @@ def sampler_for(result_remote: str, energy: bool, idle_s: float) -> Sampler | No
 def hooks(sampler: Sampler | None) -> Hooks:
     """Give the case script's hooks of the sampler: the idle baseline after the cool-down wait (a phone
     just cooled is at rest), the sampling loop around the runner only; none without --energy."""
-    return Hooks(*sampler.case_hooks()) if sampler is not None else Hooks()
+    return sampler.case_hooks() if sampler is not None else Hooks()
 
 
 def wrap(script: str, sampler: Sampler | None) -> str:
