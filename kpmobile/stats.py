@@ -59,18 +59,22 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 TREND_RISE = 0.10  # a trend through noise must lift the later rounds' median this much over the earlier's
 TREND_MIN_SIDE = 3  # rounds on each side of a step
+# Rounds that rise at every step by chance alone: 1 in n! orders of n noisy rounds (1 in 6 at 3 rounds,
+# which starred half the cells of a default 3-round sweep; 1 in 120 at 5).
+TREND_MIN_STEADY = 5
 
 
 def trends_upward(values: Sequence[float], min_rise: float = 0.03) -> bool:
     """Tell whether values rise over the rounds.
 
-    Either steadily (every step up and the last at least `min_rise` above the first), or through
+    Either steadily (every step up over at least TREND_MIN_STEADY rounds and the last at least
+    `min_rise` above the first), or through
     noise: the rounds split somewhere into earlier and later ones whose medians differ by TREND_RISE
     or more, and the later are larger (one-sided Mann-Whitney) at ALPHA after a Bonferroni correction
     for the splits tried (`step_up`). That catches a phone that heats and throttles in mid-sweep, a step
     up with jitter on both sides wherever it falls, and a steady creep alike; it needs about 9 rounds.
     """
-    if len(values) < 3:
+    if len(values) < TREND_MIN_STEADY:
         return False
     rising = all(b > a for a, b in zip(values, values[1:]))
     if rising and values[-1] >= values[0] * (1 + min_rise):
