@@ -50,6 +50,19 @@ def _sweep(server: AdbServer, phone: Any, tmp: Path, sweep: tuple[str, ...],
     return json.loads(report.stdout), res.stdout, [(r, a, json.loads(e)) for r, a, e in rows]
 
 
+def trace_ticks(path: Path) -> list[dict[str, float]]:
+    """Give every tick of a virtual phone's physics trace (and its previous part) by column name."""
+    ticks: list[dict[str, float]] = []
+    for part in (path.with_name(path.name + ".1"), path):
+        if not part.exists():
+            continue
+        header, *lines = part.read_text().splitlines()
+        names = header.split("\t")
+        ticks += [dict(zip(names, map(float, line.split("\t")))) for line in lines
+                  if len(line.split("\t")) == len(names)]
+    return ticks
+
+
 def heat_curve(rows: list[tuple[Any, ...]]) -> list[tuple[int, float, float | None, float | None, list[str]]]:
     """Give (round, avg ms, hottest °C before, after, flags) per case."""
     return [(r, a, (e.get("before") or {}).get("hottest_c"), (e.get("after") or {}).get("hottest_c"),
@@ -102,4 +115,14 @@ def test_hot_phone_with_cool_down_waits_and_is_not_flagged(adb_server: AdbServer
     starts = [(e.get("cooldown") or {}).get("start_c") for _, _, e in rows]
     assert all(s is not None and s < 45 for s in starts), starts
     assert not any(f in c[4] for c in curve for f in ("throttled", "hot-start"))
-    assert not {"throttled", "hot-start", "trend-up"} & set(table["cells"][0]["flags"]), [c[1] for c in curve]
+    assert not {"throttled", "hot-start"} & set(table["cells"][0]["flags"]), [c[1] for c in curve]
+    # The phone itself never got hot enough to slow its runner: every tick of its physics, the sweep's
+    # included, stayed below the 55 C trip with the slowdown off. (Whether the rounds' latencies trend
+    # up is not asserted: a shared host's own speed stepped down by 30 % for 12 of 20 rounds in one CI
+    # run, even at nice -20, and `trend-up` rightly said so; heat was not the cause.)
+    ticks = trace_ticks(phone.root / "physics" / "trace.tsv")
+    assert len(ticks) > 100
+    assert max(t["temp_c"] for t in ticks) < 55 and not any(t["throttled"] for t in ticks), \
+        max(t["temp_c"] for t in ticks)
+    if "trend-up" in table["cells"][0]["flags"]:
+        print("trend-up with the phone never throttled: the host's speed moved", [c[1] for c in curve])
