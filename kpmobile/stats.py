@@ -7,7 +7,7 @@ import itertools
 import math
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 CV_LIMIT = 0.05
@@ -103,16 +103,88 @@ def step_up(values: Sequence[float], min_side: int = TREND_MIN_SIDE,
     return None if best is None else (best[0], min(1.0, best[1] * len(splits)))
 
 
-def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Give the two-sided Mann-Whitney U p-value: exact for small samples without ties, else normal."""
+def mann_whitney_p(a: Sequence[float], b: Sequence[float], design_effect: float = 1.0) -> float:
+    """Give the two-sided Mann-Whitney U p-value: exact for small samples without ties, else normal.
+
+    With a `design_effect` above 1 (samples that come in clusters, see `RoundVariance`) the normal
+    approximation's variance of U is multiplied by it: z shrinks by its square root.
+    """
     if not a or not b:
         return 1.0
     from scipy.stats import mannwhitneyu
 
-    exact = max(len(a), len(b)) <= EXACT_MAX and len(set(a) | set(b)) == len(a) + len(b)
+    exact = design_effect <= 1 and max(len(a), len(b)) <= EXACT_MAX and len(set(a) | set(b)) == len(a) + len(b)
     res = mannwhitneyu(list(b), list(a), alternative="two-sided", method="exact" if exact else "asymptotic")
     p = float(res.pvalue)
-    return 1.0 if math.isnan(p) else min(1.0, p)
+    if math.isnan(p):
+        return 1.0
+    if design_effect > 1 and p < 1:
+        from scipy.stats import norm
+
+        p = float(2 * norm.sf(float(norm.isf(p / 2)) / math.sqrt(design_effect)))
+    return min(1.0, p)
+
+
+@dataclass(frozen=True)
+class RoundVariance:
+    """How timed iterations vary on a log scale: within a round, and between the rounds beyond that.
+
+    The iterations of one round share that round's process (its memory layout, its place on the CPUs)
+    and that moment's load, so they are not independent samples of the cell: when rounds disagree by
+    more than their iterations scatter, n iterations from r rounds carry little more evidence than r
+    samples. The intraclass correlation (`icc`) says how much, and the design effect
+    1 + (k - 1) * icc (k iterations a round) is the factor by which n overstates the effective number of
+    samples (Kish). Estimated by one-way analysis of variance within each set of rounds (one cell of
+    one run), pooled over the sets.
+    """
+
+    within: float  # variance of log iteration times about their round's mean
+    between: float  # variance of the rounds' log means beyond what `within` explains (>= 0)
+    rounds: int  # rounds it was estimated from
+    sets: int  # sets of rounds (cells of runs)
+
+    @property
+    def icc(self) -> float:
+        """Give the share of the variance that lies between rounds (0 to 1)."""
+        total = self.within + self.between
+        return self.between / total if total > 0 else 0.0
+
+    def design_effect(self, per_round: float) -> float:
+        """Give 1 + (k - 1) * icc for rounds of `per_round` iterations."""
+        return 1.0 + max(0.0, per_round - 1.0) * self.icc
+
+
+def round_variance(sets: Iterable[Sequence[Sequence[float]]]) -> RoundVariance | None:
+    """Give the within- and between-round variance of log times, pooled over sets of rounds.
+
+    Each set is one cell of one run: its rounds, each a sequence of positive iteration times. Only sets
+    of 2 or more rounds count; None when there are none (or no iteration varies).
+    """
+    ss_w = ss_b = 0.0
+    df_w = df_b = 0
+    n_sum = 0.0
+    rounds = used = 0
+    for rset in sets:
+        logs = [[math.log(v) for v in r if v > 0] for r in rset]
+        logs = [r for r in logs if r]
+        if len(logs) < 2:
+            continue
+        means = [statistics.fmean(r) for r in logs]
+        sizes = [len(r) for r in logs]
+        grand = sum(m * k for m, k in zip(means, sizes)) / sum(sizes)
+        ss_w += sum((x - m) ** 2 for r, m in zip(logs, means) for x in r)
+        ss_b += sum(k * (m - grand) ** 2 for m, k in zip(means, sizes))
+        df_w += sum(sizes) - len(logs)
+        df_b += len(logs) - 1
+        total = sum(sizes)
+        n_sum += total - sum(k * k for k in sizes) / total
+        rounds += len(logs)
+        used += 1
+    if not used or df_w <= 0:
+        return None
+    ms_w, ms_b = ss_w / df_w, ss_b / df_b
+    k0 = n_sum / df_b  # the rounds' mean size, for rounds of unequal sizes
+    return RoundVariance(ms_w, max(0.0, (ms_b - ms_w) / k0), rounds, used)
 
 
 def min_p_value(m: int, n: int) -> float:
@@ -181,9 +253,11 @@ def u_cdf_counts(m: int, n: int) -> tuple[float, ...]:
     return tuple(itertools.accumulate(rows[n]))
 
 
-def _interval_rank(m: int, n: int, alpha: float) -> int:
-    """Give k, 1-based, such that [D(k), D(mn+1-k)] of the m*n pairwise differences covers >= 1-alpha; 0: none."""
-    if max(m, n) <= EXACT_MAX:
+def _interval_rank(m: int, n: int, alpha: float, design_effect: float = 1.0) -> int:
+    """Give k, 1-based, such that [D(k), D(mn+1-k)] of the m*n pairwise differences covers >= 1-alpha; 0: none.
+
+    A `design_effect` above 1 widens the normal approximation's variance of U by that factor."""
+    if design_effect <= 1 and max(m, n) <= EXACT_MAX:
         cdf = u_cdf_counts(m, n)
         total = cdf[-1]
         k = 0
@@ -193,7 +267,7 @@ def _interval_rank(m: int, n: int, alpha: float) -> int:
     from scipy.stats import norm
 
     z = float(norm.ppf(1 - alpha / 2))
-    return max(0, int(math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12))))
+    return max(0, int(math.floor(m * n / 2 - z * math.sqrt(max(1.0, design_effect) * m * n * (m + n + 1) / 12))))
 
 
 def _thin(values: Sequence[float], most: int) -> list[float]:
@@ -212,12 +286,14 @@ class Effect:
     ci: tuple[float, float] | None  # Moses interval at 1 - alpha; None where the samples are too few
 
 
-def hodges_lehmann_ratio(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> Effect:
+def hodges_lehmann_ratio(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA,
+                         design_effect: float = 1.0) -> Effect:
     """Give the Hodges-Lehmann ratio b/a (median of all pairwise ratios) with its Moses interval.
 
     The interval is [D(k), D(mn+1-k)] of the sorted pairwise log ratios, k from the null distribution
     of U (exact for small samples), so it covers the true ratio with probability >= 1 - alpha for a
     pure scale change, whatever the distribution. Large samples are thinned to 1000 order statistics.
+    Clustered samples (`design_effect` > 1) widen it as they widen the test.
     """
     if not a or not b or min(min(a), min(b)) <= 0:
         raise ValueError("the Hodges-Lehmann ratio needs positive values on both sides")
@@ -226,7 +302,8 @@ def hodges_lehmann_ratio(a: Sequence[float], b: Sequence[float], alpha: float = 
     la, lb = np.log(_thin(a, THIN_MAX)), np.log(_thin(b, THIN_MAX))
     diffs = np.sort(np.subtract.outer(lb, la), axis=None)
     ratio = math.exp(float(np.median(diffs)))
-    k = _interval_rank(len(la), len(lb), alpha)
+    thinned = (len(la) + len(lb)) / (len(a) + len(b))  # a thinned sample stands for more samples each
+    k = _interval_rank(len(la), len(lb), alpha, max(1.0, design_effect * thinned) if design_effect > 1 else 1.0)
     if k < 1:
         return Effect(ratio, None)
     return Effect(ratio, (math.exp(float(diffs[k - 1])), math.exp(float(diffs[len(diffs) - k]))))
@@ -247,19 +324,30 @@ class Comparison:
     need: int | None = None  # samples a side needs before a verdict is possible ("insufficient")
 
 
-def compare(a: Sequence[float], b: Sequence[float], threshold: float = 0.05, alpha: float = ALPHA) -> Comparison:
+def effective_size(n: int, design_effect: float = 1.0) -> int:
+    """Give the number of independent samples that n clustered ones are worth: n / design effect, down."""
+    return max(1, math.floor(n / design_effect + 1e-9)) if n else 0
+
+
+def compare(a: Sequence[float], b: Sequence[float], threshold: float = 0.05, alpha: float = ALPHA,
+            design_effect: float = 1.0) -> Comparison:
     """Give B's change against A under rules, in the manner of asv's `_stats.py`.
 
     - "insufficient": even samples that do not overlap could not reach p < alpha at these sizes
       (the smallest exact Mann-Whitney p, 2 / C(m+n, m), is >= alpha): no test is run.
     - "slower" / "faster": p < alpha and the Hodges-Lehmann ratio beyond 1 +- threshold.
     - "same": anything else (not significant, or a significant change smaller than threshold).
+
+    Samples that come in clusters (a round's iterations) count as n / `design_effect` samples a side
+    for the first rule (`need` is then in those effective samples), and widen the test's variance and
+    the interval by that factor.
     """
-    effect = hodges_lehmann_ratio(a, b, alpha)
+    effect = hodges_lehmann_ratio(a, b, alpha, design_effect)
     sizes = (len(a), len(b))
-    if min_p_value(*sizes) >= alpha:
-        return Comparison(effect.ratio, None, effect.ci, "insufficient", sizes, samples_needed(alpha, min(sizes)))
-    p = mann_whitney_p(a, b)
+    worth = (effective_size(len(a), design_effect), effective_size(len(b), design_effect))
+    if min_p_value(*worth) >= alpha:
+        return Comparison(effect.ratio, None, effect.ci, "insufficient", sizes, samples_needed(alpha, min(worth)))
+    p = mann_whitney_p(a, b, design_effect)
     verdict = "same"
     if p < alpha and effect.ratio > 1 + threshold:
         verdict = "slower"

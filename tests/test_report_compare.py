@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from kpmobile import stats
 from kpmobile.errors import ConfigError
 from kpmobile.records import BenchCase
-from kpmobile.report.compare import RunComparison, compare_runs, comparison_table, regressions, rounds_table
+from kpmobile.report.compare import (
+    RunComparison,
+    cell_samples,
+    compare_runs,
+    comparison_table,
+    regressions,
+    rounds_table,
+)
 from kpmobile.report.scaling import scaling_table, thread_scaling
 from kpmobile.report.table import to_markdown
 from kpmobile.store import Store
@@ -200,3 +210,54 @@ def test_iterations_are_the_samples_where_the_runner_printed_them_from_2_rounds_
     (one,) = _compare(store, _iterations_run(store, 1, 1.0, 50), _iterations_run(store, 1, 1.3, 50)).cells
     assert (one.verdict, one.need_rounds, one.p_value) == ("insufficient", 2, None)
     assert one.verdict_text == "insufficient (need >= 2 rounds)"
+
+
+def _clustered_run(store: Store, rng: random.Random, cells: int, rounds: int, between: float, within: float,
+                   factor: float = 1.0, per_round: int = 10) -> str:
+    """Give a run of `cells` one-thread cells whose iterations are log-normal about a mean that moves per round:
+    log t = log(20 ms * factor) + N(0, between) per round + N(0, within) per iteration."""
+    models = {f"m{i}": {"display": f"M{i}"} for i in range(cells)}
+    run = store.new_run("test", {"models": models, "threads": [1], "devices": {"fpV": {"label": "Virtual phone"}}})
+    for rnd in range(rounds):
+        for model in models:
+            shift = rng.gauss(0.0, between)
+            samples = [20.0 * factor * math.exp(shift + rng.gauss(0.0, within)) for _ in range(per_round)]
+            store.add_case(run, BenchCase(model=model, device="fpV", threads=1, backend="x86", round=rnd),
+                           serial="V", status="ok", numbers={"avg_ms": sum(samples) / len(samples)}, samples=samples)
+    store.finish_run(run, "complete")
+    return run
+
+
+def test_rounds_that_disagree_make_iterations_count_as_rounds_not_as_independent_samples(store: Store) -> None:
+    # Rounds 10 % apart, iterations 3 % apart within a round (this host's virtual phone measured round CVs of
+    # 8-13 %): 30 iterations a side from 3 rounds are worth about 3 samples, so no verdict can be given.
+    rng = random.Random(15)
+    a, b = (_clustered_run(store, rng, 60, 3, between=0.10, within=0.03) for _ in range(2))
+    result = _compare(store, a, b)
+    verdicts = [c.verdict for c in result.cells]
+    # Taken as 30 independent samples a side, the same iterations give confident verdicts on identical runs.
+    naive = [stats.compare(c.iterations, d.iterations).verdict
+             for c, d in zip(cell_samples(store.cases(a)).values(), cell_samples(store.cases(b)).values())]
+    print("naive:", {v: naive.count(v) for v in set(naive)},
+          "clustered:", {v: verdicts.count(v) for v in set(verdicts)})
+    assert sum(v in ("slower", "faster") for v in naive) >= 0.4 * len(naive)
+    assert sum(v in ("slower", "faster") for v in verdicts) <= 0.05 * len(verdicts)
+    assert verdicts.count("insufficient") >= 0.9 * len(verdicts)
+    cell = result.cells[0]
+    assert cell.round_icc is not None and cell.round_icc > 0.8 and cell.design_effect > 8
+    assert cell.effective_n[0] <= 3 and cell.need_rounds is not None and cell.need_rounds >= 4
+    assert cell.to_json()["design_effect"] == cell.design_effect
+
+
+def test_rounds_that_agree_leave_iterations_nearly_independent_and_a_10pct_slowdown_is_slower(store: Store) -> None:
+    rng = random.Random(16)
+    a, b = (_clustered_run(store, rng, 60, 3, between=0.003, within=0.03) for _ in range(2))
+    slowed = _clustered_run(store, rng, 60, 3, between=0.003, within=0.03, factor=1.1)
+    same = [c.verdict for c in _compare(store, a, b).cells]
+    slow = _compare(store, a, slowed).cells
+    assert same.count("same") >= 0.95 * len(same) and "slower" not in same and "faster" not in same
+    assert sum(c.verdict == "slower" for c in slow) >= 0.9 * len(slow)
+    # Pooled over 120 cells the rounds' share is small; a cell's own 6 rounds can only raise it, by chance.
+    assert sorted(c.design_effect for c in slow)[len(slow) // 2] < 1.2
+    # 95 % intervals: about 3 of 60 miss the true 1.1 by chance.
+    assert sum(c.ci is not None and c.ci[0] < 1.1 < c.ci[1] for c in slow) >= 0.9 * len(slow)

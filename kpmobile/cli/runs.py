@@ -128,6 +128,10 @@ COMPARE_HELP = "\n\n".join((
     "A cell's samples: where the runner printed per-iteration times (kpmobile's own runners), every timed"
     " iteration of its rounds, and a verdict needs 2 rounds a side (one round's iterations share one moment of"
     " load); else (benchmark_bin) its rounds, each round's avg_ms, and a verdict needs 4 rounds a side.",
+    "Iterations are weighed by how far rounds disagree: k iterations a round count as k / (1 + (k - 1) * ICC)"
+    " samples, ICC being the share of their variance that lies between rounds (pooled over every cell of both"
+    " runs, or the cell's own when larger). Rounds that disagree as much as they scatter within make 30"
+    " iterations from 3 rounds worth about 3 samples: 'insufficient', not a guess.",
     "Verdicts. slower / faster: the two-sided Mann-Whitney U test gives p < 0.05 and the Hodges-Lehmann"
     " ratio B/A (the median of all pairwise ratios) is beyond 1 +- --threshold. same: not significant, or"
     " significant but within --threshold. insufficient (need >= N rounds): at these sample sizes even"

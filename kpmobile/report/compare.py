@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from kpmobile.errors import ConfigError
 from kpmobile.records import PlanModel
 from kpmobile.report.mobile import threads_label
 from kpmobile.report.table import Table
+from kpmobile.stats import RoundVariance, effective_size, round_variance
 from kpmobile.stats import compare as compare_values
 from kpmobile.store import CaseRow, RunRow
 
@@ -66,7 +68,12 @@ class CellSamples:
     """One cell's samples: its round values and, where the runner printed them, every timed iteration."""
 
     rounds: tuple[float, ...]  # avg_ms of each ok round, in round order
-    iterations: tuple[float, ...] = ()  # per-iteration times of all rounds; () unless every round has them
+    per_round: tuple[tuple[float, ...], ...] = ()  # each round's per-iteration times; () unless every round has them
+
+    @property
+    def iterations(self) -> tuple[float, ...]:
+        """Give the per-iteration times of all rounds, pooled (() where a round has none)."""
+        return tuple(v for r in self.per_round for v in r)
 
 
 def cell_samples(cases: Sequence[CaseRow]) -> dict[tuple[str, Setting], CellSamples]:
@@ -80,7 +87,7 @@ def cell_samples(cases: Sequence[CaseRow]) -> dict[tuple[str, Setting], CellSamp
         rows.sort(key=lambda r: r.round)
         every = all(r.samples_ms for r in rows)
         out[key] = CellSamples(tuple(float(r.avg_ms or 0) for r in rows),
-                               tuple(v for r in rows for v in r.samples_ms) if every else ())
+                               tuple(tuple(r.samples_ms) for r in rows) if every else ())
     return out
 
 
@@ -118,6 +125,14 @@ class CellComparison:
     need_rounds: int | None = None  # rounds a side needs before a verdict is possible ("insufficient")
     samples: str = "rounds"  # what was tested: "iterations" (pooled over rounds) or "rounds" (their avg_ms)
     n_samples: tuple[int, int] = (0, 0)  # samples tested in A and B
+    design_effect: float = 1.0  # how much n_samples overstates the independent samples (iterations only)
+    round_icc: float | None = None  # share of the iterations' variance between rounds (iterations only)
+
+    @property
+    def effective_n(self) -> tuple[int, int]:
+        """Give the independent samples that n_samples are worth (n / design effect)."""
+        return (effective_size(self.n_samples[0], self.design_effect),
+                effective_size(self.n_samples[1], self.design_effect))
 
     @property
     def verdict_text(self) -> str:
@@ -142,7 +157,8 @@ class CellComparison:
             "mean_a_ms": self.mean_a, "mean_b_ms": self.mean_b, "ratio": self.ratio,
             "change_pct": self.change_pct, "p_value": self.p_value, "ci": list(self.ci) if self.ci else None,
             "verdict": self.verdict, "need_rounds": self.need_rounds, "forced": self.forced,
-            "samples": self.samples, "n_samples": list(self.n_samples),
+            "samples": self.samples, "n_samples": list(self.n_samples), "design_effect": self.design_effect,
+            "round_icc": self.round_icc, "effective_n": list(self.effective_n),
         }
 
 
@@ -221,7 +237,9 @@ def compare_runs(run_a: RunRow, cases_a: Sequence[CaseRow], run_b: RunRow, cases
     cells: list[CellComparison] = []
     paired_a = {a for a, _ in pairs}
     paired_b = {b for _, b in pairs}
-    rule = (threshold, alpha)
+    # How far rounds disagree is mostly the host's and the runner's, common to a run's cells: pooled over
+    # every cell of both runs it is known from many rounds; a cell's own rounds can only add to it.
+    rule = _Rule(threshold, alpha, round_variance(c.per_round for c in (*vals_a.values(), *vals_b.values())))
     for fp_a, fp_b in pairs:
         settings = sorted({s for fp, s in vals_a if fp == fp_a} | {s for fp, s in vals_b if fp == fp_b})
         for s in settings:
@@ -240,26 +258,37 @@ def compare_runs(run_a: RunRow, cases_a: Sequence[CaseRow], run_b: RunRow, cases
 MIN_ROUNDS_POOLED = 2  # iterations of one round share its moment of load: a verdict needs them from 2 rounds
 
 
+@dataclass(frozen=True)
+class _Rule:
+    threshold: float
+    alpha: float
+    spread: RoundVariance | None  # pooled over every cell of both runs
+
+
 def _cell(s: Setting, fp_a: str | None, fp_b: str | None, label: str, a: CellSamples, b: CellSamples,
-          forced: bool, rule: tuple[float, float]) -> CellComparison:
+          forced: bool, rule: _Rule) -> CellComparison:
     mean_a = statistics.fmean(a.rounds) if a.rounds else None
     mean_b = statistics.fmean(b.rounds) if b.rounds else None
     head = (s, fp_a, fp_b, label, a.rounds, b.rounds, mean_a, mean_b)
     if not a.rounds or not b.rounds:
         return CellComparison(*head, None, None, None, "only-a" if a.rounds else "only-b", forced)
-    kind, xa, xb = ("iterations", a.iterations, b.iterations) if a.iterations and b.iterations else \
-        ("rounds", a.rounds, b.rounds)
-    cmp = compare_values(xa, xb, threshold=rule[0], alpha=rule[1])
-    verdict, need = cmp.verdict, cmp.need
-    if kind == "iterations":
-        per_round = max(1, min(len(xa) // len(a.rounds), len(xb) // len(b.rounds)))
-        need = max(MIN_ROUNDS_POOLED, -(-(cmp.need or 0) // per_round))
-        if verdict != "insufficient" and min(len(a.rounds), len(b.rounds)) >= MIN_ROUNDS_POOLED:
-            need = None
-        else:
-            verdict = "insufficient"
+    if not (a.per_round and b.per_round):
+        cmp = compare_values(a.rounds, b.rounds, threshold=rule.threshold, alpha=rule.alpha)
+        return CellComparison(*head, cmp.ratio, cmp.p_value, cmp.ci, cmp.verdict, forced, cmp.need, "rounds",
+                              cmp.n)
+    xa, xb = a.iterations, b.iterations
+    per_round = (len(xa) + len(xb)) / (len(a.rounds) + len(b.rounds))
+    own = round_variance((a.per_round, b.per_round))
+    icc = max(v.icc for v in (rule.spread, own) if v is not None) if (rule.spread or own) else 0.0
+    deff = 1.0 + max(0.0, per_round - 1.0) * icc
+    cmp = compare_values(xa, xb, threshold=rule.threshold, alpha=rule.alpha, design_effect=deff)
+    verdict, need = cmp.verdict, None
+    if verdict == "insufficient" or min(len(a.rounds), len(b.rounds)) < MIN_ROUNDS_POOLED:
+        # Rounds a side for enough effective samples: each round is worth per_round / deff of them.
+        need = max(MIN_ROUNDS_POOLED, math.ceil((cmp.need or 0) * deff / per_round - 1e-9))
+        verdict = "insufficient"
     p_value = cmp.p_value if verdict != "insufficient" else None
-    return CellComparison(*head, cmp.ratio, p_value, cmp.ci, verdict, forced, need, kind, (len(xa), len(xb)))
+    return CellComparison(*head, cmp.ratio, p_value, cmp.ci, verdict, forced, need, "iterations", cmp.n, deff, icc)
 
 
 def regressions(result: RunComparison, fail_above_pct: float) -> list[CellComparison]:
@@ -275,6 +304,10 @@ def insufficient(result: RunComparison) -> list[CellComparison]:
 
 VERDICT_HELP = (
     "Samples: every timed iteration where the runner printed them (from 2 rounds a side), else the rounds."
+    " Iterations of one round are not independent: where rounds disagree by more than their iterations"
+    " scatter, n iterations count as n / (1 + (k - 1) * ICC) samples (k a round; ICC, the share of their"
+    " variance between rounds, pooled over the cells of both runs or this cell's own if larger), which the"
+    " 'Worth (n)' column gives, and the test and interval widen to match."
     " Verdicts: 'slower'/'faster': the two-sided Mann-Whitney U test gives p < 0.05 and the"
     " Hodges-Lehmann ratio B/A is beyond 1 +- the threshold; 'same': not significant, or a"
     " significant change within the threshold; 'insufficient (need >= N rounds)': even fully"
@@ -286,7 +319,7 @@ VERDICT_HELP = (
 def comparison_table(result: RunComparison, models: Mapping[str, Any] | None = None) -> Table:
     """Give the comparison as a Table: one row per cell with means, change, interval, p and verdict."""
     header = ("Cell", "Device", f"A {result.run_a} (ms)", f"B {result.run_b} (ms)", "Change (HL)",
-              "95% CI of B/A", "p (MWU)", "Verdict")
+              "95% CI of B/A", "p (MWU)", "Worth (n)", "Verdict")
     rows: list[tuple[str, ...]] = []
     for c in result.cells:
         display = PlanModel.display_in(models, c.setting.model)
@@ -299,6 +332,7 @@ def comparison_table(result: RunComparison, models: Mapping[str, Any] | None = N
             "-" if c.change_pct is None else f"{c.change_pct:+.1f}%",
             "-" if c.ci is None else f"{c.ci[0]:.3f}-{c.ci[1]:.3f}",
             "-" if c.p_value is None else f"{c.p_value:.3g}",
+            _fmt_worth(c),
             c.verdict_text,
         ))
     counts = result.counts()
@@ -307,6 +341,16 @@ def comparison_table(result: RunComparison, models: Mapping[str, Any] | None = N
              f"Threshold {result.threshold:.0%}. " + VERDICT_HELP) + result.notes
     return Table(f"Run {result.run_b} against {result.run_a}", header, tuple(rows),
                  [c.to_json() for c in result.cells], notes)
+
+
+def _fmt_worth(c: CellComparison) -> str:
+    """Give the independent samples a side the test counted: '4 / 4 of 30 / 30 it.' for clustered iterations."""
+    if not any(c.n_samples):
+        return "-"
+    a, b = c.effective_n
+    if c.samples != "iterations":
+        return f"{a} / {b} rounds"
+    return f"{a} / {b} of {c.n_samples[0]} / {c.n_samples[1]} it."
 
 
 def _fmt_ms(mean: float | None, n: int) -> str:
