@@ -126,7 +126,7 @@ def test_a_tampered_export_is_refused_and_nothing_is_written(name: str, tmp_path
     _set(doc, path, "@TOKEN@" if token else value)
     text = json.dumps(doc)
     if token:
-        text = text.replace('"@TOKEN@"', value)
+        text = text.replace('"@TOKEN@"', str(value))
     src = tmp_path / "run.json"
     src.write_text(text)
     target = tmp_path / "target"

@@ -189,7 +189,8 @@ def test_hot_start_is_judged_on_the_reading_the_cool_down_ended_on() -> None:
     assert settled.start_c == 44.9 and settled.waited_s == 12.5
     extra = from_stream(settled, 45.0, None)
     assert "hot-start" not in extra.flags
-    assert extra.telemetry is not None and extra.telemetry.cooldown["start_c"] == 44.9
+    assert extra.telemetry is not None and extra.telemetry.cooldown is not None
+    assert extra.telemetry.cooldown["start_c"] == 44.9
     # A wait that gave up with the phone still at the limit is a hot start.
     assert "hot-start" in from_stream(parse_case_stream(_stream(47000, 47000), "abc123"), 45.0, None).flags
 

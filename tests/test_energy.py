@@ -214,7 +214,7 @@ def test_battery_follows_the_cpu_use_through_adb(adb_server: AdbServer, virtual_
             for s in mine:
                 w = power_w(s, units)
                 assert w is not None
-                best = min(_shown(trace, s.uptime_s), key=lambda x, w=w: abs(x - w))
+                best = min(_shown(trace, s.uptime_s), key=lambda x, w=w: abs(x - w))  # type: ignore[misc]
                 assert w == pytest.approx(best, rel=0.005, abs=0.005), (vendor, phase, s, _shown(trace, s.uptime_s))
                 shown.append(best)
             assert sampled == pytest.approx(sum(shown) / len(shown), rel=0.05)

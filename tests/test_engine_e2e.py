@@ -105,7 +105,7 @@ def test_ctrl_c_then_resume_is_the_same_for_phones_and_host(kind: str, request: 
                 "--threads", "1,4", "--rounds", "2", *common]
         total = 4
 
-        def running(_: int) -> bool:
+        def running(pid: int) -> bool:  # noqa: ARG001 (the host check needs the pid, this one does not)
             return any("kpmobile_lite_runner" in cmd and str(phone.root) in cmd for _, cmd in _cmdlines().values())
     else:
         args = ["bench", "--device", "host", "--backend", "paddle-cpu,lite-x86", "--models", "pp-tinypose-128x96",

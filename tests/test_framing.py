@@ -77,8 +77,8 @@ def test_identity_script_under_sh_gives_props_cores_and_freqs(tmp_path: Path) ->
     assert found.props == {"ro.product.model": "Pixel 7", "ro.soc.model": "x"}
     assert found.cpuinfo == (tmp_path / "cpuinfo").read_text() and found.present.strip() == "0-2"
     assert len(found.cpufreq.splitlines()) == 3
-    cpu = identify.identify_cpu(found.props, found.cpuinfo, found.present, found.cpufreq)
-    assert [(c.cores, c.core_name, c.max_khz) for c in cpu.clusters] == [
+    ident = identify.identify_cpu(found.props, found.cpuinfo, found.present, found.cpufreq)
+    assert [(c.cores, c.core_name, c.max_khz) for c in ident.clusters] == [
         ((0, 1), "Cortex-A55", 1800000), ((2,), "Cortex-A76", 2400000)]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,8 @@ def test_a_schema_1_store_gets_the_samples_table_filled_from_its_records(tmp_pat
         db.executescript(_SCHEMA)
         db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', '1')")
         db.execute("INSERT INTO runs VALUES ('r1', 1.0, 2.0, 'complete', 'bench', 'h', '0.1', '{}')")
-        for i, record in enumerate(({"samples_ms": [4.0, 4.5]}, {"notes": []}, None)):
+        records: tuple[dict[str, Any] | None, ...] = ({"samples_ms": [4.0, 4.5]}, {"notes": []}, None)
+        for i, record in enumerate(records):
             db.execute("INSERT INTO cases(run_id, case_key, device_fp, serial, model, backend, threads, power_mode,"
                        " warmup, repeats, precision, batch, round, status, avg_ms, record, created)"
                        " VALUES ('r1', ?, 'fp', 's', 'm', 'x86', 1, 0, 1, 2, 'fp32', 1, ?, 'ok', 4.25, ?, 1.0)",

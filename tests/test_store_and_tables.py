@@ -26,7 +26,7 @@ PLAN = {
 def _fill(store: Store) -> str:
     run = store.new_run("test", PLAN)
     value = 10.0
-    for case in plan_cases(list(PLAN["models"]), ["fpA", "fpB"], [1, 4]):
+    for case in plan_cases([str(m) for m in PLAN["models"]], ["fpA", "fpB"], [1, 4]):
         if case.model == "picodet-s-192" and case.device == "fpB" and case.threads == 4:
             store.add_case(run, case, serial="B", status="failed", error="runner exited 139")
             continue
@@ -53,7 +53,7 @@ def test_store_keeps_every_case_and_reopens(tmp_path: Path) -> None:
 def test_resume_plan_skips_done_cases(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     run = _fill(store)
-    cases = plan_cases(list(PLAN["models"]), ["fpA", "fpB"], [1, 4])
+    cases = plan_cases([str(m) for m in PLAN["models"]], ["fpA", "fpB"], [1, 4])
     todo = remaining(cases, store.done_keys(run))
     assert [(c.model, c.device, c.threads) for c in todo] == [("picodet-s-192", "fpB", 4)]
 
