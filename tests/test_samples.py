@@ -125,3 +125,23 @@ def test_rounds_run_round_robin_in_a_seeded_shuffled_order_that_the_plan_keeps()
     plan = RunPlan(cases=tuple(cases), rounds=3, shuffle_seed=0)
     back = RunPlan.from_json(json.loads(json.dumps(plan.to_json())))
     assert back.shuffle_seed == 0 and back.cases == tuple(cases)  # the order is stored
+
+
+def test_host_rounds_are_shuffled_too_with_each_models_reference_before_its_other_backends() -> None:
+    from kpmobile.sweep.host import REFERENCE, plan_host_cases
+
+    models, backends = ["a", "b", "c"], ["ort-cpu", REFERENCE, "paddle-mkldnn", "lite-x86"]
+    cases = plan_host_cases(models, "fp", backends, [1, 2], [1], warmup=1, repeats=3, rounds=3, shuffle_seed=0)
+    rounds = [[(c.model, c.batch, c.backend) for c in cases if c.round == r] for r in range(3)]
+    assert [c.round for c in cases] == sorted(c.round for c in cases)
+    assert all(sorted(r) == sorted((m, b, k) for m in models for b in (1, 2) for k in backends) for r in rounds)
+    assert len({tuple(r) for r in rounds}) == 3
+    for r in rounds:  # in every round each (model, batch)'s reference runs before its other backends
+        for m in models:
+            for b in (1, 2):
+                group = [k for mm, bb, k in r if (mm, bb) == (m, b)]
+                assert group[0] == REFERENCE, group
+    # The groups interleave: not every model's cases sit together.
+    assert any(len({r[i][0] for i in range(j, j + 8)}) > 1 for r in rounds for j in range(0, len(r) - 8, 8))
+    unshuffled = plan_host_cases(models, "fp", backends, [1, 2], [1], warmup=1, repeats=3, rounds=3)
+    assert [c.backend for c in unshuffled[:4]] == [REFERENCE, "ort-cpu", "paddle-mkldnn", "lite-x86"]

@@ -10,6 +10,7 @@ with the paddle-cpu reference on the same input, and the check is stored in the 
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from collections.abc import Sequence
@@ -60,21 +61,45 @@ def host_threads(opts: BenchOptions) -> list[int]:
 
 
 def plan_host_cases(models: Sequence[str], device_fp: str, backends: Sequence[str], batches: Sequence[int],
-                    threads: Sequence[int], *, warmup: int, repeats: int, rounds: int = 1) -> list[BenchCase]:
-    """Give a host sweep's cases in run order: per round, model and batch, the reference backend first."""
+                    threads: Sequence[int], *, warmup: int, repeats: int, rounds: int = 1,
+                    shuffle_seed: int | None = None) -> list[BenchCase]:
+    """Give a host sweep's cases in run order: per round, model and batch, the reference backend first.
+
+    With `shuffle_seed`, each round's cases run in an order shuffled as a phone sweep's are
+    (random.Random(f"{seed}:{round}")), except that a (model, batch)'s reference cases still come before
+    its other backends' (they take that group's first places in the shuffled order), so that every
+    output check has its reference from the run itself.
+    """
     ordered = sorted(backends, key=lambda b: b != REFERENCE)
     cases: list[BenchCase] = []
     for rnd in range(rounds):
-        for model in models:
-            for batch in batches:
-                for backend in ordered:
-                    for t in threads:
-                        cases.append(BenchCase(
-                            model=model, device=device_fp, threads=t, warmup=warmup, repeats=repeats,
-                            precision=backend_info(backend).precision, backend=backend, round=rnd,
-                            batch=batch,
-                        ))
+        batch_cases = [BenchCase(model=model, device=device_fp, threads=t, warmup=warmup, repeats=repeats,
+                                 precision=backend_info(backend).precision, backend=backend, round=rnd, batch=batch)
+                       for model in models for batch in batches for backend in ordered for t in threads]
+        if shuffle_seed is not None:
+            batch_cases = _reference_first(_shuffled(batch_cases, f"{shuffle_seed}:{rnd}"))
+        cases += batch_cases
     return cases
+
+
+def _shuffled(cases: list[BenchCase], seed: str) -> list[BenchCase]:
+    out = list(cases)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def _reference_first(cases: list[BenchCase]) -> list[BenchCase]:
+    """Give cases with each (model, batch)'s reference cases moved into that group's first places."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, c in enumerate(cases):
+        groups.setdefault((c.model, c.batch), []).append(i)
+    out = list(cases)
+    for places in groups.values():
+        members = [cases[i] for i in places]
+        members.sort(key=lambda c: c.backend != REFERENCE)  # stable: the others keep their shuffled order
+        for i, c in zip(places, members):
+            out[i] = c
+    return out
 
 
 def check_backends(names: Sequence[str]) -> list[str]:
@@ -194,7 +219,7 @@ class HostExecutor:
         threads = host_threads(o)
         batches = [int(b) for b in o.batches] or [1]
         cases = plan_host_cases(list(self.specs), self.fp, self.backends, batches, threads, warmup=o.warmup,
-                                repeats=o.repeats, rounds=o.rounds)
+                                repeats=o.repeats, rounds=o.rounds, shuffle_seed=o.shuffle_seed)
         i = self.info
         device = PlanDevice(serial=HOST_SERIAL, label=host_label(i), profile="host", soc=i.soc, abi=i.abi,
                             model=i.model, hostname=i.brand, gpus=i.device,
@@ -206,7 +231,7 @@ class HostExecutor:
                                  published=dict(s.published), complexity=_complexity(s, self.progress))
                     for n, s in self.specs.items()},
             devices={self.fp: device}, threads=tuple(threads), rounds=o.rounds, batches=tuple(batches),
-            backends=tuple(self.backends), reference=REFERENCE,
+            backends=tuple(self.backends), reference=REFERENCE, shuffle_seed=o.shuffle_seed,
         )
 
     def resume(self, plan: RunPlan) -> RunPlan:
