@@ -479,3 +479,32 @@ def test_fatal_line_picks_paddles_check() -> None:
     assert lr._fatal_line(text) == "Check failed: (fread(dst, 1, size, file_) == size): 0!==1008 Failed to " \
                                    "read 1008 bytes."
     assert lr._fatal_line("") == "no message"
+
+
+@model_test
+def test_pipeline_slowdown_stretches_every_stage_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The virtual phone's test-only slowdown stretches the pipeline's stages, and its total only through them."""
+    from kpmobile.runners import runner_common
+    from kpmobile.zoo.build import ensure_model
+    from kpmobile.zoo.catalogue import resolve
+    from kpmobile.zoo.convert import convert_nb
+
+    det, kpt = (convert_nb(ensure_model(resolve(name)), "x86").path for name in ("picodet-s-192", "pp-tinypose-128x96"))
+    image = Path(pr.__file__).resolve().parent.parent / "assets" / "pipeline_scene.ppm"
+    flags = pr.Flags(det_model=str(det), keypoint_model=str(kpt), image=str(image), warmup=0, repeats=2)
+    pr.run_pipeline(flags)  # load and warm once
+
+    def stages(slowdown: float) -> tuple[float, float, float]:
+        monkeypatch.setattr(runner_common, "SLOWDOWN", slowdown)
+        times = pr.run_pipeline(flags)[0]
+        return times.det_inf, times.kpt_inf, times.total
+
+    # Off and on in turn, in one process, the median of 6 each: a shared host moves a process's speed by
+    # 10-20 % from one moment to the next.
+    runs = [stages(s) for _ in range(6) for s in (0.0, 1.0)]
+    ratios = [statistics.median(r[i] for r in runs[1::2]) / statistics.median(r[i] for r in runs[0::2])
+              for i in range(3)]
+    print("det inference, keypoint inference, total: x", [round(r, 2) for r in ratios])
+    assert ratios[0] > 1.6 and ratios[1] > 1.6  # each stage ran about twice as long
+    # The total is the stretched stages' (about their ratio), not stretched once more (about twice it).
+    assert 1.6 < ratios[2] < 1.4 * max(ratios[:2])

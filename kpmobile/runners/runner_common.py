@@ -124,10 +124,13 @@ def format_samples(samples_ms: Sequence[float]) -> str:
 SLOWDOWN = float(os.environ.get("KPMOBILE_SLOWDOWN_PCT") or 0) / 100  # only the virtual phone's --slowdown sets it
 
 
-def paced(start: float, slowdown: float = SLOWDOWN) -> None:
+def paced(start: float, slowdown: float | None = None) -> None:
     """Give nothing once (1 + slowdown) times the time since `start` has passed: the test-only slowdown
-    of the virtual phone (devices/virtual_phone/pacing.py) stretches each timed iteration so. It spins:
-    a sleep would let other processes cool this one's caches and slow the next iteration further."""
+    of the virtual phone (devices/virtual_phone/pacing.py) stretches each timed iteration so (None: the
+    module's SLOWDOWN, read at each call). It spins: a sleep would let other processes cool this one's
+    caches and slow the next iteration further."""
+    if slowdown is None:
+        slowdown = SLOWDOWN
     if slowdown <= 0:
         return
     deadline = start + (time.perf_counter() - start) * (1 + slowdown)
