@@ -59,7 +59,12 @@ class Target:
         return tuple(self.info.big_cores) or self.all_cores
 
     def expected_cores(self, power_mode: int) -> tuple[int, ...] | None:
-        """Give the cores a runner in `power_mode` should run on, or None when any will do."""
+        """Give the cores a runner in `power_mode` should run on, or None when any will do.
+
+        An emulated phone's runner runs wherever its host puts qemu's threads, which no power mode
+        binds: there the cores are recorded but not judged (every cell would be flagged otherwise)."""
+        if self.info.emulated:
+            return None
         return telemetry.expected_cores(power_mode, self.info.big_cores, self.all_cores)
 
     def plan_device(self, label: str | None = None) -> PlanDevice:
