@@ -101,14 +101,21 @@ def client_for(server: str) -> adbutils.AdbClient:
 
 class _Client(adbutils.AdbClient):  # type: ignore[misc]  # adbutils ships no types: Any under --strict
     """An adbutils client that asks its server's version once: adbutils asks it before opening
-    every device transport (one more connection, and a 10 ms sleep on close, per command)."""
+    every device transport (one more connection, and a 10 ms sleep on close, per command). The
+    connection that asks is closed at once (adbutils' close sleeps 10 ms after its half-close)."""
 
     _version: int | None = None
 
     def server_version(self) -> int:
         """Give the adb server's version (cached)."""
         if self._version is None:
-            self._version = int(super().server_version())
+            c = self.make_connection()
+            try:
+                c.send_command("host:version")
+                c.check_okay()
+                self._version = int(c.read_string_block(), 16)
+            finally:
+                c.conn.close()
         return self._version
 
 
@@ -238,7 +245,7 @@ class Phone:
         every shell, which is after the exit code came, so the half-close tells the phone nothing.
         A phone without shell v2 (Android < 7) gets adbutils' own shell, with its fallback."""
         if self._features is None:
-            self._features = set(self._dev.get_features().split(","))
+            self._features = self._read_features(timeout)
         if "shell_v2" not in self._features:
             ret = self._dev.shell2(command, timeout=timeout, encoding=None, v2=True)
             return RawShellResult(ret.returncode, ret.stdout or ret.output or b"", ret.stderr or b"")
@@ -255,6 +262,14 @@ class Phone:
                     return RawShellResult(data[0], b"".join(out[1]), b"".join(out[2]))
                 if header[0] in out:
                     out[header[0]].append(data)
+        finally:
+            c.conn.close()
+
+    def _read_features(self, timeout: float | None) -> set[str]:
+        """Give the device's adb features (`host-serial:SERIAL:features`), the socket closed at once."""
+        c = self._dev.open_transport("features", timeout=timeout)
+        try:
+            return set(c.read_string_block().split(","))
         finally:
             c.conn.close()
 
