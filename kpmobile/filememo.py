@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,12 @@ def _memo_path() -> Path:
 def _identity(path: Path) -> list[object]:
     st = os.stat(path)
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def identity_of(paths: Sequence[Path]) -> list[object]:
+    """Give what changes when any file of `paths` is written (size, mtime, ctime, inode of each), as
+    `remembered_as` wants it for a value computed from several files."""
+    return [_identity(p) for p in paths]
 
 
 def _load() -> dict[str, list[object]]:

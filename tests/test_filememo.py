@@ -75,3 +75,20 @@ def test_the_sampler_finds_children_without_a_fork_even_without_a_final_newline(
                           env={"PATH": str(tmp_path)})
     sleeper, found = done.stdout.strip().split("|")
     assert found.split() == [sleeper]
+
+
+def test_the_spliced_runner_is_remembered_until_a_file_it_is_spliced_from_changes(tmp_path: Path,
+                                                                                 fresh_memo: Path) -> None:
+    from kpmobile.runners import executable_runner, splice
+
+    source = tmp_path / "runner.py"
+    source.write_text("from kpmobile.runners.runner_common import run_main\nprint('one')\n")
+    first = executable_runner(source, "runner", tmp_path / "out", "/usr/bin/python3")
+    assert "print('one')" in first.read_text() and "# --- spliced from" in first.read_text()
+    assert any(k.startswith("spliced-runner:") for k in json.loads(fresh_memo.read_text()))
+    assert executable_runner(source, "runner", tmp_path / "out", "/usr/bin/python3") == first
+    source.write_text("from kpmobile.runners.runner_common import run_main\nprint('two')\n")
+    second = executable_runner(source, "runner", tmp_path / "out", "/usr/bin/python3")
+    assert second != first and "print('two')" in second.read_text()
+    shared = splice.spliced_files(source)[1:]
+    assert shared and all(p.is_file() for p in shared)  # a change to a shared module counts too

@@ -109,7 +109,7 @@ SWEEP_FLOORS = (
     ("discover",),
     ("conditions", "faults", "pipeline", "reference", "config", "lease"),
     ("plan", "case", "settings"),
-    ("costs",),
+    ("costs", "flagvalues"),
 )
 
 

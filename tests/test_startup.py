@@ -59,3 +59,13 @@ def test_a_bad_option_value_still_gets_typers_message() -> None:
                           text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2
     assert "greater than or equal to 0" in done.stderr
+
+
+def test_bench_checks_plain_flags_without_pydantic_and_json_needs_no_progress_bar(tmp_path: Any) -> None:
+    # An unknown model stops the sweep right after the flags are checked and the (silent) progress
+    # began, before any phone is sought.
+    loaded, _ = _loaded("bench", "--models", "no-such-model", "--threads", "1,4", "--warmup", "3", "--cooldown",
+                        "0.5", "--no-virtual", "--db", str(tmp_path / "kp.db"), "--json")
+    assert {"kpmobile.sweep.config", "kpmobile.cli.progress"} <= loaded  # flags checked, progress made
+    assert "pydantic" not in loaded and "kpmobile.sweep.settings" not in loaded
+    assert "rich.progress" not in loaded

@@ -101,14 +101,21 @@ def client_for(server: str) -> adbutils.AdbClient:
 
 class _Client(adbutils.AdbClient):  # type: ignore[misc]  # adbutils ships no types: Any under --strict
     """An adbutils client that asks its server's version once: adbutils asks it before opening
-    every device transport (one more connection, and a 10 ms sleep on close, per command)."""
+    every device transport (one more connection, and a 10 ms sleep on close, per command). The
+    connection that asks is closed at once (adbutils' close sleeps 10 ms after its half-close)."""
 
     _version: int | None = None
 
     def server_version(self) -> int:
         """Give the adb server's version (cached)."""
         if self._version is None:
-            self._version = int(super().server_version())
+            c = self.make_connection()
+            try:
+                c.send_command("host:version")
+                c.check_okay()
+                self._version = int(c.read_string_block(), 16)
+            finally:
+                c.conn.close()
         return self._version
 
 
@@ -191,6 +198,7 @@ class Phone:
         self.server = server
         self._dev = client_for(server).device(serial=serial)
         self.round_trips = 0  # services opened on the device: shells, pushes, stats, pulls
+        self._features: set[str] | None = None  # the device's adb features, asked once
         remember(server, serial)
 
     def _retrying(self, action: Callable[[], T]) -> T:
@@ -224,13 +232,46 @@ class Phone:
         """Give the exit code, stdout and stderr bytes of a command; a list is quoted word by word."""
         command = argv if isinstance(argv, str) else shlex.join(argv)
         try:
-            ret = self._trip(lambda: self._dev.shell2(command, timeout=timeout, encoding=None, v2=True))
+            return self._trip(lambda: self._shell_v2(command, timeout))
         except AdbTimeout as exc:
             raise DeviceError(f"{self.serial}: command timed out after {timeout} s: {command[:80]}",
                               "the phone may be hung; re-plug it and use --resume") from exc
         except (AdbError, OSError, EOFError) as exc:
             raise _device_error(self.serial, exc) from exc
-        return RawShellResult(ret.returncode, ret.stdout or ret.output or b"", ret.stderr or b"")
+
+    def _shell_v2(self, command: str, timeout: float | None) -> RawShellResult:
+        """Run `command` over the shell v2 protocol (stdout, stderr and the exit code apart), read as
+        adbutils reads it, but closed at once: adbutils' close sleeps 10 ms after its half-close, on
+        every shell, which is after the exit code came, so the half-close tells the phone nothing.
+        A phone without shell v2 (Android < 7) gets adbutils' own shell, with its fallback."""
+        if self._features is None:
+            self._features = self._read_features(timeout)
+        if "shell_v2" not in self._features:
+            ret = self._dev.shell2(command, timeout=timeout, encoding=None, v2=True)
+            return RawShellResult(ret.returncode, ret.stdout or ret.output or b"", ret.stderr or b"")
+        c = self._dev.open_transport(timeout=timeout)
+        try:
+            c.send_command(f"shell,v2:{command}")
+            c.check_okay()
+            out: dict[int, list[bytes]] = {1: [], 2: []}
+            while True:
+                header = c.read_exact(5)
+                length = int.from_bytes(header[1:5], "little")
+                data = c.read_exact(length) if length else b""
+                if header[0] == 3 and data:
+                    return RawShellResult(data[0], b"".join(out[1]), b"".join(out[2]))
+                if header[0] in out:
+                    out[header[0]].append(data)
+        finally:
+            c.conn.close()
+
+    def _read_features(self, timeout: float | None) -> set[str]:
+        """Give the device's adb features (`host-serial:SERIAL:features`), the socket closed at once."""
+        c = self._dev.open_transport("features", timeout=timeout)
+        try:
+            return set(c.read_string_block().split(","))
+        finally:
+            c.conn.close()
 
     def check(self, argv: Sequence[str] | str, timeout: float | None = 120) -> str:
         """Give the stdout of a command that must succeed."""

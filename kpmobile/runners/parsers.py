@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kpmobile.errors import ParseError
+from kpmobile.lazyre import LazyPattern
 from kpmobile.records import LogDevice, OutputStat, RunRecord
 from kpmobile.textfile import decode_text, read_text
 
@@ -111,7 +112,7 @@ def parse_log_report(text: str) -> tuple[list[RunRecord], list[str]]:
     return outcome.records, outcome.warnings
 
 
-_CRASH = re.compile(r"^\[F |Check failed|Segmentation fault|Aborted|terminate called|CANNOT LINK EXECUTABLE"
+_CRASH = LazyPattern(r"^\[F |Check failed|Segmentation fault|Aborted|terminate called|CANNOT LINK EXECUTABLE"
                     r"|not executable|[Ss]ignal \d+|Fatal signal")
 
 
@@ -123,7 +124,7 @@ def _crash_line(lines: Sequence[str]) -> str | None:
     return None
 
 
-_QUOTE = re.compile(r"^\s*(?:>\s?)+")
+_QUOTE = LazyPattern(r"^\s*(?:>\s?)+")
 
 
 def _pasted_lines(text: str) -> list[str]:
@@ -163,19 +164,19 @@ def _num(text: str) -> float:
 # benchmark_bin (lite/api/tools/benchmark) and kpmobile's lite_runner
 
 _BLOCK_ORDER = {"Opt": 0, "Device": 1, "Model": 2, "Runtime": 3, "Backend": 4, "Accurancy": 5, "Perf": 6}
-_HEADER = re.compile(r"^======= (?P<name>\w+) Info =======\s*$")
-_KEY_VALUE = re.compile(r"^(?P<key>[^:]+):(?: (?P<value>.*))?$")
-_FIXED3 = re.compile(r"^(?P<key>init|first|min|max|avg|peak)\s*= (?P<value>-?\d+\.\d{3})\s*$")
-_PERF_KEY = re.compile(r"^(?P<key>init|first|min|max|avg|peak)\s*= ?(?P<value>.*)$")
-_TENSOR_HEAD = re.compile(r"^--- output tensor (?P<index>\d+) ---$")
-_TENSOR_FIELD = re.compile(
+_HEADER = LazyPattern(r"^======= (?P<name>\w+) Info =======\s*$")
+_KEY_VALUE = LazyPattern(r"^(?P<key>[^:]+):(?: (?P<value>.*))?$")
+_FIXED3 = LazyPattern(r"^(?P<key>init|first|min|max|avg|peak)\s*= (?P<value>-?\d+\.\d{3})\s*$")
+_PERF_KEY = LazyPattern(r"^(?P<key>init|first|min|max|avg|peak)\s*= ?(?P<value>.*)$")
+_TENSOR_HEAD = LazyPattern(r"^--- output tensor (?P<index>\d+) ---$")
+_TENSOR_FIELD = LazyPattern(
     r"^output tensor (?P<index>\d+) (?P<key>elem num|mean value|standard deviation): (?P<value>\S+)\s*$"
 )
 _RUNTIME_KEYS = {"benchmark_bin version", "threads", "power_mode", "warmup", "repeats", "run_delay(sec)",
                  "result_path"}
-_ACCURACY = re.compile(r"^Top-\d+ Accurancy: " + _NUM + r"\s*$")
+_ACCURACY = LazyPattern(r"^Top-\d+ Accurancy: " + _NUM + r"\s*$")
 # kpmobile's runners add this line to their result file: every timed iteration, in ms
-_SAMPLES = re.compile(r"^per-iteration\(ms\):(?P<values>(?: " + _NUM + r")*)\s*$")
+_SAMPLES = LazyPattern(r"^per-iteration\(ms\):(?P<values>(?: " + _NUM + r")*)\s*$")
 
 
 def _samples(lines: Sequence[str]) -> tuple[float, ...]:
@@ -432,10 +433,10 @@ def _output_stats(shapes: dict[int, tuple[int, ...]], fields: dict[int, dict[str
     return tuple(outputs)
 
 
-_OPT_LOAD = re.compile(r"^Load paddle model from (?P<path>.*?)(?: and (?P<params>\S+))?\s*$")
+_OPT_LOAD = LazyPattern(r"^Load paddle model from (?P<path>.*?)(?: and (?P<params>\S+))?\s*$")
 # File names that say nothing of the model: Paddle exports are all inference.pdmodel, opt saves opt.nb.
 _GENERIC_STEMS = {"", "opt", "inference", "model", "__model__", "infer", "inference_model"}
-_COMMAND_MODEL = re.compile(r"--(?:model_file|uncombined_model_dir|optimized_model_path|optimized_model_file)"
+_COMMAND_MODEL = LazyPattern(r"--(?:model_file|uncombined_model_dir|optimized_model_path|optimized_model_file)"
                             r"=[\"']?(?P<path>[^\s\"']+)")
 
 
@@ -454,7 +455,7 @@ def _model_from_path(path: str) -> str | None:
 
 # The runner's build folder or file name says its ABI: build.lite.android.armv8.clang/,
 # benchmark_bin_v7, build.lite.linux.x86.gcc/ (pasted commands above a run).
-_BUILD_ABI = re.compile(r"(?:\bbuild\.lite\.(?:android|linux|armlinux)\.(?P<arm>armv[78](?:hf)?)\b"
+_BUILD_ABI = LazyPattern(r"(?:\bbuild\.lite\.(?:android|linux|armlinux)\.(?P<arm>armv[78](?:hf)?)\b"
                         r"|\bbenchmark_bin_v(?P<v>[78])\b|\bbuild\.lite\.(?:linux\.)?(?P<x86>x86)\b)")
 
 
@@ -507,13 +508,13 @@ def _log_device(block: _Block) -> LogDevice:
 # ---------------------------------------------------------------------------------------------
 # result.txt of the old benchmark_bin, and benchmark.sh result files
 
-_SH_TITLE = re.compile(r"^PaddleLite Benchmark(?: \(in ms\))?(?:\\n)?\s*$")
-_SH_RUN = re.compile(r"^-- (?P<name>.+?)\s+avg = (?P<avg>" + _NUM + r") ms\s*$")
-_LEGACY_RUN = re.compile(
+_SH_TITLE = LazyPattern(r"^PaddleLite Benchmark(?: \(in ms\))?(?:\\n)?\s*$")
+_SH_RUN = LazyPattern(r"^-- (?P<name>.+?)\s+avg = (?P<avg>" + _NUM + r") ms\s*$")
+_LEGACY_RUN = LazyPattern(
     r"^(?P<name>.*?)\s*min = (?P<min>-?\d+\.\d{5})\s*max = (?P<max>-?\d+\.\d{5})\s*"
     r"average = (?P<avg>-?\d+\.\d{5})\s*$"
 )
-_SETTING = re.compile(r"^(?P<key>[A-Za-z_]+)=(?P<value>\S*)$")
+_SETTING = LazyPattern(r"^(?P<key>[A-Za-z_]+)=(?P<value>\S*)$")
 _SETTING_KEYS = {"threads", "warmup", "repeats", "input_shape", "power_mode"}
 
 
@@ -531,7 +532,7 @@ def _settings_line(line: str) -> dict[str, str] | None:
     return found if "threads" in found else None
 
 
-_SH_ABI = re.compile(r"^run benchmark (?P<abi>\S+)\s*$")
+_SH_ABI = LazyPattern(r"^run benchmark (?P<abi>\S+)\s*$")
 
 
 @dataclass
@@ -615,24 +616,24 @@ def _parse_line_runs(lines: list[str]) -> _Outcome:
 # ---------------------------------------------------------------------------------------------
 # PaddleDetection deploy/lite det + keypoint demo
 
-_DET_SECTION = re.compile(r"^-+ (?P<name>Config|Data|Model|Perf|Time) info -+\s*$")
-_DET_MARKER = re.compile(
+_DET_SECTION = LazyPattern(r"^-+ (?P<name>Config|Data|Model|Perf|Time) info -+\s*$")
+_DET_MARKER = LazyPattern(
     r"^-+ (?:Config|Perf|Time) info -+\s*$|preproce_time\(ms\): |Total Pipeline time\(ms\)"
     r"|batchsize of detection forced to be 1|The number of detected box: "
 )
-_DET_USAGE = re.compile(r"^Usage: \S+ \[config_path\]")
-_DET_FORCED = re.compile(r"batchsize of detection forced to be 1 while keypoint model is not empty\(\)")
-_DET_THREADS = re.compile(r"^num_threads: (?P<value>-?\d+)\s*$")
-_DET_MODEL = re.compile(r"^(?P<kind>detection|keypoint) model_name: ?(?P<value>.*)$")
-_DET_COUNT = re.compile(
+_DET_USAGE = LazyPattern(r"^Usage: \S+ \[config_path\]")
+_DET_FORCED = LazyPattern(r"batchsize of detection forced to be 1 while keypoint model is not empty\(\)")
+_DET_THREADS = LazyPattern(r"^num_threads: (?P<value>-?\d+)\s*$")
+_DET_MODEL = LazyPattern(r"^(?P<kind>detection|keypoint) model_name: ?(?P<value>.*)$")
+_DET_COUNT = LazyPattern(
     r"^Total number of predicted data: (?P<count>\d+) and total time spent\(ms\): (?P<total>" + _NUM + ")"
 )
-_DET_STAGES = re.compile(
+_DET_STAGES = LazyPattern(
     r"^preproce_time\(ms\): (?P<pre>" + _NUM + r"), inference_time\(ms\): (?P<inf>" + _NUM
     + r"), postprocess_time\(ms\): (?P<post>" + _NUM + r")\s*$"
 )
-_DET_TOTAL = re.compile(r"^Total Pipeline time\(ms\)(?: per image)?: (?P<value>" + _NUM + r")\s*$")
-_DET_SPLIT = re.compile(
+_DET_TOTAL = LazyPattern(r"^Total Pipeline time\(ms\)(?: per image)?: (?P<value>" + _NUM + r")\s*$")
+_DET_SPLIT = LazyPattern(
     r"^[Aa]verage det time\(ms\)(?: per image)?: (?P<det>" + _NUM + r"), average keypoint time\(ms\)"
     r"(?: per image)?: (?P<kpt>" + _NUM + r"), average crop time\(ms\)(?: per image)?: (?P<crop>"
     + _NUM + r")\s*$"

@@ -50,6 +50,11 @@ def _is_kpmobile(module: str) -> bool:
     return module == "kpmobile" or module.startswith("kpmobile.")
 
 
+def spliced_files(source: Path) -> list[Path]:
+    """Give the files `standalone_source(source)` may read: the runner and every shared module."""
+    return [source, *(_PACKAGE_ROOT.parent / _module_file(m) for m in SHARED_MODULES)]
+
+
 def standalone_source(source: Path) -> str:
     """Give the text of runner `source` with its `from kpmobile.X import ...` statements
     replaced by the shared modules' sources; ValueError when it cannot stand alone."""

@@ -1,4 +1,7 @@
-"""Sweep files (`sweeps/*.toml`) and `kpmobile bench` flags -> BenchOptions, through one typed model."""
+"""Sweep files (`sweeps/*.toml`) and `kpmobile bench` flags -> BenchOptions, through one typed model.
+
+Flags whose values plainly hold (sweep.flagvalues) skip the model, and with it pydantic's import;
+a sweep file, and any flag value that may not hold, go through it."""
 
 from __future__ import annotations
 
@@ -6,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from kpmobile.errors import ConfigError
+from kpmobile.sweep.flagvalues import FLAGS, PLAN_FLAGS, plain_settings
 from kpmobile.sweep.plan import BenchOptions, split_pipeline, with_overrides
-from kpmobile.sweep.settings import FILE_KEYS, FLAGS, PLAN_FLAGS, SweepSettings
-from kpmobile.typed import validate
 
 _PATHS = ("runner", "pipeline_runner")
 
@@ -37,6 +39,9 @@ def read_sweep_file(path: Path) -> dict[str, Any]:
 
 def options_from_file(path: Path) -> dict[str, Any]:
     """Give the BenchOptions fields a sweep file sets, checked by the typed model."""
+    from kpmobile.sweep.settings import FILE_KEYS, SweepSettings
+    from kpmobile.typed import validate
+
     table = read_sweep_file(path)
     unknown = sorted(set(table) - set(FILE_KEYS))
     if unknown:
@@ -48,10 +53,14 @@ def options_from_file(path: Path) -> dict[str, Any]:
 
 
 def options_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
-    """Give the BenchOptions fields the given flags set (None: not given), checked by the typed model."""
+    """Give the BenchOptions fields the given flags set (None: not given), checked as the typed model checks."""
     given = {k: (str(v) if k in _PATHS else v) for k, v in flags.items() if v is not None and k in FLAGS}
-    settings = validate(SweepSettings, given, "", "fix the value of {field}", FLAGS)
-    out = settings.given()
+    out = plain_settings(given)
+    if out is None:
+        from kpmobile.sweep.settings import SweepSettings
+        from kpmobile.typed import validate
+
+        out = validate(SweepSettings, given, "", "fix the value of {field}", FLAGS).given()
     check_pipelines(out.get("pipelines", ()))
     return _with_paths(out)
 

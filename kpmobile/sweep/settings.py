@@ -8,20 +8,36 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from kpmobile.sweep.flagvalues import (
+    BATCH,
+    FLAGS,
+    LIST_MAX,
+    PERSONS,
+    PLAN_FLAGS,
+    POWER_MODE,
+    REPEATS,
+    ROUNDS,
+    SECONDS_MAX,
+    TEXT_MAX,
+    THREADS,
+    WARMUP,
+)
 from kpmobile.typed import Field, Strict
 
-Text = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Threads = Annotated[int, Field(ge=1, le=256)]
-PowerMode = Annotated[int, Field(ge=0, le=3)]
-Seconds = Annotated[float, Field(ge=0, le=86_400)]
+__all__ = ["FILE_KEYS", "FLAGS", "PLAN_FLAGS", "SweepSettings"]
+
+Text = Annotated[str, Field(min_length=1, max_length=TEXT_MAX, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Threads = Annotated[int, Field(ge=THREADS[0], le=THREADS[1])]
+PowerMode = Annotated[int, Field(ge=POWER_MODE[0], le=POWER_MODE[1])]
+Seconds = Annotated[float, Field(ge=0, le=SECONDS_MAX)]
 
 
-_NonEmpty = Field(min_length=1, max_length=1000)
+_NonEmpty = Field(min_length=1, max_length=LIST_MAX)
 TextList = Annotated[list[Text], _NonEmpty]
 ThreadList = Annotated[list[Threads], _NonEmpty]
 PowerModeList = Annotated[list[PowerMode], _NonEmpty]
-BatchList = Annotated[list[Annotated[int, Field(ge=1, le=4096)]], _NonEmpty]
-PersonsList = Annotated[list[Annotated[int, Field(ge=1, le=1000)]], _NonEmpty]
+BatchList = Annotated[list[Annotated[int, Field(ge=BATCH[0], le=BATCH[1])]], _NonEmpty]
+PersonsList = Annotated[list[Annotated[int, Field(ge=PERSONS[0], le=PERSONS[1])]], _NonEmpty]
 
 
 class SweepSettings(Strict):
@@ -34,9 +50,9 @@ class SweepSettings(Strict):
     servers: TextList | None = Field(default=None, alias="adb_servers")
     no_virtual: bool | None = None
     runner: Text | None = None
-    warmup: Annotated[int, Field(ge=0, le=100_000)] | None = None
-    repeats: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    rounds: Annotated[int, Field(ge=1, le=1000)] | None = None
+    warmup: Annotated[int, Field(ge=WARMUP[0], le=WARMUP[1])] | None = None
+    repeats: Annotated[int, Field(ge=REPEATS[0], le=REPEATS[1])] | None = None
+    rounds: Annotated[int, Field(ge=ROUNDS[0], le=ROUNDS[1])] | None = None
     power_mode: PowerMode | None = None
     power_modes: PowerModeList | None = None
     precision: Literal["fp32", "fp16"] | None = None
@@ -48,7 +64,7 @@ class SweepSettings(Strict):
     pipelines: TextList | None = None
     persons: PersonsList | None = None
     pipeline_runner: Text | None = None
-    case_timeout_s: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    case_timeout_s: Annotated[float, Field(gt=0, le=SECONDS_MAX)] | None = None
     allow_oversubscribe: bool | None = None
     no_wait: bool | None = None
 
@@ -59,17 +75,6 @@ class SweepSettings(Strict):
         return self.model_dump(exclude_none=True)
 
 
-# sweep-file keys (by alias) and the flags that set each field, for one-line errors
+# sweep-file keys (by alias), for one-line errors; the flags' names and PLAN_FLAGS are flagvalues'
 FILE_KEYS = sorted(f.alias or name for name, f in SweepSettings.model_fields.items()
                    if name not in ("allow_oversubscribe", "no_wait"))
-FLAGS = {
-    "models": "--models", "threads": "--threads", "devices": "--device", "servers": "--adb-server",
-    "no_virtual": "--no-virtual", "runner": "--runner", "warmup": "--warmup", "repeats": "--repeats",
-    "rounds": "--rounds", "power_mode": "--power-mode", "cooldown_s": "--cooldown", "backends": "--backend",
-    "thermal_wait_s": "--thermal-wait",
-    "batches": "--batch", "pipelines": "--pipeline", "persons": "--persons", "pipeline_runner": "--pipeline-runner",
-    "case_timeout_s": "--case-timeout", "allow_oversubscribe": "--allow-oversubscribe", "no_wait": "--no-wait",
-}
-# flags that shape a run's plan: a resumed run keeps its own, so giving one with --resume is refused
-PLAN_FLAGS = ("models", "threads", "warmup", "repeats", "rounds", "power_mode", "cooldown_s", "backends",
-              "batches", "pipelines", "persons", "config")
