@@ -505,6 +505,7 @@ def test_pipeline_slowdown_stretches_every_stage_once(monkeypatch: pytest.Monkey
     ratios = [statistics.median(r[i] for r in runs[1::2]) / statistics.median(r[i] for r in runs[0::2])
               for i in range(3)]
     print("det inference, keypoint inference, total: x", [round(r, 2) for r in ratios])
-    assert ratios[0] > 1.6 and ratios[1] > 1.6  # each stage ran about twice as long
+    # Each stage ran about twice as long (unstretched stages would read about 1; at load 1-3 they read 1.97-2.58).
+    assert ratios[0] > 1.4 and ratios[1] > 1.4
     # The total is the stretched stages' (about their ratio), not stretched once more (about twice it).
-    assert 1.6 < ratios[2] < 1.4 * max(ratios[:2])
+    assert 1.4 < ratios[2] < 1.4 * max(ratios[:2])
