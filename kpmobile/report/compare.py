@@ -278,9 +278,10 @@ def _cell(s: Setting, fp_a: str | None, fp_b: str | None, label: str, a: CellSam
                               cmp.n)
     xa, xb = a.iterations, b.iterations
     per_round = (len(xa) + len(xb)) / (len(a.rounds) + len(b.rounds))
-    own = round_variance((a.per_round, b.per_round))
-    icc = max(v.icc for v in (rule.spread, own) if v is not None) if (rule.spread or own) else 0.0
-    deff = 1.0 + max(0.0, per_round - 1.0) * icc
+    known = [v for v in (rule.spread, round_variance((a.per_round, b.per_round))) if v is not None]
+    spread = max(known, key=lambda v: v.icc) if known else None
+    icc = spread.icc if spread else 0.0
+    deff = spread.design_effect(per_round) if spread else 1.0
     cmp = compare_values(xa, xb, threshold=rule.threshold, alpha=rule.alpha, design_effect=deff)
     verdict, need = cmp.verdict, None
     if verdict == "insufficient" or min(len(a.rounds), len(b.rounds)) < MIN_ROUNDS_POOLED:

@@ -10,7 +10,6 @@ with the paddle-cpu reference on the same input, and the check is stored in the 
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ from kpmobile.records import (
 from kpmobile.store import Store
 from kpmobile.sweep.case import CaseResult, Counters, Numbers, Progress
 from kpmobile.sweep.discover import HOST_SERIAL, host_fingerprint, host_info, host_label
-from kpmobile.sweep.plan import BenchOptions
+from kpmobile.sweep.plan import BenchOptions, shuffle_round
 from kpmobile.sweep.prepare import HostArtifacts, build_models
 
 REFERENCE = "paddle-cpu"
@@ -77,15 +76,10 @@ def plan_host_cases(models: Sequence[str], device_fp: str, backends: Sequence[st
                                  precision=backend_info(backend).precision, backend=backend, round=rnd, batch=batch)
                        for model in models for batch in batches for backend in ordered for t in threads]
         if shuffle_seed is not None:
-            batch_cases = _reference_first(_shuffled(batch_cases, f"{shuffle_seed}:{rnd}"))
+            shuffle_round(batch_cases, shuffle_seed, rnd)
+            batch_cases = _reference_first(batch_cases)
         cases += batch_cases
     return cases
-
-
-def _shuffled(cases: list[BenchCase], seed: str) -> list[BenchCase]:
-    out = list(cases)
-    random.Random(seed).shuffle(out)
-    return out
 
 
 def _reference_first(cases: list[BenchCase]) -> list[BenchCase]:

@@ -116,9 +116,15 @@ def plan_cases(
                                precision=precision, backend=dev_backend, round=rnd, pipeline=pipe, persons=n)
                      for model, pipe, n in runs for mode in modes for t in threads]
             if shuffle_seed is not None:
-                random.Random(f"{shuffle_seed}:{rnd}").shuffle(batch)
+                shuffle_round(batch, shuffle_seed, rnd)
             cases += batch
     return cases
+
+
+def shuffle_round(cases: list[BenchCase], seed: int, rnd: int) -> None:
+    """Shuffle one round's cases in place, by random.Random(f"{seed}:{round}"): the same order for the same
+    seed and round on every device and in every sweep, a different one each round."""
+    random.Random(f"{seed}:{rnd}").shuffle(cases)
 
 
 def split_pipeline(pipeline: str) -> tuple[str, str]:
