@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
@@ -343,6 +344,22 @@ def test_pushed_form_runs_under_sh(models: Path, tmp_path: Path) -> None:
     assert parse_log(done.stdout)[0].repeats == 3
 
 
+@model_test
+def test_the_printed_process_wall_is_never_longer_than_the_process(models: Path, tmp_path: Path) -> None:
+    """The kernel's start tick alone made the wall up to 10 ms too long (beyond the outside clock's)."""
+    script = executable_runner(LITE_RUNNER_PATH, "lite_runner", tmp_path, sys.executable)
+    argv = [str(script), *base_args(models / "tiny_x86.nb", "--repeats=1", "--warmup=0")]
+    slack = []
+    for _ in range(8):
+        before = time.clock_gettime(time.CLOCK_BOOTTIME)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+        outside_ms = (time.clock_gettime(time.CLOCK_BOOTTIME) - before) * 1000
+        assert done.returncode == 0, done.stderr
+        walls = [line for line in done.stderr.splitlines() if line.startswith(lr.WALL_PREFIX)]
+        slack.append(outside_ms - float(walls[-1][len(lr.WALL_PREFIX):]))
+    assert min(slack) >= -0.2, slack  # printed with one decimal
+
+
 # --- the script itself, without models ------------------------------------------------------
 
 
@@ -471,6 +488,16 @@ def test_inspect_nb_on_synthetic_headers(tmp_path: Path) -> None:
         lr.inspect_nb(str(nb(2, b"\x00" * 16, b"conv2d/def/2/1/1\x00")))
     with pytest.raises(lr.RunnerFailure, match=r"is a directory"):
         lr.inspect_nb(str(tmp_path))
+
+
+def test_start_estimate_lies_in_the_start_tick_and_never_after_the_cpu_used() -> None:
+    tick = 0.01
+    # Quiet: 25 ms after the tick began the process had used 21 ms of CPU, so it began 4 ms in.
+    assert lr.start_estimate(100.0, tick, 100.025, 0.021) == pytest.approx(100.004)
+    # Loaded (it waited for a CPU): the CPU bound lies past the tick, which ends the estimate.
+    assert lr.start_estimate(100.0, tick, 100.080, 0.021) == pytest.approx(100.010)
+    # More CPU than wall (a second thread): the tick's own start.
+    assert lr.start_estimate(100.0, tick, 100.025, 0.040) == pytest.approx(100.0)
 
 
 def test_fatal_line_picks_paddles_check() -> None:

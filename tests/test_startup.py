@@ -69,3 +69,34 @@ def test_bench_checks_plain_flags_without_pydantic_and_json_needs_no_progress_ba
     assert {"kpmobile.sweep.config", "kpmobile.cli.progress"} <= loaded  # flags checked, progress made
     assert "pydantic" not in loaded and "kpmobile.sweep.settings" not in loaded
     assert "rich.progress" not in loaded
+
+
+_ENDING = """
+import atexit, sys, threading, time
+from kpmobile.cli.app import main
+atexit.register(lambda: print("atexit ran", file=sys.stderr))
+done = threading.Event()
+def late():
+    time.sleep(0.2)  # a worker still busy when the command returns
+    done.set()
+    print("worker joined", file=sys.stderr)
+threading.Thread(target=late).start()
+sys.argv = ["kpmobile", *sys.argv[1:]]
+main()
+print("not reached", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(("args", "code"), [(["models", "list", "--json"], 0), (["runs", "show", "no-such-run"], 2)])
+def test_the_cli_ends_its_process_with_threads_joined_atexit_run_and_output_flushed(args: list[str], code: int,
+                                                                                 tmp_path: Any) -> None:
+    done = subprocess.run([sys.executable, "-c", _ENDING, *args, *(["--db", str(tmp_path / "s.db")] if code else [])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == code, done.stderr
+    assert "worker joined" in done.stderr and "atexit ran" in done.stderr
+    assert done.stderr.index("worker joined") < done.stderr.index("atexit ran")
+    assert "not reached" not in done.stderr
+    if code == 0:
+        assert len(json.loads(done.stdout)) > 3  # every byte of stdout arrived
+    else:
+        assert done.stderr.count("error: ") == 1

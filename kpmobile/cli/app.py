@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import typer
 
 try:  # typer >= 0.2x carries its own copy of click
@@ -39,20 +41,54 @@ app.add_typer(runs.app, name="runs")
 
 
 def main() -> None:
-    """Run the CLI; usage errors (unknown flag, a value of the wrong kind) print one `error:` line too."""
+    """Run the CLI as the process's entry point, and end the process with the command's exit code;
+    usage errors (unknown flag, a value of the wrong kind) print one `error:` line too."""
+    end_process(_exit_code())
+
+
+def _exit_code() -> int:
+    """Give the exit code of running the command line (a bug's traceback still propagates)."""
     import sys
 
     try:
         code = app(standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)  # as the interpreter prints sys.exit("text")
+        return 1
     except NoArgsIsHelpError as exc:
         print(exc.format_message(), file=sys.stderr)
-        sys.exit(2)
+        return 2
     except UsageError as exc:
         where = f"`{exc.ctx.command_path} --help`" if exc.ctx is not None else "`kpmobile --help`"
         try:
             fail(exc.format_message().rstrip("."), f"see {where}", code=exc.exit_code)
         except typer.Exit as done:
-            sys.exit(done.exit_code)
+            return done.exit_code
+    except typer.Exit as done:
+        return done.exit_code
     except typer.Abort:
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def end_process(code: int) -> NoReturn:
+    """End the process with `code` as the interpreter would, less its teardown: the other threads are
+    joined, the atexit handlers run and stdout and stderr are flushed, but the modules are not freed
+    one by one, which took about 30 ms of every command (255 -> 224 ms for `devices --json`)."""
+    import atexit
+    import os
+    import sys
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe (`kpmobile ... | head`) takes no more output, as at a normal exit
+    os._exit(code)

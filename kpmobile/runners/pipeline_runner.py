@@ -46,6 +46,7 @@ from kpmobile.runners.runner_common import (
     EXIT_OK,
     EXIT_USAGE,
     RunnerFailure,
+    exit_now,
     format_samples,
     import_numpy,
     paced,
@@ -452,4 +453,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

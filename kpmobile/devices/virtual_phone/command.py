@@ -48,6 +48,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                             " ROOT/faults/slowdown); getprop and `devices --json` show it")
     serve.add_argument("--nice", type=int, default=0, metavar="N",
                        help="tests only: run every shell command (its session) at nice N, -20 to 19 (root for N < 0)")
+    serve.add_argument("--cpus", metavar="LIST",
+                       help="host CPUs the phone and all it runs keep to, e.g. 0 or 0-1,3 (default: all), "
+                            "as a real phone's cores are its own")
     serve.add_argument("--battery", choices=("none", "ua-negative", "ma-positive"),
                        help="battery files in this vendor's convention (default: the profile's [physics], else"
                             " none): µA negative while discharging, or mA positive")
@@ -71,7 +74,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
               cpuinfo=args.cpuinfo, host=args.host, disconnect_after=args.disconnect_after, quota=args.quota,
               abi=args.abi, runner_fault=args.runner_fault, offline=args.offline, cpufreq=args.cpufreq,
               link=args.link, slowdown=args.slowdown, nice=args.nice, battery=args.battery,
-              battery_status=args.battery_status)
+              battery_status=args.battery_status, cpus=args.cpus)
     except KpError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

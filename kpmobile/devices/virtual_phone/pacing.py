@@ -18,6 +18,11 @@ the kernel schedules as one) and process that nice value. A virtual phone shares
 with whatever else runs there; at load 10 on 2 cores a runner got a fifth of a CPU and its
 iterations varied two-fold, which no statistics can see through. `--nice -20` gives the phone's
 runner a CPU of its own, as a real phone has (a CPU-bound loop: 2.08 s at nice 0, 0.46 s at -20).
+
+`--cpus LIST` (e.g. `0` or `0-1,3`) keeps the phone and everything it runs on those host CPUs, as a
+real phone's cores are its own: two virtual phones on two CPUs no longer take each other's. The x86
+runner's OpenMP pool takes every CPU it may use (1.7 CPUs busy for one 1-thread runner on 2 cores),
+so two unpinned phones on a 2-core host measure the host, not the orchestrator.
 """
 
 from __future__ import annotations
@@ -29,6 +34,41 @@ from pathlib import Path
 from kpmobile.devices.identify import SLOWDOWN_PROP
 
 SLOWDOWN_ENV = "KPMOBILE_SLOWDOWN_PCT"  # the runners read it (they import nothing of kpmobile)
+
+
+def parse_cpus(text: str, allowed: frozenset[int] | None = None) -> frozenset[int]:
+    """Give the CPUs of a list such as `0` or `0-1,3`; ValueError(what, what to do) when it is not one,
+    or names a CPU outside `allowed` (default: the CPUs this process may use)."""
+    allowed = frozenset(os.sched_getaffinity(0)) if allowed is None else allowed
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, sep, high = part.strip().partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()):
+            raise ValueError(f"'{text}' is not a CPU list", "give numbers and ranges such as 0-1,3")
+        first, last = int(low), int(high) if sep else int(low)
+        if last < first:
+            raise ValueError(f"'{part.strip()}' runs backwards", "give the low CPU first")
+        cpus.update(range(first, last + 1))
+    outside = sorted(cpus - allowed)
+    if outside:
+        raise ValueError(f"CPU {outside[0]} is not one this host lets us use", f"give CPUs from {format_cpus(allowed)}")
+    return frozenset(cpus)
+
+
+def format_cpus(cpus: frozenset[int]) -> str:
+    """Give a CPU set as a list such as `0-1,3`."""
+    runs: list[list[int]] = []
+    for cpu in sorted(cpus):
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def pin(cpus: frozenset[int]) -> None:
+    """Give nothing: keep the calling thread, and every thread and process it starts from now on, on `cpus`."""
+    os.sched_setaffinity(0, cpus)
 
 
 def control_file(root: Path) -> Path:

@@ -418,6 +418,17 @@ def _emulation_for(abi: str) -> Emulation | None:
         return None
 
 
+def _pin(cpus: str) -> None:
+    """Give nothing: keep this phone (this thread, and all it starts) on the host CPUs `cpus`."""
+    from kpmobile.devices.virtual_phone import pacing
+
+    try:
+        pacing.pin(pacing.parse_cpus(cpus))
+    except ValueError as exc:
+        what, todo = exc.args
+        raise ConfigError(f"--cpus: {what}", todo) from exc
+
+
 def _set_slowdown(sandbox: Sandbox, pct: float, nice: int) -> None:
     from kpmobile.devices.virtual_phone import pacing
 
@@ -436,8 +447,10 @@ def serve(port: int, profile: str = "virtual", getprop: Path | None = None, auth
           disconnect_after: int | None = None, quota: int | None = None, abi: str = "x86_64",
           runner_fault: str = "none", offline: bool = False, cpufreq: str | None = None,
           link: str = "loopback", slowdown: float = 0.0, nice: int = 0, battery: str | None = None,
-          battery_status: str = "Discharging") -> None:
+          battery_status: str = "Discharging", cpus: str | None = None) -> None:
     """Give nothing: serve a virtual phone on host:port until interrupted or dropped (blocking)."""
+    if cpus is not None:
+        _pin(cpus)
     if host != ALLOWED_HOST:
         raise ConfigError(f"the virtual phone listens on {ALLOWED_HOST} only, not '{host}'",
                           "drop --host, or give --host 127.0.0.1")
