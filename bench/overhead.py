@@ -6,9 +6,10 @@ For each link (`--links`, default loopback and usb2: the virtual phone plays the
 and round trip) it starts a private adb server and one virtual phone, times `kpmobile devices
 --json` `--startup-runs` times (start-up: Python, imports, listing and identifying the phone), runs
 the sweep once to warm every cache (models built and converted, runner and .nb files pushed), then
-`--trials` more times. Each runner prints its own process wall time (exec to exit, from
-/proc/self/stat) as one extra stderr line, which lands in the stored raw log; the script sums
-those. Per case it reports (sweep wall - runners' wall) / cases, and the median gap between two
+`--trials` more times. Each runner prints its own process wall time (fork to that line, never
+longer than the process: /proc/self/stat's start tick sharpened by the CPU it had used, see
+lite_runner.start_estimate) as one extra stderr line, which lands in the stored raw log; the
+script sums those. Per case it reports (sweep wall - runners' wall) / cases, and the median gap between two
 cases' stores beyond the runner's wall (steady state). Round trips per case are those the phone
 executor counted and stored with each case.
 
