@@ -219,6 +219,19 @@ def startup_ms(lab_: Lab, runs: int = 5) -> list[float]:
     return walls
 
 
+def help_ms(runs: int = 5) -> list[float]:
+    """Give the walls (ms) of `runs` runs of `python -m kpmobile bench --help`."""
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "kpmobile", "bench", "--help"], capture_output=True, text=True,
+                             cwd=ROOT, env=dict(os.environ, COLUMNS="100"))
+        walls.append((time.perf_counter() - start) * 1000)
+        if res.returncode != 0 or "--models" not in res.stdout:
+            raise SystemExit(f"kpmobile bench --help failed ({res.returncode}): {res.stderr.strip()[-500:]}")
+    return walls
+
+
 def median(values: Sequence[float]) -> float:
     """Give the median."""
     return statistics.median(values)

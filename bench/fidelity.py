@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -65,7 +64,10 @@ def runner_avg_ms(runner: Path, nb: Path, shape: str, warmup: int, repeats: int)
                                f"--result_path={tmp}/result.txt"], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"runner exited {done.returncode}: {done.stderr.strip()[-300:]}")
-    return parse_log(done.stdout)[-1].avg_ms
+    avg = parse_log(done.stdout)[-1].avg_ms
+    if avg is None:
+        raise SystemExit(f"the runner printed no avg: {done.stdout.strip()[-300:]}")
+    return avg
 
 
 def main() -> None:
@@ -133,4 +135,4 @@ def verdict(ratios: list[float], loads: list[float]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -14,7 +14,8 @@ cases' stores beyond the runner's wall (steady state). Round trips per case are 
 executor counted and stored with each case.
 
 Goals: CLI wall / runners' wall <= 1.05 on loopback; per-case overhead <= 25 ms on loopback and
-<= 40 ms on usb2; 1 device round trip per case; `kpmobile devices --json` <= 500 ms (median).
+<= 40 ms on usb2; 1 device round trip per case; `kpmobile devices --json` and `kpmobile bench
+--help` <= 500 ms each (median).
 The last line is the loopback CLI ratio.
 
     .venv/bin/python bench/overhead.py [--models pp-tinypose-128x96 picodet-s-192 picodet-s-320]
@@ -26,7 +27,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from _common import bench_args, command_line, lab, load, machine, median, run_sweep, spread, startup_ms
+from _common import bench_args, command_line, help_ms, lab, load, machine, median, run_sweep, spread, startup_ms
 
 GOAL_CASE_MS = {"loopback": 25.0, "usb2": 40.0}
 
@@ -98,9 +99,12 @@ def main() -> None:
     print(f"command: {command_line()}")
     print(f"machine: {machine()}")
     results = [measure(link, args) for link in args.links.split(",")]
+    helps = help_ms(args.startup_runs)
     for figures in results:
         for line in figures.lines():
             print(line)
+    print(f"start-up `kpmobile bench --help`: median {median(helps):.0f} ms "
+          f"({', '.join(f'{v:.0f}' for v in helps)}; goal <= 500)")
     print(f"load after: {load()}")
     main_link = next((f for f in results if f.link == "loopback"), results[0])
     print(f"ratio {median(main_link.cli):.3f}")
