@@ -1,8 +1,8 @@
 """Measure how well phones run in parallel: wall(2 phones) / wall(1 phone) for the same work per phone.
 
 Starts a private adb server and two virtual phones, runs the same 1-thread sweep on one phone,
-then on both (one worker per phone), and prints the command, the machine and the ratio as its
-last line. The goal is <= 1.2.
+then on both (one worker per phone), `--trials` times interleaved, and prints the command, the
+machine, each trial and the ratio of the median walls as its last line. The goal is <= 1.2.
 
 Each phone keeps to a host CPU of its own (the virtual phone's `--cpus`), as real phones' cores
 are their own; the orchestrator and the adb server run on any. Unpinned, one x86 runner's OpenMP
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import free_port, machine  # noqa: E402
+from _common import free_port, load, machine  # noqa: E402
 
 from kpmobile.devices import android  # noqa: E402
 from kpmobile.devices.adbserver import ensure_server, kill_server  # noqa: E402
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=5, help="pairs of sweeps (one phone, then two)")
     parser.add_argument("--no-pin", action="store_true", help="let both phones use every CPU")
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
@@ -74,14 +76,20 @@ def main() -> None:
         one = [*base, "--device", phones[0].serial]
         two = [*base, "--device", phones[0].serial, "--device", phones[1].serial]
         sweep(two, tmp / "warm.db")  # push runner and models to both phones first
-        wall1, sweep1 = sweep(one, tmp / "one.db")
-        wall2, sweep2 = sweep(two, tmp / "two.db")
         print("command: kpmobile " + " ".join(two))
         print(f"machine: {machine()}")
         print("phones' CPUs: " + ("any (--no-pin)" if args.no_pin else ", ".join(p[1] for p in pins)))
-        print(f"1 phone:  sweep {sweep1:.2f} s (CLI {wall1:.2f} s)")
-        print(f"2 phones: sweep {sweep2:.2f} s (CLI {wall2:.2f} s)")
-        print(f"wall(2 phones)/wall(1 phone) = {sweep2 / sweep1:.2f} (CLI walls: {wall2 / wall1:.2f}; goal <= 1.2)")
+        walls: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+        for trial in range(args.trials):  # interleaved, so that the host's drift lands on both alike
+            walls[1].append(sweep(one, tmp / f"one{trial}.db"))
+            walls[2].append(sweep(two, tmp / f"two{trial}.db"))
+            print(f"trial {trial + 1}: 1 phone sweep {walls[1][-1][1]:.2f} s, 2 phones {walls[2][-1][1]:.2f} s "
+                  f"({walls[2][-1][1] / walls[1][-1][1]:.2f}), load {load()}")
+        (cli1, sweep1), (cli2, sweep2) = ((statistics.median(w[0] for w in walls[n]),
+                                           statistics.median(w[1] for w in walls[n])) for n in (1, 2))
+        print(f"1 phone:  sweep {sweep1:.2f} s (CLI {cli1:.2f} s), median of {args.trials}")
+        print(f"2 phones: sweep {sweep2:.2f} s (CLI {cli2:.2f} s), median of {args.trials}")
+        print(f"wall(2 phones)/wall(1 phone) = {sweep2 / sweep1:.2f} (CLI walls: {cli2 / cli1:.2f}; goal <= 1.2)")
     finally:
         for p in phones:
             android.disconnect(server, p.serial)
