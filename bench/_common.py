@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,27 +208,25 @@ def run_sweep(argv: Sequence[str], db: Path) -> Sweep:
 
 def startup_ms(lab_: Lab, runs: int = 5) -> list[float]:
     """Give the walls (ms) of `runs` runs of `python -m kpmobile devices --adb-server ... --json`."""
-    walls = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        res = subprocess.run([sys.executable, "-m", "kpmobile", "devices", "--adb-server", lab_.server, "--json"],
-                             capture_output=True, text=True, cwd=ROOT)
-        walls.append((time.perf_counter() - start) * 1000)
-        if res.returncode != 0 or not json.loads(res.stdout):
-            raise SystemExit(f"kpmobile devices failed ({res.returncode}): {res.stderr.strip()[-500:]}")
-    return walls
+    return _walls_ms(["devices", "--adb-server", lab_.server, "--json"], runs, lambda out: bool(json.loads(out)))
 
 
 def help_ms(runs: int = 5) -> list[float]:
     """Give the walls (ms) of `runs` runs of `python -m kpmobile bench --help`."""
+    return _walls_ms(["bench", "--help"], runs, lambda out: "--models" in out)
+
+
+def _walls_ms(args: Sequence[str], runs: int, ok: Callable[[str], bool]) -> list[float]:
+    """Give the walls (ms) of `runs` runs of `python -m kpmobile ARGS` (SystemExit unless each exits 0
+    with a stdout that `ok` accepts)."""
     walls = []
     for _ in range(runs):
         start = time.perf_counter()
-        res = subprocess.run([sys.executable, "-m", "kpmobile", "bench", "--help"], capture_output=True, text=True,
-                             cwd=ROOT, env=dict(os.environ, COLUMNS="100"))
+        res = subprocess.run([sys.executable, "-m", "kpmobile", *args], capture_output=True, text=True, cwd=ROOT,
+                             env=dict(os.environ, COLUMNS="100"))
         walls.append((time.perf_counter() - start) * 1000)
-        if res.returncode != 0 or "--models" not in res.stdout:
-            raise SystemExit(f"kpmobile bench --help failed ({res.returncode}): {res.stderr.strip()[-500:]}")
+        if res.returncode != 0 or not ok(res.stdout):
+            raise SystemExit(f"kpmobile {' '.join(args[:2])} failed ({res.returncode}): {res.stderr.strip()[-500:]}")
     return walls
 
 

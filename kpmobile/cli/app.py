@@ -66,8 +66,6 @@ def _exit_code() -> int:
             fail(exc.format_message().rstrip("."), f"see {where}", code=exc.exit_code)
         except typer.Exit as done:
             return done.exit_code
-    except typer.Exit as done:
-        return done.exit_code
     except typer.Abort:
         return 130
     return code if isinstance(code, int) else 0
@@ -78,17 +76,12 @@ def end_process(code: int) -> NoReturn:
     joined, the atexit handlers run and stdout and stderr are flushed, but the modules are not freed
     one by one, which took about 30 ms of every command (255 -> 224 ms for `devices --json`)."""
     import atexit
-    import os
-    import sys
     import threading
+
+    from kpmobile.runners.runner_common import exit_now
 
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed pipe (`kpmobile ... | head`) takes no more output, as at a normal exit
-    os._exit(code)
+    exit_now(code)

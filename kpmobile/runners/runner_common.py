@@ -114,13 +114,15 @@ def run_main(argv: list[str] | None, prog: str, banner: str, usage: str, body: C
 
 def exit_now(code: int) -> NoReturn:
     """End the process with `code` once stdout and stderr are flushed, without the interpreter's
-    teardown: numpy's and the modules' took 10-30 ms after the process's own wall was printed, on
-    every case, and a sweep counted it as its own overhead. The result file is closed by then."""
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    finally:
-        os._exit(code)
+    teardown: in the runners numpy's and the modules' took 10-30 ms after the process's own wall was
+    printed, on every case, and a sweep counted it as its own overhead (the result file is closed by
+    then); the CLI ends this way too. A stream that cannot be flushed (a closed pipe) is passed over."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 # kpmobile's parser reads this last line of a result file (not of stdout) as the run's samples
