@@ -74,19 +74,36 @@ def remembered(path: Path, fact: str, compute: Callable[[], str]) -> str:
 def remembered_as(key: str, identity: Callable[[], object], compute: Callable[[], str]) -> str:
     """Give the value remembered under `key` while `identity()` (JSON types: what the value was
     computed from, e.g. files' sizes and mtimes) is the same, else `compute()`, then remembered."""
-    before = json.loads(json.dumps(identity()))
+    before = identity()
+    known = recall(key, before)
+    if known is not None:
+        return known
+    value = compute()
+    if _plain(identity()) == _plain(before):  # else changed while it was read: not worth remembering
+        remember(key, before, value)
+    return value
+
+
+def recall(key: str, identity: object) -> str | None:
+    """Give the value remembered under `key` with this `identity` (JSON types), or None."""
     with _LOCK:
         entry = _load().get(key)
-    if entry is not None and entry[0] == before and isinstance(entry[1], str):
+    if entry is not None and entry[0] == _plain(identity) and isinstance(entry[1], str):
         return entry[1]
-    value = compute()
-    if json.loads(json.dumps(identity())) != before:
-        return value  # changed while it was read: not worth remembering
+    return None
+
+
+def remember(key: str, identity: object, value: str) -> None:
+    """Remember `value` under `key` for as long as what it was computed from has this `identity`."""
     with _LOCK:
         memo = _load()
-        memo[key] = [before, value]
+        memo[key] = [_plain(identity), value]
         _save(memo)
-    return value
+
+
+def _plain(identity: object) -> object:
+    """Give `identity` as JSON reads it back (tuples become lists), so that it compares with a loaded one."""
+    return json.loads(json.dumps(identity))
 
 
 def toml_data(path: Path) -> Any:

@@ -447,3 +447,19 @@ def test_slowdown_really_slows_the_runners_and_shows_in_devices_json(
     listed = subprocess.run([sys.executable, "-m", "kpmobile", "devices", "--adb-server", adb_server.address,
                              "--json"], capture_output=True, text=True, timeout=120, check=True)
     assert [x["slowdown_pct"] for x in json.loads(listed.stdout) if x["serial"] == phone.serial] == [None]
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("cat /data/local/tmp/a /sdcard", "cat {root}/data/local/tmp/a {root}/sdcard"),
+    ("'/sys/class/thermal'/thermal_zone0", "'{root}/sys/class/thermal'/thermal_zone0"),
+    ("x=/proc/cpuinfo;", "x={root}/proc/cpuinfo;"),
+    # inside a longer word or path, or a longer name: left as it is
+    ("x/data/local/tmp ~/sdcard -/sdcard //sdcard ./sdcard", "x/data/local/tmp ~/sdcard -/sdcard //sdcard ./sdcard"),
+    ("/data/local/tmpx /sdcard.x /sdcard-2 /proc/cpuinfo_max", "/data/local/tmpx /sdcard.x /sdcard-2 /proc/cpuinfo_max"),
+    ("/storage/emulated/0/x /storage/self/primary", "{root}/sdcard/x {root}/sdcard"),
+])
+def test_the_sandbox_maps_only_whole_device_paths(tmp_path: Path, command: str, expected: str) -> None:
+    from kpmobile.devices.virtual_phone.sandbox import Sandbox
+
+    sandbox = Sandbox(tmp_path / "phone")
+    assert sandbox.rewrite_command(command) == expected.format(root=sandbox.root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 import os
 import re
 import shlex
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from kpmobile.devices import framing, identify
 from kpmobile.errors import DeviceError, KpError
+from kpmobile.lazyre import LazyPattern
 from kpmobile.records import DeviceInfo
 
 # adbutils imports requests (to install APKs from URLs) when it is imported; kpmobile never
@@ -293,17 +295,28 @@ class Phone:
 
     # files ------------------------------------------------------------------------------
     def md5sums(self, paths: Sequence[str]) -> dict[str, str]:
-        """Give path -> md5 for the files that exist on the device (one shell call, answers in order)."""
+        """Give path -> md5 for the files that exist on the device: one shell call and one `md5sum`
+        for all of them (see each_file_script)."""
+        return self.md5sums_at(paths)[0]
+
+    def md5sums_at(self, paths: Sequence[str]) -> tuple[dict[str, str], int | None]:
+        """Give (path -> md5, the phone's clock in whole seconds just before hashing, None if unread),
+        in one shell call."""
+        if not paths:
+            return {}, None
+        out = self.shell("date +%s 2>/dev/null; " + each_file_script(paths, "md5sum")).stdout
+        head, _, rest = out.partition("\n")
+        now = int(head) if head.strip().isdigit() else None
+        return parse_md5sums(rest, paths), now
+
+    def identities(self, paths: Sequence[str]) -> dict[str, str]:
+        """Give path -> "size mtime ctime inode" (whole seconds) of the files that exist on the device,
+        from one shell call and one `stat`: what changes when a file is written, as git's index
+        and rsync's quick check know it, without reading the file."""
         if not paths:
             return {}
-        script = "; ".join(f"(md5sum < {shlex.quote(p)} 2>/dev/null || echo missing)" for p in paths)
-        lines = self.shell(script).stdout.splitlines()
-        sums: dict[str, str] = {}
-        for path, line in zip(paths, lines):
-            digest = line.strip().split(" ")[0]
-            if len(digest) == 32:
-                sums[path] = digest
-        return sums
+        answers = _by_position(self.shell(each_file_script(paths, "stat -c '%s %Y %Z %i'")).stdout, paths)
+        return {p: a for p, a in answers.items() if _IDENTITY.fullmatch(a)}
 
     def push(self, local: Path, remote: str, mode: int = 0o644) -> None:
         """Copy a host file to the device, creating parent folders."""
@@ -325,8 +338,7 @@ class Phone:
             c.check_okay()
             try:
                 c.conn.sendall(b"SEND" + struct.pack("<I", len(spec)) + spec)
-                while chunk := fh.read(64 * 1024):
-                    c.conn.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
+                _send_data(c.conn, fh)
                 c.conn.sendall(b"DONE" + struct.pack("<I", int(time.time())))
             except OSError:
                 pass  # the device may have failed the push and closed: its reply says why
@@ -357,6 +369,41 @@ class Phone:
         except (AdbError, OSError, EOFError) as exc:
             raise _device_error(self.serial, exc) from exc
         return target
+
+
+def each_file_script(paths: Sequence[str], command: str) -> str:
+    """Give a shell script printing, for each of `paths` in order, `y` (a readable file) or `n`, then
+    the output of ONE `command FILES...` over the readable ones, a line per file. The answers are
+    read by position, never by the names a command prints: a phone may print a path otherwise
+    than it was given (escaped, or rewritten)."""
+    words = " ".join(shlex.quote(p) for p in paths)
+    return (f'set --; for f in {words}; do if [ -f "$f" ] && [ -r "$f" ]; then set -- "$@" "$f"; echo y; '
+            f'else echo n; fi; done; [ $# -eq 0 ] || {command} "$@" 2>/dev/null; true')
+
+
+_IDENTITY = LazyPattern(r"\d+ \d+ \d+ \d+")
+
+
+def _by_position(text: str, paths: Sequence[str]) -> dict[str, str]:
+    """Give path -> its answer line from each_file_script's output; nothing at all when the answers
+    do not line up with the `y`s (a file gone between the test and the command, a name that split
+    its line): a file without an answer is pushed again, never wrongly kept."""
+    lines = text.splitlines()
+    flags, rest = lines[:len(paths)], [line for line in lines[len(paths):] if line.strip()]
+    if len(flags) < len(paths) or any(f not in ("y", "n") for f in flags):
+        return {}
+    readable = [p for p, f in zip(paths, flags) if f == "y"]
+    return dict(zip(readable, rest)) if len(rest) == len(readable) else {}
+
+
+def parse_md5sums(text: str, paths: Sequence[str]) -> dict[str, str]:
+    """Give path -> md5 (lower case) from each_file_script(paths, "md5sum")'s output (GNU md5sum
+    starts the line of an escaped name with a backslash); nothing at all when an answer is not a
+    digest or the answers do not line up."""
+    answers = {p: line.lstrip("\\").split(" ", 1)[0].lower() for p, line in _by_position(text, paths).items()}
+    if not all(len(d) == 32 and set(d) <= set("0123456789abcdef") for d in answers.values()):
+        return {}
+    return answers
 
 
 def safe_child(folder: Path, name: str) -> Path:
@@ -502,3 +549,17 @@ def port_is_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+_SYNC_DATA_MAX = 64 * 1024  # the most one sync DATA packet may carry (adb's SYNC_DATA_MAX)
+
+
+def _send_data(conn: socket.socket, fh: io.BufferedIOBase) -> None:
+    """Send a file as sync DATA packets: each read straight into one buffer behind its header, so
+    no chunk is copied or allocated again (the client's CPU is the push's, on a 2-core host)."""
+    buf = bytearray(8 + _SYNC_DATA_MAX)
+    view = memoryview(buf)
+    buf[:4] = b"DATA"
+    while n := fh.readinto(view[8:]):
+        struct.pack_into("<I", buf, 4, n)
+        conn.sendall(view[: 8 + n])

@@ -18,8 +18,9 @@ never data. Parsing is pure and tested on what the real scripts print under /bin
 
 from __future__ import annotations
 
+import functools
+import os
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,8 +32,9 @@ _NONCE = re.compile(r"[0-9a-f]{16}")
 
 
 def new_nonce() -> str:
-    """Give a fresh nonce for one device call."""
-    return secrets.token_hex(8)
+    """Give a fresh nonce for one device call: 8 bytes from the OS's CSPRNG, as `secrets.token_hex`
+    gives them, without importing `secrets` (and `hmac`) into every command's start-up."""
+    return os.urandom(8).hex()
 
 
 def check_name(name: str) -> str:
@@ -106,22 +108,29 @@ class Frames:
         return self.sections.get(name) is not None
 
 
+@functools.lru_cache(maxsize=1)
+def _head_pattern() -> re.Pattern[bytes]:
+    """Give the pattern of a section's header line, for any nonce: compiled once, not per stream
+    (a pattern holding the nonce was compiled again for every case, ~0.7 ms each)."""
+    return re.compile(re.escape(MAGIC.encode()) + rb" (\S+) ([a-z][a-z0-9_.-]{0,63})( -)?\n")
+
+
 def parse_frames(data: bytes, nonce: str) -> Frames:
     """Give the sections of a framed stream; ParseError when it holds none."""
-    marker = f"{MAGIC} {nonce} ".encode()
-    heads = [m for m in re.finditer(re.escape(marker) + rb"([a-z][a-z0-9_.-]{0,63})( -)?\n", data)
-             if m.start() == 0 or data[m.start() - 1:m.start()] == b"\n"]
+    mine = nonce.encode()
+    heads = [m for m in _head_pattern().finditer(data)
+             if m.group(1) == mine and (m.start() == 0 or data[m.start() - 1:m.start()] == b"\n")]
     if not heads:
         raise ParseError(f"device stream holds no section ({len(data)} bytes: {data[:60]!r})",
                          "the phone's shell printed something else; see the stored raw log")
     sections: dict[str, bytes | None] = {}
     complete = False
     for i, head in enumerate(heads):
-        name = head.group(1).decode()
+        name = head.group(2).decode()
         if name == "end":
             complete = True
             break
-        if head.group(2):
+        if head.group(3):
             sections[name] = None
             continue
         stop = heads[i + 1].start() if i + 1 < len(heads) else len(data)

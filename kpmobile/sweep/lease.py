@@ -147,7 +147,8 @@ def _write(content: str, path: str) -> str:
 def _create_script(content: str) -> str:
     """Create the lease only where there is none (noclobber: atomic); else print its sum and content."""
     path = shlex.quote(LEASE_PATH)
-    return (f"mkdir -p {shlex.quote(DEVICE_DIR)} && if (set -C; {_write(content, path)}) 2>/dev/null; "
+    folder = shlex.quote(DEVICE_DIR)
+    return (f"{{ [ -d {folder} ] || mkdir -p {folder}; }} && if (set -C; {_write(content, path)}) 2>/dev/null; "
             f"then echo {_TAKEN}; else set -- $(md5sum < {path} 2>/dev/null); echo {_SUM} \"$1\"; "
             f"cat {path} 2>/dev/null; fi")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from kpmobile.errors import KpError
-from kpmobile.filememo import remembered
+from kpmobile.filememo import recall, remember, remembered
 from kpmobile.paths import DEVICE_DIR, cache_dir
 from kpmobile.records import BenchCase, ModelSpec, OutputStat
 from kpmobile.sweep import pipeline as pipe
@@ -126,7 +126,7 @@ def main_case_files(t: Target, case: BenchCase, nb_local: dict[str, Path],
 def push_files(target: Target, staged: Staged, counters: Counters, progress: Progress) -> None:
     """Push the runner and models whose md5 differs on the device; skip the rest."""
     files = staged.files(target)
-    on_device = target.phone.md5sums([remote for _, remote, _ in files])
+    on_device = device_md5s(target, [remote for _, remote, _ in files])
     for local, remote, mode in files:
         if on_device.get(remote) == file_md5(local):
             counters.add(pushes_skipped=1)
@@ -134,6 +134,30 @@ def push_files(target: Target, staged: Staged, counters: Counters, progress: Pro
         target.phone.push(local, remote, mode)
         counters.add(pushes=1)
         progress.note(f"{target.info.serial}: pushed {PurePosixPath(remote).name}")
+
+
+def device_md5s(target: Target, remotes: Sequence[str]) -> dict[str, str]:
+    """Give remote path -> md5 of the files on the phone, hashing only those written since they were
+    last hashed.
+
+    One `stat` gives each file's size, mtime, ctime and inode; a file whose identity is the one it
+    had when it was hashed keeps that md5 (kpmobile.filememo, keyed by the phone and the path), as
+    git's index and rsync's quick check trust a file's stat. The ctime changes with every write
+    and cannot be set back, so nothing written since is missed. The rest are hashed in one more
+    call, and their md5 remembered only when their ctime is older than the phone's clock at the
+    hashing: a write within that same second could leave the identity as it was."""
+    identities = target.phone.identities(remotes)
+    key = f"phone-md5:{target.fp}:{target.info.serial}:"
+    sums = {r: md5 for r in identities if (md5 := recall(key + r, identities[r])) is not None}
+    unknown = [r for r in identities if r not in sums]
+    if unknown:
+        hashed, now = target.phone.md5sums_at(unknown)
+        sums.update(hashed)
+        for remote, md5 in hashed.items():
+            ctime = int(identities[remote].split()[2])
+            if now is not None and ctime < now:
+                remember(key + remote, identities[remote], md5)
+    return sums
 
 
 def file_md5(path: Path) -> str:

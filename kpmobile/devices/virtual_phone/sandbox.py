@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -29,8 +30,11 @@ MAPPED: tuple[tuple[str, str], ...] = (
     ("/sdcard", "sdcard"),
 )
 # A device path is rewritten only where it starts a word, so ROOT/... is never rewritten twice.
+# A mapped device path, standing alone (not inside a longer word or path). The pattern starts with
+# its "/" so that the regex engine skips ahead to each slash (the case script has ~4 KB of them,
+# and every shell of a sweep goes through this), then looks at the character before that slash.
 _DEVICE_PATH = re.compile(
-    r"(?<![\w./~-])(" + "|".join(re.escape(dev) for dev, _ in MAPPED) + r")(?![\w.-])"
+    r"/(?<![\w./~-]/)(" + "|".join(re.escape(dev[1:]) for dev, _ in MAPPED) + r")(?![\w.-])"
 )
 _SAFE_ROOT = re.compile(r"^[\w./+@%:,-]+$")
 _PROP_LINE = re.compile(r"^\[([^\]]+)\]: \[(.*)\]\s*$")
@@ -262,11 +266,13 @@ class Sandbox:
 
     def rewrite_command(self, command: str) -> str:
         """Give the command with every mapped device path pointing into the sandbox."""
-        return _DEVICE_PATH.sub(lambda m: str(self.root / self._rel(m.group(1))), command)
+        hosts = self._hosts
+        return _DEVICE_PATH.sub(lambda m: hosts[m.group(1)], command)
 
-    @staticmethod
-    def _rel(device: str) -> str:
-        return next(rel for dev, rel in MAPPED if dev == device)
+    @functools.cached_property
+    def _hosts(self) -> dict[str, str]:
+        """Give each mapped device path (without its leading "/") -> where it lives in the sandbox."""
+        return {dev[1:]: str(self.root / rel) for dev, rel in MAPPED}
 
     def host_path(self, device_path: str) -> Path | None:
         """Give where a device path lives in the sandbox, or None for paths the phone does not map."""
