@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def remembered_as(key: str, identity: Callable[[], object], compute: Callable[[]
         return known
     value = compute()
     if _plain(identity()) == _plain(before):  # else changed while it was read: not worth remembering
-        remember(key, before, value)
+        remember([(key, before, value)])
     return value
 
 
@@ -93,11 +93,13 @@ def recall(key: str, identity: object) -> str | None:
     return None
 
 
-def remember(key: str, identity: object, value: str) -> None:
-    """Remember `value` under `key` for as long as what it was computed from has this `identity`."""
+def remember(entries: Iterable[tuple[str, object, str]]) -> None:
+    """Remember each (key, identity, value): `value` under `key` for as long as what it was computed
+    from has this `identity`. The memo file is rewritten once for all of them."""
     with _LOCK:
         memo = _load()
-        memo[key] = [_plain(identity), value]
+        for key, identity, value in entries:
+            memo[key] = [_plain(identity), value]
         _save(memo)
 
 

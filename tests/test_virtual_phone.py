@@ -455,7 +455,8 @@ def test_slowdown_really_slows_the_runners_and_shows_in_devices_json(
     ("x=/proc/cpuinfo;", "x={root}/proc/cpuinfo;"),
     # inside a longer word or path, or a longer name: left as it is
     ("x/data/local/tmp ~/sdcard -/sdcard //sdcard ./sdcard", "x/data/local/tmp ~/sdcard -/sdcard //sdcard ./sdcard"),
-    ("/data/local/tmpx /sdcard.x /sdcard-2 /proc/cpuinfo_max", "/data/local/tmpx /sdcard.x /sdcard-2 /proc/cpuinfo_max"),
+    ("/data/local/tmpx /sdcard.x /sdcard-2 /proc/cpuinfo_max",
+     "/data/local/tmpx /sdcard.x /sdcard-2 /proc/cpuinfo_max"),
     ("/storage/emulated/0/x /storage/self/primary", "{root}/sdcard/x {root}/sdcard"),
 ])
 def test_the_sandbox_maps_only_whole_device_paths(tmp_path: Path, command: str, expected: str) -> None:

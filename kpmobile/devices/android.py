@@ -18,11 +18,10 @@ import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from kpmobile.devices import framing, identify
 from kpmobile.errors import DeviceError, KpError
-from kpmobile.lazyre import LazyPattern
 from kpmobile.records import DeviceInfo
 
 # adbutils imports requests (to install APKs from URLs) when it is imported; kpmobile never
@@ -297,7 +296,9 @@ class Phone:
     def md5sums(self, paths: Sequence[str]) -> dict[str, str]:
         """Give path -> md5 for the files that exist on the device: one shell call and one `md5sum`
         for all of them (see each_file_script)."""
-        return self.md5sums_at(paths)[0]
+        if not paths:
+            return {}
+        return parse_md5sums(self.shell(each_file_script(paths, "md5sum")).stdout, paths)
 
     def md5sums_at(self, paths: Sequence[str]) -> tuple[dict[str, str], int | None]:
         """Give (path -> md5, the phone's clock in whole seconds just before hashing, None if unread),
@@ -309,14 +310,15 @@ class Phone:
         now = int(head) if head.strip().isdigit() else None
         return parse_md5sums(rest, paths), now
 
-    def identities(self, paths: Sequence[str]) -> dict[str, str]:
-        """Give path -> "size mtime ctime inode" (whole seconds) of the files that exist on the device,
-        from one shell call and one `stat`: what changes when a file is written, as git's index
-        and rsync's quick check know it, without reading the file."""
+    def identities(self, paths: Sequence[str]) -> dict[str, FileIdentity]:
+        """Give path -> FileIdentity of the files that exist on the device, from one shell call and
+        one `stat`: what changes when a file is written, as git's index and rsync's quick check
+        know it, without reading the file."""
         if not paths:
             return {}
-        answers = _by_position(self.shell(each_file_script(paths, "stat -c '%s %Y %Z %i'")).stdout, paths)
-        return {p: a for p, a in answers.items() if _IDENTITY.fullmatch(a)}
+        answers = _by_position(self.shell(each_file_script(paths, f"stat -c '{STAT_IDENTITY}'")).stdout,
+                               paths)
+        return {p: ident for p, a in answers.items() if (ident := FileIdentity.parse(a)) is not None}
 
     def push(self, local: Path, remote: str, mode: int = 0o644) -> None:
         """Copy a host file to the device, creating parent folders."""
@@ -381,7 +383,25 @@ def each_file_script(paths: Sequence[str], command: str) -> str:
             f'else echo n; fi; done; [ $# -eq 0 ] || {command} "$@" 2>/dev/null; true')
 
 
-_IDENTITY = LazyPattern(r"\d+ \d+ \d+ \d+")
+class FileIdentity(NamedTuple):
+    """What `stat` says of a device file that changes whenever the file is written (whole seconds)."""
+
+    size: int
+    mtime_s: int
+    ctime_s: int  # moves with every write and chmod; cannot be set back
+    inode: int
+
+    @classmethod
+    def parse(cls, line: str) -> FileIdentity | None:
+        """Give the identity in a line `stat -c STAT_IDENTITY` printed, or None for anything else."""
+        parts = line.split()
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            return None
+        size, mtime, ctime, inode = (int(p) for p in parts)
+        return cls(size, mtime, ctime, inode)
+
+
+STAT_IDENTITY = "%s %Y %Z %i"  # toybox and GNU stat: FileIdentity's fields, in order
 
 
 def _by_position(text: str, paths: Sequence[str]) -> dict[str, str]:

@@ -148,15 +148,13 @@ def device_md5s(target: Target, remotes: Sequence[str]) -> dict[str, str]:
     hashing: a write within that same second could leave the identity as it was."""
     identities = target.phone.identities(remotes)
     key = f"phone-md5:{target.fp}:{target.info.serial}:"
-    sums = {r: md5 for r in identities if (md5 := recall(key + r, identities[r])) is not None}
+    sums = {r: md5 for r, ident in identities.items() if (md5 := recall(key + r, ident)) is not None}
     unknown = [r for r in identities if r not in sums]
     if unknown:
         hashed, now = target.phone.md5sums_at(unknown)
         sums.update(hashed)
-        for remote, md5 in hashed.items():
-            ctime = int(identities[remote].split()[2])
-            if now is not None and ctime < now:
-                remember(key + remote, identities[remote], md5)
+        if now is not None:
+            remember((key + r, identities[r], md5) for r, md5 in hashed.items() if identities[r].ctime_s < now)
     return sums
 
 

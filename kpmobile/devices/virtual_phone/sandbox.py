@@ -29,10 +29,10 @@ MAPPED: tuple[tuple[str, str], ...] = (
     ("/proc/cpuinfo", "proc/cpuinfo"),
     ("/sdcard", "sdcard"),
 )
-# A device path is rewritten only where it starts a word, so ROOT/... is never rewritten twice.
-# A mapped device path, standing alone (not inside a longer word or path). The pattern starts with
-# its "/" so that the regex engine skips ahead to each slash (the case script has ~4 KB of them,
-# and every shell of a sweep goes through this), then looks at the character before that slash.
+# A device path is rewritten only where it stands alone (not inside a longer word or path), so
+# ROOT/... is never rewritten twice. The pattern starts with its "/" so that the regex engine skips
+# ahead from slash to slash (every shell of a sweep goes through this, the ~4 KB case script too),
+# then looks at the character before that slash.
 _DEVICE_PATH = re.compile(
     r"/(?<![\w./~-]/)(" + "|".join(re.escape(dev[1:]) for dev, _ in MAPPED) + r")(?![\w.-])"
 )
